@@ -1,0 +1,74 @@
+"""Events the generation pipeline yields, in order, while it runs.
+
+The pipeline is a generator of these; progress display, JSON output and tests are consumers.
+All times are wall-clock seconds measured with ``time.perf_counter``; video times are seconds of
+output video at the plan's fps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class GenerationStarted:
+    """Model loaded and prompts encoded; the block loop is about to start.
+
+    ``num_blocks`` blocks of ``frames_per_block`` latent frames will be generated, giving
+    ``num_video_frames`` video frames (``duration_s`` seconds at ``fps``).
+    """
+
+    num_blocks: int
+    frames_per_block: int
+    num_video_frames: int
+    fps: int
+    duration_s: float
+    first_prompt: str
+
+
+@dataclass(frozen=True)
+class PromptSwitched:
+    """Segment ``segment`` (0-based) takes effect at block ``block``, after the KV re-cache.
+
+    ``time_s`` is the video time of the first frame generated under the new prompt.
+    """
+
+    block: int
+    segment: int
+    text: str
+    time_s: float
+
+
+@dataclass(frozen=True)
+class BlockDone:
+    """Block ``block`` (0-based) of ``num_blocks`` is denoised, decoded and handed to the writer.
+
+    ``video_frames_done`` counts video frames written so far (cumulative); ``elapsed_s`` is wall
+    time since ``GenerationStarted``.
+    """
+
+    block: int
+    num_blocks: int
+    video_frames_done: int
+    num_video_frames: int
+    fps: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The output file is complete and in place under its final name."""
+
+    path: Path
+    num_video_frames: int
+    duration_s: float
+    wall_s: float
+
+    @property
+    def generation_fps(self) -> float:
+        """Video frames per wall-clock second over the block loop."""
+        return self.num_video_frames / self.wall_s if self.wall_s > 0 else float("inf")
+
+
+Event = GenerationStarted | PromptSwitched | BlockDone | Finished
