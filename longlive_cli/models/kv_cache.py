@@ -1,0 +1,150 @@
+"""Self-attention KV cache with a frame sink and a local window (LongLive §3.2, "frame sink").
+
+The cache holds keys and values for at most ``capacity_frames`` latent frames per layer: the
+first ``sink_frames`` frames written after a clear (the *frame sink*, never evicted) and a ring of
+the latest ``capacity_frames - sink_frames`` frames (the *local window*). Writing a frame that
+does not fit evicts the oldest non-sink frame by overwriting its slot in place, so nothing is ever
+copied or rolled and memory does not depend on video length.
+
+Slots are ordered sink first, then ring slots in the order they were filled. Attention does not
+depend on the order of keys (RoPE is applied before keys are stored and the cached path has no
+mask), so the ring never needs re-ordering. Reference: NVlabs/LongLive v1.0
+``wan/modules/causal_model.py`` (``CausalWanSelfAttention.forward``, rolling cache with
+``sink_size`` and ``max_attention_size``), whose eviction order this reproduces: the first
+eviction, when the block starting at latent frame 12 is written, drops frames 3-5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class CacheWrite:
+    """Where one forward pass writes its frames and what it then attends to.
+
+    ``frame_slots[i]`` is the slot of the pass's i-th latent frame; after writing, slots
+    ``0 .. num_valid - 1`` hold valid keys/values and are all attended to.
+    """
+
+    frame_slots: tuple[int, ...]
+    num_valid: int
+
+
+class KVCache:
+    """Bounded per-layer key/value buffers for the causal transformer.
+
+    Tensors ``k`` and ``v`` have shape ``[num_layers, B, capacity_frames * tokens_per_frame, heads,
+    head_dim]`` (keys after RoPE). ``slot_frames`` lists the absolute latent frame held by each
+    slot (``-1``: empty).
+
+    Args:
+        num_layers: transformer blocks (30 for Wan2.1-1.3B).
+        batch_size: videos generated together.
+        tokens_per_frame: tokens per latent frame after patchify, ``(h/2)*(w/2)`` (1560 at 832x480).
+        heads, head_dim: attention heads and channels per head (12, 128 for Wan2.1-1.3B).
+        capacity_frames: ``local_attn_size`` in latent frames (12 in LongLive).
+        sink_frames: ``sink_size`` in latent frames (3 in LongLive); must be < capacity_frames.
+
+    Raises:
+        ValueError: for sizes that cannot form a sink + window.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_layers: int,
+        batch_size: int,
+        tokens_per_frame: int,
+        heads: int,
+        head_dim: int,
+        capacity_frames: int = 12,
+        sink_frames: int = 3,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if capacity_frames < 1 or not 0 <= sink_frames < capacity_frames:
+            raise ValueError(
+                f"KV cache needs 0 <= sink_frames < capacity_frames, got sink {sink_frames}, "
+                f"capacity {capacity_frames}"
+            )
+        self.capacity_frames = capacity_frames
+        self.sink_frames = sink_frames
+        self.tokens_per_frame = tokens_per_frame
+        shape = (num_layers, batch_size, capacity_frames * tokens_per_frame, heads, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.slot_frames: list[int] = [-1] * capacity_frames
+        self._first_frame: int | None = None  # first frame written since the last clear
+
+    @property
+    def ring_frames(self) -> int:
+        """Latent frames in the local window beside the sink."""
+        return self.capacity_frames - self.sink_frames
+
+    def clear(self) -> None:
+        """Forget every frame; the next frames written become the new sink.
+
+        Buffers are not zeroed: empty slots are never attended to.
+        """
+        self.slot_frames = [-1] * self.capacity_frames
+        self._first_frame = None
+
+    def sink(self) -> tuple[int, ...]:
+        """Absolute latent frames currently held as the frame sink."""
+        return tuple(f for f in self.slot_frames[: self.sink_frames] if f >= 0)
+
+    def frames(self) -> tuple[int, ...]:
+        """Absolute latent frames currently held, sorted."""
+        return tuple(sorted(f for f in self.slot_frames if f >= 0))
+
+    def slot_of(self, frame: int) -> int:
+        """Slot that latent frame ``frame`` occupies (or would occupy) given the current sink."""
+        first = frame if self._first_frame is None else self._first_frame
+        if frame < first:
+            raise ValueError(f"latent frame {frame} precedes the cache's first frame {first}")
+        offset = frame - first
+        if offset < self.sink_frames:
+            return offset
+        return self.sink_frames + (offset - self.sink_frames) % self.ring_frames
+
+    def assign(self, start_frame: int, num_frames: int) -> CacheWrite:
+        """Book slots for latent frames ``start_frame .. start_frame + num_frames - 1``.
+
+        Frames already held keep their slots (a later pass over the same frames overwrites them);
+        new frames evict the oldest non-sink frame in their ring slot. Call once per forward pass,
+        then write every layer with :meth:`write`.
+
+        Raises:
+            ValueError: if the frames do not fit in the window (``num_frames > ring_frames`` once
+                the sink is full) or come before the sink.
+        """
+        if self._first_frame is None:
+            self._first_frame = start_frame
+        slots = tuple(self.slot_of(start_frame + i) for i in range(num_frames))
+        if len(set(slots)) != len(slots):
+            raise ValueError(
+                f"{num_frames} latent frames from {start_frame} do not fit in a KV cache of "
+                f"{self.capacity_frames} frames with a {self.sink_frames}-frame sink"
+            )
+        for i, slot in enumerate(slots):
+            self.slot_frames[slot] = start_frame + i
+        num_valid = sum(f >= 0 for f in self.slot_frames)
+        # Slots fill in order, so the valid ones are always a prefix: attention reads a plain slice.
+        assert all(f >= 0 for f in self.slot_frames[:num_valid])
+        return CacheWrite(frame_slots=slots, num_valid=num_valid)
+
+    def write(self, layer: int, plan: CacheWrite, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store one layer's keys/values ``[B, num_frames * tokens_per_frame, heads, head_dim]``."""
+        tpf = self.tokens_per_frame
+        for i, slot in enumerate(plan.frame_slots):
+            # Consecutive frames usually land in consecutive slots; a per-frame copy keeps it simple.
+            self.k[layer, :, slot * tpf : (slot + 1) * tpf] = k[:, i * tpf : (i + 1) * tpf]
+            self.v[layer, :, slot * tpf : (slot + 1) * tpf] = v[:, i * tpf : (i + 1) * tpf]
+
+    def read(self, layer: int, plan: CacheWrite) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``[B, num_valid * tokens_per_frame, heads, head_dim]`` to attend to (views)."""
+        end = plan.num_valid * self.tokens_per_frame
+        return self.k[layer, :, :end], self.v[layer, :, :end]

@@ -1,0 +1,271 @@
+"""Causal Wan transformer: diffusers' ``WanTransformer3DModel`` driven block by block with a KV cache.
+
+The Wan blocks, embedders and output head are diffusers' own modules, used as they are. What this
+file adds is what LongLive changes (NVlabs/LongLive v1.0 ``wan/modules/causal_model.py``):
+
+* a self-attention processor that applies RoPE at the *absolute* latent-frame index, stores the
+  keys (after RoPE) and values in a :class:`~longlive_cli.models.kv_cache.KVCache`, and attends the
+  current block's queries to everything in the cache (frame sink + local window; no mask, so
+  attention inside the block is bidirectional);
+* a cross-attention processor that reads text keys/values computed once per prompt;
+* per-frame timesteps (``[B, F]``), with the sinusoidal timestep embedding computed in float64 as
+  the official ``sinusoidal_embedding_1d`` does.
+
+Shapes: latents are ``[B, F, C, h, w]`` (batch, latent frames, 16 channels, height/8, width/8).
+Patchify (1, 2, 2) gives ``(h/2)*(w/2)`` tokens per latent frame (1560 at 832x480).
+
+The custom processors receive their per-pass inputs through the arguments that
+``WanTransformerBlock.forward`` already passes to its attention modules: the ``rotary_emb``
+argument of ``attn1`` carries a :class:`SelfAttentionInputs`, the ``encoder_hidden_states``
+argument of ``attn2`` carries a :class:`PromptContext`. The block itself is not re-written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import WanTransformer3DModel
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+
+from .kv_cache import CacheWrite, KVCache
+
+
+@dataclass
+class PromptContext:
+    """One prompt's text conditioning, projected for cross-attention.
+
+    ``context``: ``[B, 512, dim]``, the UMT5 embedding after the transformer's text projection.
+    Per-layer cross-attention keys/values (``[B, 512, heads, head_dim]`` each) are computed on
+    first use and kept, so each prompt's K/V are computed once (official ``crossattn_cache``).
+    """
+
+    context: torch.Tensor
+    kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SelfAttentionInputs:
+    """Per-pass inputs of the self-attention processors.
+
+    ``cos``/``sin``: RoPE tables ``[1, S, 1, head_dim]`` for the pass's ``S`` query tokens.
+    ``cache``/``write``: the KV cache and where this pass writes (cached path), or ``None``.
+    ``attn_mask``: boolean ``[S, S]`` (True = may attend) for the uncached reference path.
+    """
+
+    cos: torch.Tensor
+    sin: torch.Tensor
+    cache: KVCache | None = None
+    write: CacheWrite | None = None
+    attn_mask: torch.Tensor | None = None
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent channel pairs of ``x`` ``[B, S, heads, head_dim]`` by RoPE angles.
+
+    ``cos``/``sin`` are ``[1, S, 1, head_dim]`` with each angle repeated for its pair. The
+    rotation runs in the tables' dtype (float64 for float32 models, like the official
+    ``causal_rope_apply``) and the result is cast back to ``x.dtype``.
+    """
+    x1, x2 = x.to(cos.dtype).unflatten(-1, (-1, 2)).unbind(-1)
+    c, s = cos[..., 0::2], sin[..., 1::2]
+    return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2).to(x.dtype)
+
+
+def _project_qkv(attn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if getattr(attn, "fused_projections", False):
+        return attn.to_qkv(x).chunk(3, dim=-1)
+    return attn.to_q(x), attn.to_k(x), attn.to_v(x)
+
+
+class CachedSelfAttnProcessor:
+    """Self-attention of one layer: RoPE at absolute frames, KV-cache write, attend to the cache."""
+
+    def __init__(self, layer: int) -> None:
+        self.layer = layer
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
+        inputs: SelfAttentionInputs = rotary_emb
+        q, k, v = _project_qkv(attn, hidden_states)
+        q = attn.norm_q(q).unflatten(2, (attn.heads, -1))
+        k = attn.norm_k(k).unflatten(2, (attn.heads, -1))
+        v = v.unflatten(2, (attn.heads, -1))
+        q = apply_rope(q, inputs.cos, inputs.sin)
+        k = apply_rope(k, inputs.cos, inputs.sin)
+        if inputs.cache is not None:
+            inputs.cache.write(self.layer, inputs.write, k, v)
+            k, v = inputs.cache.read(self.layer, inputs.write)
+        out = dispatch_attention_fn(q, k, v, attn_mask=inputs.attn_mask)
+        out = out.flatten(2, 3).type_as(q)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+class CachedCrossAttnProcessor:
+    """Cross-attention of one layer to all 512 text positions (no padding mask, as official)."""
+
+    def __init__(self, layer: int) -> None:
+        self.layer = layer
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
+        prompt: PromptContext = encoder_hidden_states
+        q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1))
+        if self.layer not in prompt.kv:
+            ctx = prompt.context
+            k = attn.norm_k(attn.to_k(ctx)).unflatten(2, (attn.heads, -1))
+            prompt.kv[self.layer] = (k, attn.to_v(ctx).unflatten(2, (attn.heads, -1)))
+        k, v = prompt.kv[self.layer]
+        out = dispatch_attention_fn(q, k, v).flatten(2, 3).type_as(q)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def sinusoidal_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
+    """Wan's sinusoidal timestep embedding in float64: ``[N] -> [N, dim]`` as ``[cos | sin]``.
+
+    Source: Wan2.1 ``wan/modules/model.py`` ``sinusoidal_embedding_1d`` (float64); diffusers'
+    float32 ``Timesteps`` differs by ~5e-6 per pass, which the official code does not have.
+    """
+    half = dim // 2
+    pos = timesteps.to(torch.float64).flatten()
+    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=pos.device).div(half))
+    angles = torch.outer(pos, freqs)
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+
+
+class CausalWanTransformer(torch.nn.Module):
+    """A ``WanTransformer3DModel`` run causally, block by block, with per-frame timesteps.
+
+    Args:
+        wan: the diffusers transformer; its attention processors are replaced by the cached ones.
+
+    The model predicts the flow ``v`` (noise minus x0) for the frames it is given.
+    """
+
+    def __init__(self, wan: WanTransformer3DModel) -> None:
+        super().__init__()
+        self.wan = wan
+        for i, block in enumerate(wan.blocks):
+            block.attn1.set_processor(CachedSelfAttnProcessor(i))
+            block.attn2.set_processor(CachedCrossAttnProcessor(i))
+        cfg = wan.config
+        self.num_layers = cfg.num_layers
+        self.heads = cfg.num_attention_heads
+        self.head_dim = cfg.attention_head_dim
+        self.dim = self.heads * self.head_dim
+        self.patch_size = tuple(cfg.patch_size)
+        self.max_frames = cfg.rope_max_seq_len
+        if self.patch_size[0] != 1:
+            raise ValueError(f"causal generation needs a temporal patch size of 1, got {self.patch_size}")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.wan.patch_embedding.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.wan.patch_embedding.weight.device
+
+    def tokens_per_frame(self, height: int, width: int) -> int:
+        """Tokens per latent frame for a latent of ``height`` x ``width`` (latent pixels)."""
+        _, ph, pw = self.patch_size
+        return (height // ph) * (width // pw)
+
+    def new_cache(self, height: int, width: int, *, capacity_frames: int, sink_frames: int) -> KVCache:
+        """An empty KV cache sized for this model and a ``height`` x ``width`` latent."""
+        return KVCache(
+            num_layers=self.num_layers,
+            batch_size=1,
+            tokens_per_frame=self.tokens_per_frame(height, width),
+            heads=self.heads,
+            head_dim=self.head_dim,
+            capacity_frames=capacity_frames,
+            sink_frames=sink_frames,
+            dtype=self.dtype,
+            device=self.device,
+        )
+
+    def encode_prompt(self, text_embeds: torch.Tensor) -> PromptContext:
+        """Project UMT5 embeddings ``[B, 512, text_dim]`` into a fresh :class:`PromptContext`."""
+        text = text_embeds.to(device=self.device, dtype=self.dtype)
+        return PromptContext(context=self.wan.condition_embedder.text_embedder(text))
+
+    def rope(self, start_frame: int, num_frames: int, hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos/sin ``[1, F*hp*wp, 1, head_dim]`` for frames starting at absolute ``start_frame``.
+
+        Raises:
+            ValueError: past the model's positional table (``rope_max_seq_len`` latent frames).
+        """
+        if start_frame < 0 or start_frame + num_frames > self.max_frames:
+            raise ValueError(
+                f"latent frames {start_frame}..{start_frame + num_frames - 1} are outside the model's "
+                f"positional table of {self.max_frames} latent frames"
+            )
+        rope = self.wan.rope
+        sizes = [rope.t_dim, rope.h_dim, rope.w_dim]
+        dtype = torch.float64 if self.dtype == torch.float32 else torch.float32
+        tables = []
+        for full in (rope.freqs_cos, rope.freqs_sin):
+            t, h, w = full.to(dtype).split(sizes, dim=1)
+            n = num_frames
+            parts = [
+                t[start_frame : start_frame + n].view(n, 1, 1, -1).expand(n, hp, wp, -1),
+                h[:hp].view(1, hp, 1, -1).expand(n, hp, wp, -1),
+                w[:wp].view(1, 1, wp, -1).expand(n, hp, wp, -1),
+            ]
+            tables.append(torch.cat(parts, dim=-1).reshape(1, n * hp * wp, 1, -1))
+        return tables[0], tables[1]
+
+    def forward(
+        self,
+        latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        prompt: PromptContext,
+        *,
+        start_frame: int,
+        cache: KVCache | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Flow prediction for ``F`` latent frames starting at absolute latent frame ``start_frame``.
+
+        Args:
+            latents: ``[B, F, C, h, w]`` noisy (or clean, at timestep 0) latents.
+            timesteps: ``[B]`` (one per video) or ``[B, F]`` (per frame) timesteps on the 0..1000
+                scale, float.
+            prompt: text conditioning from :meth:`encode_prompt`.
+            start_frame: absolute latent index of the first frame (RoPE position, cache slots).
+            cache: cached path: write these frames' keys/values, attend to the whole cache.
+            attn_mask: uncached path: boolean ``[S, S]`` mask over the ``F*(h/2)*(w/2)`` tokens.
+
+        Returns:
+            ``[B, F, C, h, w]`` flow prediction in the model dtype.
+        """
+        wan = self.wan
+        b, f, _, h, w = latents.shape
+        _, ph, pw = self.patch_size
+        hp, wp = h // ph, w // pw
+        x = wan.patch_embedding(latents.to(self.dtype).transpose(1, 2))
+        x = x.flatten(2).transpose(1, 2).contiguous()  # [B, S, dim]
+
+        emb = wan.condition_embedder
+        per_frame = timesteps.ndim == 2
+        sin_emb = sinusoidal_embedding(timesteps, emb.timesteps_proj.num_channels)
+        temb = emb.time_embedder(sin_emb.to(emb.time_embedder.linear_1.weight.dtype)).type_as(x)
+        tproj = emb.time_proj(emb.act_fn(temb)).unflatten(1, (6, self.dim))  # [N, 6, dim]
+        if per_frame:
+            temb = temb.unflatten(0, (b, f))  # [B, F, dim]
+            block_temb = tproj.unflatten(0, (b, f)).repeat_interleave(hp * wp, dim=1)  # [B, S, 6, dim]
+        else:
+            temb = temb.unsqueeze(1).expand(b, f, -1)  # one timestep per video: the cheap path
+            block_temb = tproj  # [B, 6, dim]
+
+        cos, sin = self.rope(start_frame, f, hp, wp)
+        write = cache.assign(start_frame, f) if cache is not None else None
+        inputs = SelfAttentionInputs(cos.to(x.device), sin.to(x.device), cache, write, attn_mask)
+        for block in wan.blocks:
+            x = block(x, prompt, block_temb, inputs)
+
+        shift, scale = (wan.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)
+        x = wan.norm_out(x.float()).unflatten(1, (f, hp * wp))
+        x = (x * (1 + scale) + shift).flatten(1, 2).type_as(temb)
+        x = wan.proj_out(x)  # [B, S, p_t*p_h*p_w*C]
+        x = x.reshape(b, f, hp, wp, ph, pw, -1).permute(0, 1, 6, 2, 4, 3, 5)
+        return x.reshape(b, f, -1, h, w)
