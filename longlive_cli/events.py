@@ -16,7 +16,7 @@ class GenerationStarted:
     """Model loaded and prompts encoded; the block loop is about to start.
 
     ``num_blocks`` blocks of ``frames_per_block`` latent frames will be generated, giving
-    ``num_video_frames`` video frames (``duration_s`` seconds at ``fps``).
+    ``num_video_frames`` video frames (``duration_s`` seconds at ``fps``) from noise seed ``seed``.
     """
 
     num_blocks: int
@@ -25,6 +25,7 @@ class GenerationStarted:
     fps: int
     duration_s: float
     first_prompt: str
+    seed: int | None = None
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from .models.kv_cache import KVCache
-from .models.transformer import CausalWanTransformer, PromptContext
+if TYPE_CHECKING:
+    from .models.kv_cache import KVCache
+    from .models.transformer import CausalWanTransformer, PromptContext
 
 LATENT_CHANNELS = 16
 

@@ -11,14 +11,17 @@ download and produces noise-like video, for trying the tool and for tests.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-from ..decode import tiny_vae_config
 from ..sampler import SamplerConfig
-from ..text import TextEncoder, build_tiny_text_encoder
-from .transformer import CausalWanTransformer
+
+if TYPE_CHECKING:  # the heavy libraries load only when a model is built
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    from ..text import TextEncoder
+    from .transformer import CausalWanTransformer
 
 DEFAULT_MODEL = "longlive-1.3b"
 
@@ -34,7 +37,8 @@ class ModelSpec:
     ``base`` is a Hub repo id or local folder in diffusers layout (``transformer/``, ``vae/``,
     ``text_encoder/``, ``tokenizer/``); ``generator``/``lora`` are ``repo:path`` references to the
     official LongLive checkpoint files. ``None`` for ``base`` means: build tiny random weights.
-    Sizes are in latent frames.
+    Sampler sizes are in latent frames; ``native_resolution`` is ``(width, height)`` in pixels, used
+    when a storyboard gives none.
     """
 
     name: str
@@ -46,6 +50,7 @@ class ModelSpec:
     lora_alpha: int = 256
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     fps: int = 16
+    native_resolution: tuple[int, int] = (832, 480)
 
 
 PRESETS: dict[str, ModelSpec] = {
@@ -55,7 +60,8 @@ PRESETS: dict[str, ModelSpec] = {
         generator="Efficient-Large-Model/LongLive-1.3B:models/longlive_base.pt",
         lora="Efficient-Large-Model/LongLive-1.3B:models/lora.pt",
     ),
-    "tiny-random": ModelSpec(name="tiny-random", base=None),
+    # Small native size: the Wan VAE decoder's causal 3-D convolutions are slow on CPU at 832x480.
+    "tiny-random": ModelSpec(name="tiny-random", base=None, native_resolution=(128, 80)),
 }
 
 
@@ -104,6 +110,11 @@ def tiny_transformer_config() -> dict:
 
 def build_tiny_random(seed: int = 0) -> tuple[WanTransformer3DModel, AutoencoderKLWan, TextEncoder]:
     """Tiny random transformer, VAE and text encoder, identical for the same ``seed``."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    from ..decode import tiny_vae_config
+    from ..text import build_tiny_text_encoder
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         wan = WanTransformer3DModel(**tiny_transformer_config())
@@ -125,9 +136,14 @@ def load_model(spec: ModelSpec, *, device: torch.device, dtype: torch.dtype) -> 
             f"on the {spec.base} base, and loading them is not available in this version yet. "
             "Use --model tiny-random to try the tool end to end (it produces noise-like video)."
         )
+    from .transformer import CausalWanTransformer
+
     wan, vae, text = build_tiny_random()
-    transformer = CausalWanTransformer(wan.to(device=device, dtype=dtype)).eval()
-    text.text_encoder.to(device=device, dtype=dtype)
-    return Model(
-        spec=spec, transformer=transformer, vae=vae.to(device=device, dtype=dtype).eval(), text_encoder=text
-    )
+    for part in (wan, vae, text.text_encoder):
+        # Built in float32; cast only when asked (the official inference casts every module alike).
+        if dtype == torch.float32:
+            part.to(device=device)
+        else:
+            part.to(device=device, dtype=dtype)
+    transformer = CausalWanTransformer(wan).eval().requires_grad_(False)
+    return Model(spec=spec, transformer=transformer, vae=vae.eval().requires_grad_(False), text_encoder=text)

@@ -1,0 +1,112 @@
+"""Per-block time and peak memory do not grow with video length.
+
+Runs `longlive`'s library pipeline (storyboard -> sampler -> streaming decode -> MP4) on the
+tiny-random preset for several durations, each in a fresh process so that peak RSS is that run's
+own, and prints per-block latency (median, p90) and peak RSS, plus the ratios against the
+shortest run.
+
+    python benchmarks/flat_cost.py                      # 10 s, 60 s, 240 s at 256x144 on CPU
+    python benchmarks/flat_cost.py --durations 10 240 --resolution 832x480
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STORY = """\
+duration: {duration}s
+resolution: {resolution}
+seed: 1
+prompts:
+{prompts}
+"""
+
+
+def storyboard(duration: float, resolution: str) -> str:
+    # One prompt switch every 10 s, like a real storyboard: re-cache cost is part of the measurement.
+    times = range(0, int(duration), 10)
+    prompts = "\n".join(
+        f'  - at: {t}s\n    text: "scene {i}: a panda walks through a bamboo forest"'
+        for i, t in enumerate(times)
+    )
+    return STORY.format(duration=duration, resolution=resolution, prompts=prompts)
+
+
+def child(duration: float, resolution: str, device: str) -> dict:
+    """Run one generation in this process; return timings and peak RSS."""
+    import resource
+
+    import torch
+
+    from longlive_cli.events import BlockDone
+    from longlive_cli.models.registry import load_model, resolve_model
+    from longlive_cli.pipeline import encode_plan_prompts, generate
+    from longlive_cli.storyboard import make_plan, parse_storyboard
+
+    torch.set_num_threads(torch.get_num_threads())
+    plan = make_plan(parse_storyboard(storyboard(duration, resolution)))
+    model = load_model(resolve_model("tiny-random"), device=torch.device(device), dtype=torch.float32)
+    embeds = encode_plan_prompts(model.text_encoder, plan)
+    block_s, last = [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        for event in generate(plan, model, embeds, Path(tmp) / "out.mp4", seed=1):
+            if isinstance(event, BlockDone):
+                now = time.perf_counter()
+                block_s.append(now - (last if last is not None else start))
+                last = now
+        wall = time.perf_counter() - start
+    steady = sorted(block_s[1:])  # the first block includes warm-up
+    return {
+        "duration_s": duration,
+        "blocks": plan.num_blocks,
+        "video_frames": plan.num_video_frames,
+        "wall_s": wall,
+        "block_median_s": statistics.median(steady),
+        "block_p90_s": steady[int(0.9 * (len(steady) - 1))],
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "fps": plan.num_video_frames / wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--durations", type=float, nargs="+", default=[10, 60, 240])
+    parser.add_argument("--resolution", default="256x144")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.durations[0], args.resolution, args.device)))
+        return
+    rows = []
+    for d in args.durations:
+        cmd = [sys.executable, __file__, "--child", "--durations", str(d), "--resolution", args.resolution]
+        out = subprocess.run(cmd + ["--device", args.device], check=True, capture_output=True, text=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    base = rows[0]
+    print(f"tiny-random, {args.resolution}, {args.device}, one prompt switch every 10 s")
+    print(
+        f"{'video':>7} {'blocks':>6} {'frames':>6} {'wall s':>7} {'fps':>6} {'block med ms':>12} "
+        f"{'block p90 ms':>12} {'peak RSS MiB':>12} {'med ratio':>9} {'RSS ratio':>9}"
+    )
+    for r in rows:
+        med, rss = r["block_median_s"], r["peak_rss_mib"]
+        print(
+            f"{r['duration_s']:>6.0f}s {r['blocks']:>6} {r['video_frames']:>6} {r['wall_s']:>7.1f} "
+            f"{r['fps']:>6.1f} {1000 * med:>12.1f} {1000 * r['block_p90_s']:>12.1f} {rss:>12.1f} "
+            f"{med / base['block_median_s']:>9.3f} {rss / base['peak_rss_mib']:>9.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Streaming VAE decode: latent blocks → uint8 RGB video frames, as the blocks are produced.
+
+The Wan VAE decoder (diffusers ``AutoencoderKLWan``) is causal in time: ``AutoencoderKLWan._decode`` runs
+it one latent frame at a time and carries a per-convolution *feature cache* (the last two time steps each
+causal 3D convolution has seen) from one frame to the next. :class:`StreamingDecoder` drives the decoder
+the same way but keeps that cache alive across calls, so decoding a video block by block gives the same
+frames as decoding all its latents at once, while holding only one block (never the whole video) in memory.
+
+Latent layout in this project: ``[B, F, C, h, w]`` (batch, latent frames, channels = ``vae.config.z_dim``
+= 16 for Wan2.1, height/8, width/8), in Wan's *normalized* latent space. The VAE's input is the
+de-normalized latent ``z / (1 / std) + mean`` per channel (``mean = vae.config.latents_mean``,
+``std = vae.config.latents_std``), written as a division by ``1 / std`` as the official Wan/LongLive code and
+diffusers' ``WanPipeline`` do; in float32 the VAE input is bit-identical to diffusers' (``z * std + mean`` is
+equal in exact arithmetic but differs in the last float32 bit now and then).
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+from torch import Tensor
+
+__all__ = ["StreamingDecoder", "decode_latents", "tiny_vae_config", "to_uint8_frames"]
+
+
+def to_uint8_frames(video: Tensor) -> Tensor:
+    """Map decoder output to displayable frames.
+
+    Args:
+        video: decoder output ``[B, 3, T, H, W]`` (batch, RGB, video frames, height, width), nominally in
+            [-1, 1]; any float dtype and device.
+
+    Returns:
+        uint8 ``[B, T, H, W, 3]`` on CPU, contiguous: ``round((clamp(x, -1, 1) + 1) * 127.5)``, computed in
+        float32 (round half to even).
+    """
+    x = video.float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
+    # Permute and pack on the source device so the device→host copy is one contiguous transfer.
+    return x.to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous().cpu()
+
+
+class StreamingDecoder:
+    """Decodes latent blocks as they are produced, carrying ``AutoencoderKLWan``'s causal feature cache
+    across calls, so that decoding blocks one after another equals one ``vae.decode`` of the concatenated
+    latents.
+
+    The feature cache is owned by this object (a list with one slot per causal convolution of
+    ``vae.decoder``, the same structure ``AutoencoderKLWan`` keeps in ``_feat_map``), not stored on the vae:
+    other uses of the same vae in between (``vae.decode``, ``vae.clear_cache()``, a second
+    ``StreamingDecoder``) do not disturb a stream in progress. The cache holds at most two time steps per
+    convolution, so memory does not grow with video length.
+
+    Spatial tiling (``vae.enable_tiling()``) is not applied here: every latent frame is decoded whole, as
+    ``vae.decode`` does without tiling. ``vae.use_slicing`` is irrelevant (the batch is decoded together).
+
+    Args:
+        vae: a diffusers ``AutoencoderKLWan``; its dtype and device are used for the decoder input
+            (read at each call, so the vae may be moved between videos).
+    """
+
+    def __init__(self, vae: AutoencoderKLWan):
+        self.vae = vae
+        # Same slot count AutoencoderKLWan.clear_cache() allocates for the decoder.
+        self._num_slots = sum(isinstance(m, WanCausalConv3d) for m in vae.decoder.modules())
+        cfg = vae.config
+        self._z_dim = int(cfg.z_dim)
+        self._mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        # Reciprocal in float32 first, then divide by it: the official Wan / diffusers pipeline arithmetic.
+        self._inv_std = 1.0 / torch.tensor(cfg.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        if self._mean.shape[1] != self._z_dim or self._inv_std.shape[1] != self._z_dim:
+            raise ValueError(
+                f"vae.config.latents_mean/latents_std must have z_dim={self._z_dim} entries, got "
+                f"{self._mean.shape[1]} and {self._inv_std.shape[1]}"
+            )
+        self._patch_size = getattr(cfg, "patch_size", None)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous video: the next :meth:`decode` call starts a new one (its first latent frame
+        decodes to a single video frame)."""
+        self._feat_cache: list = [None] * self._num_slots
+        self._latent_frames = 0
+        self._video_frames = 0
+        self._batch_shape: tuple[int, int, int] | None = None  # (B, h, w) of the video in progress
+
+    @property
+    def latent_frames_decoded(self) -> int:
+        """Latent frames decoded since the last :meth:`reset` (or construction)."""
+        return self._latent_frames
+
+    @property
+    def video_frames_decoded(self) -> int:
+        """Video frames returned since the last :meth:`reset` (``4L - 3`` after ``L >= 1`` latent frames)."""
+        return self._video_frames
+
+    @torch.inference_mode()
+    def decode(self, latents: Tensor) -> Tensor:
+        """Decode the next block of latent frames of the current video.
+
+        Args:
+            latents: ``[B, F, C, h, w]`` (batch, latent frames, channels = ``vae.config.z_dim``, height/8,
+                width/8), normalized Wan latents, any float dtype and device; ``F >= 1``.
+
+        Returns:
+            uint8 ``[B, T, H, W, 3]`` on CPU (batch, video frames, height, width, RGB), with ``T = 4F - 3``
+            for the first call after construction/:meth:`reset` and ``T = 4F`` afterwards, ``H = 8h``,
+            ``W = 8w``. Values: decoder output clamped to [-1, 1] and mapped to 0..255 (rounded).
+            Only this block's new frames are returned.
+
+        Raises:
+            ValueError: ``latents`` is not 5-D, has the wrong channel count or no frames, or its batch size or
+                latent height/width differ from earlier blocks of the same video (the feature cache would not
+                fit; call :meth:`reset` to start a new video).
+        """
+        if latents.ndim != 5:
+            raise ValueError(f"latents must be [B, F, C, h, w], got shape {tuple(latents.shape)}")
+        b, f, c, h, w = latents.shape
+        if c != self._z_dim:
+            raise ValueError(
+                f"latents must have {self._z_dim} channels on axis 2, got shape {tuple(latents.shape)}"
+            )
+        if f == 0:
+            raise ValueError("latents has no frames (F = 0)")
+        if self._batch_shape is not None and self._batch_shape != (b, h, w):
+            raise ValueError(
+                f"block shape (B, h, w) = {(b, h, w)} differs from this video's {self._batch_shape}; "
+                "call reset() before decoding a new video"
+            )
+
+        vae = self.vae
+        device, dtype = vae.device, vae.dtype
+        z = latents.to(device=device, dtype=torch.float32).permute(0, 2, 1, 3, 4)  # [B, C, F, h, w]
+        z = z / self._inv_std.to(device) + self._mean.to(device)
+        # post_quant_conv is a 1×1×1 convolution: frame-local, so applying it per block (instead of to the
+        # whole video as _decode does) computes the same values.
+        x = vae.post_quant_conv(z.to(dtype))
+
+        frames = []
+        for i in range(f):
+            # One latent frame per call with a fresh feat_idx, first_chunk only for the video's first frame:
+            # exactly the calls AutoencoderKLWan._decode makes.
+            out = vae.decoder(
+                x[:, :, i : i + 1],
+                feat_cache=self._feat_cache,
+                feat_idx=[0],
+                first_chunk=self._latent_frames == 0,
+            )
+            if self._patch_size is not None:
+                from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+                out = unpatchify(out, patch_size=self._patch_size)
+            self._latent_frames += 1
+            self._video_frames += out.shape[2]
+            self._batch_shape = (b, h, w)
+            # Convert per latent frame so at most one frame's float output lives on the device.
+            frames.append(to_uint8_frames(out))
+        return torch.cat(frames, dim=1)
+
+
+def decode_latents(vae: AutoencoderKLWan, latents: Tensor) -> Tensor:
+    """Decode a whole latent video at once (a fresh :class:`StreamingDecoder`, one call).
+
+    Args:
+        vae: diffusers ``AutoencoderKLWan``.
+        latents: ``[B, F, C, h, w]`` normalized Wan latents, ``F >= 1``.
+
+    Returns:
+        uint8 ``[B, 4F - 3, 8h, 8w, 3]`` on CPU.
+
+    Raises:
+        ValueError: as :meth:`StreamingDecoder.decode`.
+    """
+    return StreamingDecoder(vae).decode(latents)
+
+
+# Wan2.1 VAE latent statistics (as in the Wan2.1 release and diffusers' AutoencoderKLWan defaults).
+_WAN21_MEAN = (
+    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+)  # fmt: skip
+_WAN21_STD = (
+    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+)  # fmt: skip
+
+
+def tiny_vae_config() -> dict:
+    """Keyword arguments for ``AutoencoderKLWan(**cfg)``: the smallest VAE of the Wan2.1 family.
+
+    Same structure as the real Wan2.1 VAE (z_dim 16, 4 stages, 8× spatial and 4× temporal compression
+    via ``temperal_downsample [False, True, True]``, the real latents_mean/std) but 4 channels in every
+    stage (``base_dim 4``, ``dim_mult [1, 1, 1, 1]``) and the fewest residual blocks, because the Wan
+    decoder's per-frame causal convolutions are slow on CPU at any width (~0.3 s per 3-latent-frame
+    block at 128x80 on 2 cores). For tests and the ``tiny-random`` preset; random weights are fine.
+    """
+    return {
+        "base_dim": 4,
+        "z_dim": 16,
+        "dim_mult": [1, 1, 1, 1],
+        "num_res_blocks": 0,
+        "attn_scales": [],
+        "temperal_downsample": [False, True, True],
+        "dropout": 0.0,
+        "latents_mean": list(_WAN21_MEAN),
+        "latents_std": list(_WAN21_STD),
+    }
