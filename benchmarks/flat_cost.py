@@ -5,7 +5,7 @@ tiny-random preset for several durations, each in a fresh process so that peak R
 own, and prints per-block latency (median, p90) and peak RSS, plus the ratios against the
 shortest run.
 
-    python benchmarks/flat_cost.py                      # 10 s, 60 s, 240 s at 256x144 on CPU
+    python benchmarks/flat_cost.py                      # 10 s, 60 s, 240 s at 128x80 (tiny-random native) on CPU
     python benchmarks/flat_cost.py --durations 10 240 --resolution 832x480
 """
 
@@ -81,7 +81,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--durations", type=float, nargs="+", default=[10, 60, 240])
-    parser.add_argument("--resolution", default="256x144")
+    parser.add_argument("--resolution", default="128x80")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
