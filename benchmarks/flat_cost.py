@@ -5,7 +5,7 @@ tiny-random preset for several durations, each in a fresh process so that peak R
 own, and prints per-block latency (median, p90) and peak RSS, plus the ratios against the
 shortest run.
 
-    python benchmarks/flat_cost.py                      # 10 s, 60 s, 240 s at 128x80 (tiny-random native) on CPU
+    python benchmarks/flat_cost.py        # 10 s, 60 s, 240 s at 128x80 (tiny-random native), CPU
     python benchmarks/flat_cost.py --durations 10 240 --resolution 832x480
 """
 
