@@ -46,14 +46,15 @@ def child(duration: float, resolution: str, device: str) -> dict:
     import torch
 
     from longlive_cli.events import BlockDone
-    from longlive_cli.models.registry import load_model, resolve_model
+    from longlive_cli.models.registry import load_model, load_text_encoder, resolve_model
     from longlive_cli.pipeline import encode_plan_prompts, generate
     from longlive_cli.storyboard import make_plan, parse_storyboard
 
     torch.set_num_threads(torch.get_num_threads())
     plan = make_plan(parse_storyboard(storyboard(duration, resolution)))
-    model = load_model(resolve_model("tiny-random"), device=torch.device(device), dtype=torch.float32)
-    embeds = encode_plan_prompts(model.text_encoder, plan)
+    spec = resolve_model("tiny-random")
+    embeds = encode_plan_prompts(load_text_encoder(spec, device=device), plan)
+    model = load_model(spec, device=torch.device(device), dtype=torch.float32)
     block_s, last = [], None
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -121,6 +121,13 @@ def generate(
     ] = None,
     duration: Annotated[str | None, typer.Option(help="Video length (e.g. 30s, 1:30); overrides.")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")] = False,
+    offline: Annotated[
+        bool,
+        typer.Option("--offline", help="Use only the local Hugging Face cache (also: HF_HUB_OFFLINE=1)."),
+    ] = False,
+    save_latents: Annotated[
+        Path | None, typer.Option(help="Also save the latents (safetensors) for `longlive decode`.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary line.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -128,7 +135,15 @@ def generate(
     """Generate one continuous video from a storyboard."""
     # Only what the checks before model loading need is imported up front: a bad storyboard or an
     # existing output is reported in a fraction of a second, before torch and diffusers load.
-    from .models.registry import ModelUnavailableError, load_model, resolve_model
+    from .hub import WeightsUnavailableError
+    from .models.registry import (
+        ModelUnavailableError,
+        components,
+        fetch_components,
+        load_model,
+        load_text_encoder,
+        resolve_model,
+    )
     from .storyboard import StoryboardError, format_plan
     from .video import OutputError, check_output
 
@@ -140,8 +155,13 @@ def generate(
             return
         out = output if output is not None else Path(storyboard.stem + ".mp4")
         check_output(out, overwrite=force)
+        if save_latents is not None:
+            check_output(save_latents, overwrite=force)
+        # Every weight file is found (or fetched) before anything heavy is loaded, so a missing
+        # file or an unreachable Hub is reported in seconds.
+        fetch_components(spec, components(spec), offline=offline)
         dev = resolve_device(device)
-        loaded = load_model(spec, device=dev, dtype=resolve_dtype(dtype, dev))
+        torch_dtype = resolve_dtype(dtype, dev)
         from .pipeline import encode_plan_prompts, resolve_seed
         from .pipeline import generate as run_pipeline
         from .progress import make_reporter
@@ -153,17 +173,28 @@ def generate(
                 err=True,
             )
 
-        embeds = encode_plan_prompts(loaded.text_encoder, plan, on_truncate=warn_truncated)
+        # Encode every prompt first, then free the text encoder: peak memory during generation is
+        # the transformer, the VAE and the caches only.
+        text_encoder = load_text_encoder(spec, device=dev, dtype=torch_dtype, offline=offline)
+        embeds = encode_plan_prompts(text_encoder, plan, on_truncate=warn_truncated)
+        del text_encoder
+        loaded = load_model(spec, device=dev, dtype=torch_dtype, offline=offline)
         with make_reporter(quiet=quiet) as reporter:
             for event in run_pipeline(
-                plan, loaded, embeds, out, seed=resolve_seed(plan.seed), overwrite=force
+                plan,
+                loaded,
+                embeds,
+                out,
+                seed=resolve_seed(plan.seed),
+                overwrite=force,
+                save_latents=save_latents,
             ):
                 reporter.handle(event)
     except StoryboardError as err:
         raise _fail(err, EXIT_BAD_INPUT, debug) from None
     except CliError as err:
         raise _fail(err, err.code, debug) from None
-    except ModelUnavailableError as err:
+    except (ModelUnavailableError, WeightsUnavailableError) as err:
         raise _fail(err, EXIT_MODEL, debug) from None
     except OutputError as err:
         raise _fail(err, EXIT_OUTPUT, debug) from None
@@ -206,6 +237,83 @@ def validate(
             typer.echo(format_plan(plan))
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def download(
+    model: Annotated[str, typer.Argument(help="Model preset or spec file.")] = DEFAULT_MODEL,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Fetch a model's weight files into the Hugging Face cache and print what was fetched."""
+    from .hub import WeightsUnavailableError, fetch
+    from .models.registry import ModelUnavailableError, components, resolve_model
+
+    try:
+        spec = resolve_model(model)
+        parts = components(spec)
+        if not parts:
+            typer.echo(f"{spec.name}: nothing to download (built in-process)")
+            return
+        total = 0
+        for part in parts:
+            path = fetch(part.source, folder=part.folder, size=part.size, model=spec.name)
+            size = _disk_size(path)
+            total += size
+            typer.echo(f"{part.role:<19} {_human(size):>9}  {part.source}  -> {path}")
+        typer.echo(f"total {_human(total)}")
+    except (ModelUnavailableError, WeightsUnavailableError) as err:
+        raise _fail(err, EXIT_MODEL, debug) from None
+
+
+def _disk_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size} GB"
+
+
+@app.command()
+def decode(
+    latents: Annotated[Path, typer.Argument(help="Latents file from `generate --save-latents`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="MP4 to write.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model whose VAE decodes.")] = DEFAULT_MODEL,
+    device: Annotated[Device, typer.Option(help="Where to run.")] = Device.auto,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use only the local Hugging Face cache.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Turn a saved latents file into an MP4 with the model's VAE."""
+    from .hub import WeightsUnavailableError
+    from .models.registry import ModelUnavailableError, load_vae_only, resolve_model
+    from .video import OutputError, check_output
+
+    try:
+        check_output(output, overwrite=force)
+        spec = resolve_model(model)
+        from .pipeline import decode_to_video, read_latents
+
+        try:
+            z, plan = read_latents(latents)
+        except ValueError as err:
+            raise CliError(str(err), EXIT_BAD_INPUT) from None
+        vae = load_vae_only(spec, device=resolve_device(device), offline=offline)
+        path = decode_to_video(vae, z, output, fps=plan["fps"], overwrite=force)
+        typer.echo(f"Wrote {path}")
+    except CliError as err:
+        raise _fail(err, err.code, debug) from None
+    except (ModelUnavailableError, WeightsUnavailableError) as err:
+        raise _fail(err, EXIT_MODEL, debug) from None
+    except OutputError as err:
+        raise _fail(err, EXIT_OUTPUT, debug) from None
 
 
 @app.command()

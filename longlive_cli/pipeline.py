@@ -7,6 +7,9 @@ yielded for every step that a progress display, a JSON log or a test may want to
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +26,7 @@ from .text import TextEncoder, encode_prompts
 from .video import VideoWriter
 
 VAE_SPATIAL_STRIDE = 8
+LATENTS_FORMAT = "longlive-latents/1"
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -61,6 +65,7 @@ def generate(
     *,
     seed: int,
     overwrite: bool = False,
+    save_latents: str | Path | None = None,
 ) -> Iterator[Event]:
     """Generate ``plan`` into the MP4 ``output``, yielding events as the work proceeds.
 
@@ -70,7 +75,9 @@ def generate(
         prompt_embeds: one ``[1, 512, text_dim]`` embedding per segment (:func:`encode_plan_prompts`).
         output: MP4 path; written to a temporary file beside it and renamed when complete.
         seed: seeds all noise (see :class:`~longlive_cli.sampler.NoiseStream`).
-        overwrite: replace an existing ``output``.
+        overwrite: replace an existing ``output`` (and ``save_latents``).
+        save_latents: also write the latents to this safetensors file (:func:`write_latents`); they
+            are kept on the CPU until the end, ``L x 16 x h x w`` float32 (96 MB for 240 s at 832x480).
 
     Yields:
         ``GenerationStarted``, then ``PromptSwitched`` before each switched block and ``BlockDone``
@@ -83,6 +90,7 @@ def generate(
     check_plan_fits(plan, model)
     segment_of_block = [plan.segment_for_block(b) for b in range(plan.num_blocks)]
     decoder = StreamingDecoder(model.vae)
+    kept: list[torch.Tensor] | None = [] if save_latents is not None else None
     with VideoWriter(
         output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite
     ) as writer:
@@ -112,6 +120,8 @@ def generate(
                     block=block.index, segment=block.segment, text=segment.text, time_s=segment.effective_s
                 )
             writer.write(decoder.decode(block.latents)[0])
+            if kept is not None:
+                kept.append(block.latents.float().cpu())
             yield BlockDone(
                 block=block.index,
                 num_blocks=plan.num_blocks,
@@ -122,6 +132,65 @@ def generate(
             )
         path = writer.close()
         wall = time.perf_counter() - started
+    if kept is not None:
+        write_latents(save_latents, torch.cat(kept, dim=1), plan, seed=seed, model=model.spec.name)
     yield Finished(
         path=path, num_video_frames=writer.frames_written, duration_s=plan.video_duration_s, wall_s=wall
     )
+
+
+def write_latents(path: str | Path, latents: torch.Tensor, plan: Plan, *, seed: int, model: str) -> Path:
+    """Save ``latents`` ``[1, L, 16, h, w]`` (float32) as safetensors, the plan and seed in the metadata.
+
+    Written to a temporary file beside ``path`` and renamed, so ``path`` is never half-written.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    meta = {
+        "format": LATENTS_FORMAT,
+        "plan": json.dumps(dataclasses.asdict(plan)),
+        "seed": str(seed),
+        "model": model,
+    }
+    tmp = path.with_name(f".{path.name}.part-{secrets.token_hex(4)}")
+    try:
+        save_file({"latents": latents.float().contiguous()}, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_latents(path: str | Path) -> tuple[torch.Tensor, dict]:
+    """Load a file written by :func:`write_latents`: ``(latents [1, L, 16, h, w], plan as a dict)``.
+
+    Raises:
+        ValueError: not such a file (names the file and what is wrong).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != LATENTS_FORMAT or "latents" not in f.keys():  # noqa: SIM118
+                raise ValueError(f"{path} is not a latents file from `longlive generate --save-latents`")
+            latents = f.get_tensor("latents")
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"cannot read latents file {path}: {err}") from None
+    if latents.ndim != 5 or latents.shape[0] != 1 or latents.shape[2] != 16:
+        raise ValueError(f"{path}: latents have shape {tuple(latents.shape)}, expected [1, L, 16, h, w]")
+    return latents, json.loads(meta["plan"])
+
+
+def decode_to_video(
+    vae, latents: torch.Tensor, output: str | Path, *, fps: int, frames_per_block: int = 3, overwrite=False
+) -> Path:
+    """Decode ``latents`` ``[1, L, 16, h, w]`` block by block into the MP4 ``output``."""
+    decoder = StreamingDecoder(vae)
+    height, width = latents.shape[-2] * VAE_SPATIAL_STRIDE, latents.shape[-1] * VAE_SPATIAL_STRIDE
+    with VideoWriter(output, fps=fps, width=width, height=height, overwrite=overwrite) as writer:
+        for start in range(0, latents.shape[1], frames_per_block):
+            block = latents[:, start : start + frames_per_block]
+            writer.write(decoder.decode(block.to(device=next(vae.parameters()).device))[0])
+        return writer.close()

@@ -8,7 +8,7 @@ import torch
 from longlive_cli import pipeline
 from longlive_cli.decode import decode_latents
 from longlive_cli.events import BlockDone, Finished, GenerationStarted, PromptSwitched
-from longlive_cli.models.registry import load_model, resolve_model
+from longlive_cli.models.registry import load_model, load_text_encoder, resolve_model
 from longlive_cli.sampler import sample_video
 from longlive_cli.storyboard import make_plan, parse_storyboard
 
@@ -28,7 +28,8 @@ def model():
 
 def test_events_and_streamed_frames_equal_one_shot_decode(model, tmp_path, monkeypatch):
     plan = make_plan(parse_storyboard(STORY))
-    embeds = pipeline.encode_plan_prompts(model.text_encoder, plan)
+    text = load_text_encoder(resolve_model("tiny-random"), device="cpu")
+    embeds = pipeline.encode_plan_prompts(text, plan)
     written = []
     original_write = pipeline.VideoWriter.write
 
