@@ -13,7 +13,7 @@ import os
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
-from formats import CFG, DIM, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official  # noqa: E402
+from formats import CFG, DIM, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official
 
 from longlive_cli.models.checkpoints import (
     CheckpointError,

@@ -1,0 +1,228 @@
+"""Loading a model through every path: spec file, model folder, Hub cache, LoRA on/off, EMA; errors.
+
+A tiny release is written in the real formats: a diffusers-layout base (``transformer/config.json``,
+``text_encoder/``, ``tokenizer/``, ``vae/``), an official generator checkpoint with ``generator`` and
+``generator_ema`` entries and an official peft LoRA. Generation through the CLI
+(``--save-latents``) is compared with the same sampler run on weights assembled independently here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import populate_hub_cache
+from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from formats import CFG, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official
+from typer.testing import CliRunner
+
+from longlive_cli.cli import EXIT_MODEL, app
+from longlive_cli.decode import tiny_vae_config
+from longlive_cli.models import checkpoints
+from longlive_cli.models.registry import PRESETS, components, resolve_model
+from longlive_cli.models.transformer import CausalWanTransformer
+from longlive_cli.pipeline import read_latents
+from longlive_cli.sampler import SamplerConfig, sample_video
+from longlive_cli.storyboard import load_storyboard, make_plan
+from longlive_cli.text import TextEncoder, build_tiny_text_encoder, encode_prompts
+
+RANK, ALPHA = 4, 8.0
+STORY = """\
+seed: 11
+duration: 2s
+resolution: 64x48
+prompts:
+  - {at: 0s, text: a sailboat on a calm sea}
+  - {at: 1s, text: the sailboat in a storm}
+"""
+
+
+def scaled(sd: dict[str, torch.Tensor], scale: float = 0.2) -> dict[str, torch.Tensor]:
+    # Smaller random weights keep the tiny model's activations in a comfortable range.
+    return {k: v * scale for k, v in sd.items()}
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("release")
+    base = root / "base"
+    (base / "transformer").mkdir(parents=True)
+    (base / "transformer" / "config.json").write_text(json.dumps(dict(WanTransformer3DModel(**CFG).config)))
+    build_tiny_text_encoder(seed=3).save_pretrained(base)
+    torch.manual_seed(4)
+    AutoencoderKLWan(**tiny_vae_config()).save_pretrained(base / "vae")
+    gen, ema = scaled(random_wan(1)), scaled(random_wan(2))
+    save_official(root / "longlive_base.pt", gen, ema)
+    lora = {
+        m: (a * 0.2, b * 0.2)
+        for m, (a, b) in random_lora([f"blocks.{i}.{n}" for i in range(2) for n in LINEARS], RANK, 5).items()
+    }
+    torch.save({"generator_lora": peft_format(lora)}, root / "lora.pt")
+    torch.save({"gen": gen, "ema": ema, "lora": lora}, root / "truth.pt")
+    (root / "story.yaml").write_text(STORY)
+    return root
+
+
+def write_spec(path: Path, **fields) -> Path:
+    lines = [f"{k}: {json.dumps(v)}" for k, v in fields.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@functools.cache
+def expected_latents(release: Path, *, key: str = "gen", with_lora: bool = True) -> torch.Tensor:
+    """The sampler on weights assembled here: Wan keys renamed by hand, LoRA merged by hand."""
+    truth = torch.load(release / "truth.pt")
+    weights = dict(truth[key])
+    if with_lora:
+        for module, (a, b) in truth["lora"].items():
+            weights[f"{module}.weight"] = weights[f"{module}.weight"] + (ALPHA / RANK) * (b @ a)
+    wan = WanTransformer3DModel(**CFG)
+    wan.load_state_dict({LAYOUT[k][1]: v for k, v in weights.items()}, strict=True)
+    model = CausalWanTransformer(wan.eval())
+    plan = make_plan(load_storyboard(release / "story.yaml"))
+    text = TextEncoder.from_pretrained(release / "base")
+    embeds = encode_prompts(text, [s.text for s in plan.segments])
+    segments = [plan.segment_for_block(b) for b in range(plan.num_blocks)]
+    blocks = sample_video(
+        model, embeds, segments, latent_height=6, latent_width=8, seed=11, cfg=SamplerConfig()
+    )
+    return torch.cat([b.latents for b in blocks], dim=1)
+
+
+def generate(release: Path, model: str, tmp_path: Path, *extra: str):
+    out, lat = tmp_path / "out.mp4", tmp_path / "out.safetensors"
+    args = ["generate", str(release / "story.yaml"), "-o", str(out), "--model", model, "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--dtype", "float32", "--save-latents", str(lat), "-q", *extra])
+    return result, lat
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def test_spec_file_with_generator_and_lora_matches_independent_weights(release, tmp_path):
+    spec = write_spec(
+        release / "spec.yaml",
+        base="base",
+        generator="longlive_base.pt",
+        lora="lora.pt",
+        lora_rank=RANK,
+        lora_alpha=ALPHA,
+    )
+    result, lat = generate(release, str(spec), tmp_path)
+    assert result.exit_code == 0, result.output
+    latents, plan = read_latents(lat)
+    assert latents.shape == (1, 9, 16, 6, 8) and plan["num_latent_frames"] == 9
+    assert rel_err(latents, expected_latents(release)) < 1e-5
+    assert rel_err(latents, expected_latents(release, with_lora=False)) > 1e-3  # the LoRA matters
+
+
+def test_lora_off_and_generator_ema(release, tmp_path):
+    spec = write_spec(
+        tmp_path / "s.yaml",
+        base=str(release / "base"),
+        generator=str(release / "longlive_base.pt"),
+        generator_key="generator_ema",
+    )
+    result, lat = generate(release, str(spec), tmp_path)
+    assert result.exit_code == 0, result.output
+    assert rel_err(read_latents(lat)[0], expected_latents(release, key="ema", with_lora=False)) < 1e-5
+
+
+def test_model_folder_with_spec_inside(release, tmp_path):
+    folder = tmp_path / "mymodel"
+    folder.mkdir()
+    write_spec(
+        folder / "longlive-model.yaml",
+        base=str(release / "base"),
+        generator=str(release / "longlive_base.pt"),
+        lora=str(release / "lora.pt"),
+        lora_rank=RANK,
+        lora_alpha=ALPHA,
+    )
+    result, lat = generate(release, str(folder), tmp_path)
+    assert result.exit_code == 0, result.output
+    assert rel_err(read_latents(lat)[0], expected_latents(release)) < 1e-5
+
+
+def test_hub_references_resolve_from_a_prepopulated_cache_offline(release, tmp_path, monkeypatch):
+    base = release / "base"
+    populate_hub_cache(
+        "test-org/tiny-wan-diffusers",
+        {
+            "transformer/config.json": base / "transformer" / "config.json",
+            "text_encoder": base / "text_encoder",
+            "tokenizer": base / "tokenizer",
+            "vae": base / "vae",
+        },
+    )
+    populate_hub_cache(
+        "test-org/tiny-longlive",
+        {"models/longlive_base.pt": release / "longlive_base.pt", "models/lora.pt": release / "lora.pt"},
+    )
+    spec = write_spec(
+        tmp_path / "hub.yaml",
+        base="test-org/tiny-wan-diffusers",
+        generator="test-org/tiny-longlive:models/longlive_base.pt",
+        lora="test-org/tiny-longlive:models/lora.pt",
+        lora_rank=RANK,
+        lora_alpha=ALPHA,
+    )
+    result, lat = generate(release, str(spec), tmp_path, "--offline")
+    assert result.exit_code == 0, result.output
+    assert rel_err(read_latents(lat)[0], expected_latents(release)) < 1e-5
+
+    # The converted weights were cached: a second run never reads the generator checkpoint.
+    def refuse(*args, **kwargs):
+        raise AssertionError("the generator checkpoint was read again")
+
+    monkeypatch.setattr(checkpoints, "load_official_state_dict", refuse)
+    again = tmp_path / "again"
+    again.mkdir()
+    result, lat = generate(release, str(spec), again, "--offline")
+    assert result.exit_code == 0, result.output
+    assert rel_err(read_latents(lat)[0], expected_latents(release)) < 1e-5
+
+
+def test_default_preset_fetches_only_what_it_uses():
+    parts = {p.role: str(p.source) for p in components(PRESETS["longlive-1.3b"])}
+    assert parts == {
+        "text_encoder": "Wan-AI/Wan2.1-T2V-1.3B:models_t5_umt5-xxl-enc-bf16.pth",
+        "tokenizer": "Wan-AI/Wan2.1-T2V-1.3B:google/umt5-xxl",
+        "transformer_config": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers:transformer/config.json",
+        "generator": "Efficient-Large-Model/LongLive-1.3B:models/longlive_base.pt",
+        "lora": "Efficient-Large-Model/LongLive-1.3B:models/lora.pt",
+        "vae": "Wan-AI/Wan2.1-T2V-1.3B:Wan2.1_VAE.pth",
+    }
+
+
+def test_spec_errors_name_the_problem(release, tmp_path):
+    cases = {
+        "missing file": (dict(base=str(release / "base"), generator=str(tmp_path / "nope.pt")), "nope.pt"),
+        "unknown key": (dict(base=str(release / "base"), lorra="x"), "lorra"),
+        "no base": (dict(generator=str(release / "longlive_base.pt")), "'base' is required"),
+    }
+    for name, (fields, needle) in cases.items():
+        spec = write_spec(tmp_path / f"{name.replace(' ', '_')}.yaml", **fields)
+        result, lat = generate(release, str(spec), tmp_path)
+        assert result.exit_code == EXIT_MODEL, (name, result.output)
+        assert needle in result.stderr and "Traceback" not in result.output, (name, result.stderr)
+        assert not lat.exists() and not (tmp_path / "out.mp4").exists()
+
+
+def test_generator_missing_a_key_is_an_error_naming_it(release, tmp_path):
+    gen = scaled(random_wan(1))
+    del gen["blocks.1.ffn.2.bias"]
+    save_official(tmp_path / "broken.pt", gen)
+    spec = write_spec(tmp_path / "b.yaml", base=str(release / "base"), generator=str(tmp_path / "broken.pt"))
+    result, _ = generate(release, str(spec), tmp_path)
+    assert result.exit_code == EXIT_MODEL and "blocks.1.ffn" in result.stderr, result.stderr
+
+
+def test_unknown_model_name_lists_presets():
+    with pytest.raises(Exception, match="tiny-random"):
+        resolve_model("no-such-model")
