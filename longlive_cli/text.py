@@ -12,13 +12,23 @@ and LongLive ``utils/wan_wrapper.py`` ``WanTextEncoder.forward``:
    at ``seq_len`` and zero-pads back to 512; it does not rely on the mask alone, and the padded rows of
    the raw encoder output are not zero).
 
+Two sources of the same UMT5-XXL encoder load into the same transformers model:
+
+* a diffusers-layout folder (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``: ``text_encoder/`` holds a
+  ``UMT5EncoderModel`` with d_model 4096 as ~22.7 GB of float32 shards, ``tokenizer/`` the google/umt5-xxl
+  tokenizer) through :meth:`TextEncoder.from_pretrained`;
+* the original Wan2.1 release (``Wan-AI/Wan2.1-T2V-1.3B``: ``models_t5_umt5-xxl-enc-bf16.pth``, 11.4 GB
+  of bfloat16 weights in the key layout of Wan's own ``T5Encoder``, and the tokenizer folder
+  ``google/umt5-xxl/``) through :meth:`TextEncoder.from_wan_checkpoint`, which renames the keys with
+  :func:`umt5_state_dict_from_wan` and runs the encoder in float32 as LongLive does.
+
 Tests use :func:`build_tiny_text_encoder`: a byte-level tokenizer and a 2-layer UMT5 built in-process,
-in the same formats as the real model (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``: ``text_encoder/`` holds a
-``UMT5EncoderModel`` with d_model 4096, ``tokenizer/`` the google/umt5-xxl tokenizer).
+in the same formats as the real model.
 """
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 from collections.abc import Callable, Sequence
@@ -28,6 +38,7 @@ import torch
 import transformers
 from packaging.version import Version
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from torch import Tensor
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 __all__ = [
@@ -38,6 +49,8 @@ __all__ = [
     "clean_prompt",
     "encode_prompts",
     "tiny_umt5_config",
+    "umt5_state_dict_from_wan",
+    "umt5_xxl_config",
 ]
 
 TEXT_LEN = 512
@@ -118,16 +131,22 @@ class TextEncoder:
         subfolder_encoder: str = "text_encoder",
         subfolder_tokenizer: str = "tokenizer",
         max_length: int = TEXT_LEN,
+        attn_implementation: str | None = None,
     ) -> TextEncoder:
         """Load a diffusers-layout folder or Hub repo (``text_encoder/`` + ``tokenizer/``).
 
         E.g. ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` or a folder written by :meth:`save_pretrained`.
         ``torch_dtype`` None keeps transformers' default; LongLive runs the encoder in float32.
+        ``attn_implementation`` None keeps transformers' default (``"sdpa"``); ``"eager"`` computes
+        attention as Wan2.1 ``T5Attention`` does (einsum + bias, float32 softmax) and reproduces the
+        official encoder bit for bit on CPU, where sdpa differs by ~1e-6 relative.
         Honours ``HF_HUB_OFFLINE``. Raises whatever transformers raises for a missing or malformed
         folder (``OSError`` / ``EnvironmentError``).
         """
         path = str(path_or_repo)
         model_kwargs: dict = {"subfolder": subfolder_encoder}
+        if attn_implementation is not None:
+            model_kwargs["attn_implementation"] = attn_implementation
         if torch_dtype is not None:
             # transformers renamed `torch_dtype` to `dtype` in 4.56; the old name warns in 5.x.
             key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
@@ -136,6 +155,91 @@ class TextEncoder:
         if device is not None:
             model = model.to(device)
         tokenizer = AutoTokenizer.from_pretrained(path, subfolder=subfolder_tokenizer)
+        return cls(model, tokenizer, max_length=max_length)
+
+    @classmethod
+    def from_wan_checkpoint(
+        cls,
+        pth_path: str | Path,
+        tokenizer_path: str | Path,
+        *,
+        config: UMT5Config | dict | None = None,
+        torch_dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        max_length: int = TEXT_LEN,
+        attn_implementation: str | None = None,
+    ) -> TextEncoder:
+        """Load the original Wan2.1 UMT5 encoder file + a tokenizer folder (no diffusers layout needed).
+
+        E.g. ``models_t5_umt5-xxl-enc-bf16.pth`` and ``google/umt5-xxl/`` of ``Wan-AI/Wan2.1-T2V-1.3B``
+        (what Wan2.1 ``T5EncoderModel`` and LongLive ``utils/wan_wrapper.py`` ``WanTextEncoder`` load). The
+        file is read with ``torch.load(..., weights_only=True, mmap=True)`` (never a plain unpickle), its
+        keys renamed by :func:`umt5_state_dict_from_wan` and loaded strictly into a ``UMT5EncoderModel``
+        built from ``config`` (a ``UMT5Config``; a dict overrides fields of :func:`umt5_xxl_config`;
+        default :func:`umt5_xxl_config`).
+
+        ``torch_dtype`` None means float32: LongLive builds the encoder in float32 and loads the bfloat16
+        file into it (bf16 → fp32 is exact). Tensors are cast and moved one at a time, so ``device="cuda"``
+        never holds a float32 copy in host memory. ``attn_implementation`` as in :meth:`from_pretrained`
+        (None: transformers' default, the same as :meth:`from_pretrained` gets). The tokenizer is
+        ``AutoTokenizer.from_pretrained(tokenizer_path)`` (Wan2.1 ``HuggingfaceTokenizer``); local folders
+        need no network.
+
+        Raises:
+            FileNotFoundError: ``pth_path`` does not exist.
+            ValueError: the file is not a flat dict of tensors, or it has missing / unexpected keys (named,
+                in Wan's key names) or tensors whose shapes do not fit ``config`` (named with both shapes).
+        """
+        pth_path = Path(pth_path)
+        if isinstance(config, dict):  # overrides on the umt5-xxl config
+            config = UMT5Config.from_dict({**umt5_xxl_config().to_dict(), **config})
+        config = umt5_xxl_config() if config is None else copy.deepcopy(config)
+        if attn_implementation is not None:
+            config._attn_implementation = attn_implementation
+        dtype = torch.float32 if torch_dtype is None else torch_dtype
+
+        wan_sd = _load_torch_state_dict(pth_path)
+        expected = _wan_umt5_keys(int(config.num_layers))
+        missing = sorted(expected - wan_sd.keys(), key=_natural_key)
+        unexpected = sorted(wan_sd.keys() - expected, key=_natural_key)
+        if missing or unexpected:
+            raise ValueError(
+                f"{pth_path}: not a Wan2.1 UMT5 encoder checkpoint for a {config.num_layers}-layer config "
+                f"(wan/modules/t5.py T5Encoder keys, shared_pos=False). Missing keys: "
+                f"{_key_list(missing)}; unexpected keys: {_key_list(unexpected)}. Pass the "
+                "models_t5_umt5-xxl-enc-bf16.pth file of Wan-AI/Wan2.1-T2V-1.3B, or a `config` whose "
+                "num_layers matches the file."
+            )
+
+        with torch.device("meta"):  # no 22 GB random init: every parameter comes from the file
+            model = UMT5EncoderModel(config)
+        target_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        bad = [
+            f"{wan_key} {tuple(wan_sd[wan_key].shape)} (model expects {target_shapes[hf_key]})"
+            for wan_key in sorted(wan_sd, key=_natural_key)
+            for hf_key in _hf_keys_for_wan_key(wan_key)
+            if tuple(wan_sd[wan_key].shape) != target_shapes[hf_key]
+        ]
+        if bad:
+            raise ValueError(
+                f"{pth_path}: tensor shapes do not match the UMT5 config (vocab_size={config.vocab_size}, "
+                f"d_model={config.d_model}, d_ff={config.d_ff}, num_heads={config.num_heads}, "
+                f"d_kv={config.d_kv}, relative_attention_num_buckets="
+                f"{config.relative_attention_num_buckets}): {_key_list(bad)}. Pass the `config` this "
+                "checkpoint was trained with (default: umt5_xxl_config())."
+            )
+        # Cast/move each tensor once (the embedding is shared by two transformers keys).
+        hf_sd = umt5_state_dict_from_wan({k: v.to(device=device, dtype=dtype) for k, v in wan_sd.items()})
+        result = model.load_state_dict(hf_sd, strict=False, assign=True)
+        if result.missing_keys or result.unexpected_keys:  # guards the key table against transformers drift
+            raise ValueError(
+                f"{pth_path}: converted keys do not fit transformers' UMT5EncoderModel: missing "
+                f"{_key_list(result.missing_keys)}, unexpected {_key_list(result.unexpected_keys)}. This "
+                "transformers version lays UMT5 out differently; pin transformers or update the key table."
+            )
+        model.set_input_embeddings(model.shared)  # one embedding module again, as after from_pretrained
+        model.requires_grad_(False)
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
         return cls(model, tokenizer, max_length=max_length)
 
     def save_pretrained(self, folder: str | Path) -> None:
@@ -245,6 +349,152 @@ def encode_prompts(
                 on_truncate(index, prompt, counts[prompt])
     embeds = {p: encoder.encode([p]) for p in unique}
     return [embeds[p] for p in prompts]
+
+
+# ---------------------------------------------------------------------- original Wan2.1 checkpoint
+def umt5_xxl_config() -> UMT5Config:
+    """``UMT5Config`` of the encoder in Wan2.1's ``models_t5_umt5-xxl-enc-bf16.pth`` (google/umt5-xxl).
+
+    Values from Wan2.1 ``wan/modules/t5.py``: ``umt5_xxl`` (vocab 256384, dim 4096, dim_attn 4096 over 64
+    heads → ``d_kv`` 64, dim_ffn 10240, 24 encoder layers, 32 buckets, ``shared_pos=False`` → one relative
+    position table per layer, as transformers' UMT5 has), ``T5RelativeEmbedding`` (``max_dist`` 128,
+    bidirectional in the encoder), ``T5LayerNorm`` (RMS norm, eps 1e-6), ``T5FeedForward`` (``fc1(x) *
+    gelu_tanh(gate(x))`` → ``gated-gelu``, whose ``gelu_new`` is the same tanh formula as Wan's ``GELU``)
+    and ``T5Attention`` (no 1/sqrt(d) scaling, as transformers' UMT5 with ``scaling = 1.0``). Dropout is
+    0 (Wan's 0.1 is inactive in eval mode). Pad id 0, eos id 1 as google/umt5-xxl.
+    """
+    return UMT5Config(
+        vocab_size=256384,
+        d_model=4096,
+        d_kv=64,
+        d_ff=10240,
+        num_layers=24,
+        num_heads=64,
+        relative_attention_num_buckets=32,
+        relative_attention_max_distance=128,
+        layer_norm_epsilon=1e-6,
+        dropout_rate=0.0,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+
+
+# Wan2.1 T5Encoder (wan/modules/t5.py) → transformers UMT5EncoderModel, per block and at the top level.
+_WAN_BLOCK_TO_HF = {
+    "norm1.weight": "layer.0.layer_norm.weight",
+    "attn.q.weight": "layer.0.SelfAttention.q.weight",
+    "attn.k.weight": "layer.0.SelfAttention.k.weight",
+    "attn.v.weight": "layer.0.SelfAttention.v.weight",
+    "attn.o.weight": "layer.0.SelfAttention.o.weight",
+    "pos_embedding.embedding.weight": "layer.0.SelfAttention.relative_attention_bias.weight",
+    "norm2.weight": "layer.1.layer_norm.weight",
+    "ffn.gate.0.weight": "layer.1.DenseReluDense.wi_0.weight",  # the GELU branch
+    "ffn.fc1.weight": "layer.1.DenseReluDense.wi_1.weight",  # the linear branch
+    "ffn.fc2.weight": "layer.1.DenseReluDense.wo.weight",
+}
+_WAN_TOP_TO_HF = {
+    "token_embedding.weight": ("shared.weight", "encoder.embed_tokens.weight"),
+    "norm.weight": ("encoder.final_layer_norm.weight",),
+}
+_WAN_BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def _hf_keys_for_wan_key(key: str) -> tuple[str, ...]:
+    """transformers keys for one Wan key; () when the key is not part of Wan's umt5 T5Encoder."""
+    if key in _WAN_TOP_TO_HF:
+        return _WAN_TOP_TO_HF[key]
+    m = _WAN_BLOCK_KEY.match(key)
+    if m and m[2] in _WAN_BLOCK_TO_HF:
+        return (f"encoder.block.{int(m[1])}.{_WAN_BLOCK_TO_HF[m[2]]}",)
+    return ()
+
+
+def _wan_umt5_keys(num_layers: int) -> set[str]:
+    """Every key of a Wan2.1 umt5 ``T5Encoder`` state dict with ``num_layers`` blocks."""
+    keys = set(_WAN_TOP_TO_HF)
+    keys.update(f"blocks.{i}.{name}" for i in range(num_layers) for name in _WAN_BLOCK_TO_HF)
+    return keys
+
+
+def umt5_state_dict_from_wan(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Rename a Wan2.1 UMT5 encoder state dict to transformers ``UMT5EncoderModel`` keys.
+
+    Source layout: Wan2.1 ``wan/modules/t5.py`` ``T5Encoder`` built by ``umt5_xxl(encoder_only=True)``
+    (``shared_pos=False``), i.e. the keys of ``models_t5_umt5-xxl-enc-bf16.pth``:
+
+    * ``token_embedding.weight`` [V, D] → ``shared.weight`` and ``encoder.embed_tokens.weight``;
+    * ``norm.weight`` [D] → ``encoder.final_layer_norm.weight``;
+    * per block, ``blocks.N.`` → ``encoder.block.N.`` and then:
+      ``norm1.weight`` [D] → ``layer.0.layer_norm.weight``;
+      ``attn.{q,k,v,o}.weight`` → ``layer.0.SelfAttention.{q,k,v,o}.weight``;
+      ``pos_embedding.embedding.weight`` [B, H] → ``layer.0.SelfAttention.relative_attention_bias.weight``;
+      ``norm2.weight`` [D] → ``layer.1.layer_norm.weight``;
+      ``ffn.gate.0.weight`` [F, D] (GELU branch) → ``layer.1.DenseReluDense.wi_0.weight``;
+      ``ffn.fc1.weight`` [F, D] (linear branch) → ``layer.1.DenseReluDense.wi_1.weight``;
+      ``ffn.fc2.weight`` [D, F] → ``layer.1.DenseReluDense.wo.weight``.
+
+    (V vocab, D d_model, F d_ff, B buckets, H heads; shapes are the same on both sides.) Tensors are
+    passed through unchanged (same objects, no copy, no transpose: both use ``nn.Linear`` / ``nn.Embedding``
+    with the same shapes); the token embedding appears under both transformers keys.
+
+    Raises:
+        ValueError: a key is not part of Wan's umt5 ``T5Encoder`` (listed), e.g. a shared-position T5
+            (``pos_embedding.embedding.weight`` at the top level), a decoder, or a non-Wan file.
+    """
+    out: dict[str, Tensor] = {}
+    unknown = []
+    for key, value in sd.items():
+        targets = _hf_keys_for_wan_key(key)
+        if not targets:
+            unknown.append(key)
+        for target in targets:
+            out[target] = value
+    if unknown:
+        raise ValueError(
+            f"keys that are not part of Wan2.1's umt5 T5Encoder (wan/modules/t5.py): "
+            f"{_key_list(sorted(unknown, key=_natural_key))}; pass the state dict of "
+            "models_t5_umt5-xxl-enc-bf16.pth"
+        )
+    return out
+
+
+def _natural_key(key: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+def _key_list(keys: Sequence[str], limit: int = 8) -> str:
+    """Keys for an error message: ``none``, or the first ``limit`` and how many more."""
+    keys = list(keys)
+    if not keys:
+        return "none"
+    shown = ", ".join(keys[:limit])
+    return shown if len(keys) <= limit else f"{shown} (+{len(keys) - limit} more)"
+
+
+def _load_torch_state_dict(path: Path) -> dict[str, Tensor]:
+    """``torch.load(path, weights_only=True)`` (memory-mapped when the file allows) → flat tensor dict.
+
+    Raises FileNotFoundError for a missing file and ValueError for anything but a flat ``{str: Tensor}``.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as err:
+        if "mmap" not in str(err):  # only the legacy (non-zip) format cannot be memory-mapped
+            raise
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(sd, dict) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in sd.items()
+    ):
+        raise ValueError(
+            f"{path}: expected a flat state dict {{name: tensor}} (as torch.save(model.state_dict())), got "
+            f"{type(sd).__name__}; pass the original Wan2.1 checkpoint file itself"
+        )
+    return sd
 
 
 # ---------------------------------------------------------------------- tiny in-process models (tests)
