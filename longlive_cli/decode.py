@@ -264,7 +264,10 @@ def load_vae(
             raise ValueError(
                 f"{path}: `config` applies to single-file checkpoints only; a folder has its own"
             )
-        kwargs = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
+        # low_cpu_mem_usage=False: without the optional `accelerate`, diffusers warns and falls back anyway.
+        kwargs: dict = {"low_cpu_mem_usage": False}
+        if torch_dtype is not None:
+            kwargs["torch_dtype"] = torch_dtype
         if (path / "config.json").is_file():
             vae = AutoencoderKLWan.from_pretrained(str(path), **kwargs)
         elif (path / "vae" / "config.json").is_file():

@@ -126,3 +126,40 @@ def test_info_lists_presets():
     result = invoke("info")
     assert result.exit_code == 0
     assert "longlive-1.3b" in result.stdout and "tiny-random" in result.stdout
+
+
+def test_save_latents_then_decode_gives_the_same_video(story, tmp_path):
+    out, lat, again = tmp_path / "a.mp4", tmp_path / "a.safetensors", tmp_path / "b.mp4"
+    args = ["generate", story, "-o", out, "--model", "tiny-random", "--resolution", "64x48", "-q"]
+    assert invoke(*args, "--save-latents", lat).exit_code == 0
+    result = invoke("decode", lat, "-o", again, "--model", "tiny-random")
+    assert result.exit_code == 0, result.output
+    assert read_video_info(again) == read_video_info(out)
+    import imageio_ffmpeg
+    import numpy as np
+
+    def frames(path):
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        w, h = meta["size"]
+        return np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
+
+    assert np.array_equal(frames(out), frames(again))
+
+
+def test_decode_rejects_a_file_that_is_not_latents(tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    result = invoke("decode", junk, "-o", tmp_path / "x.mp4", "--model", "tiny-random")
+    assert result.exit_code == EXIT_BAD_INPUT and "junk.safetensors" in result.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_overlong_prompt_is_truncated_with_a_warning_naming_it(tmp_path):
+    story = tmp_path / "long.yaml"
+    story.write_text(f"duration: 1s\nprompts:\n  - at: 0s\n    text: {'word ' * 200}\n")
+    result = invoke(
+        "generate", story, "-o", tmp_path / "l.mp4", "--model", "tiny-random", "--resolution", "64x48"
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: prompt 1 has" in result.stderr and "512" in result.stderr

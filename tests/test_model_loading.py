@@ -95,7 +95,19 @@ def expected_latents(release: Path, *, key: str = "gen", with_lora: bool = True)
 
 def generate(release: Path, model: str, tmp_path: Path, *extra: str):
     out, lat = tmp_path / "out.mp4", tmp_path / "out.safetensors"
-    args = ["generate", str(release / "story.yaml"), "-o", str(out), "--model", model, "--device", "cpu"]
+    # The parity command of the issue: --model SPEC --device cpu --dtype float32 --seed S --save-latents F
+    args = [
+        "generate",
+        str(release / "story.yaml"),
+        "-o",
+        str(out),
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--seed",
+        "11",
+    ]
     result = CliRunner().invoke(app, [*args, "--dtype", "float32", "--save-latents", str(lat), "-q", *extra])
     return result, lat
 
@@ -226,3 +238,18 @@ def test_generator_missing_a_key_is_an_error_naming_it(release, tmp_path):
 def test_unknown_model_name_lists_presets():
     with pytest.raises(Exception, match="tiny-random"):
         resolve_model("no-such-model")
+
+
+def test_download_prints_each_file_and_its_size(release, tmp_path):
+    populate_hub_cache("test-org/tiny-longlive", {"models/longlive_base.pt": release / "longlive_base.pt"})
+    spec = write_spec(
+        tmp_path / "d.yaml",
+        base=str(release / "base"),
+        generator="test-org/tiny-longlive:models/longlive_base.pt",
+    )
+    result = CliRunner().invoke(app, ["download", str(spec)])
+    assert result.exit_code == 0, result.output
+    size = (release / "longlive_base.pt").stat().st_size
+    line = next(x for x in result.stdout.splitlines() if x.startswith("generator"))
+    assert "test-org/tiny-longlive:models/longlive_base.pt" in line and f"{size / 1000:.1f} KB" in line
+    assert "vae" in result.stdout and "total" in result.stdout

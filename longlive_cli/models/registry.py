@@ -344,7 +344,9 @@ def load_model(
                     dtype=dtype,
                 )
             else:
-                wan = WanTransformer3DModel.from_pretrained(paths["transformer"], torch_dtype=dtype)
+                wan = WanTransformer3DModel.from_pretrained(
+                    paths["transformer"], torch_dtype=dtype, low_cpu_mem_usage=False
+                )
             vae = load_vae(paths["vae"])
         except (CheckpointError, OSError, ValueError) as err:
             raise ModelUnavailableError(f"cannot load model {spec.name}: {err}") from None
