@@ -19,13 +19,17 @@ app = typer.Typer(
     help="Long video generation from timed-prompt storyboards with LongLive (Wan2.1-T2V-1.3B).",
 )
 
-# Exit codes (README "Exit codes").
-EXIT_OK = 0
-EXIT_FAILURE = 1  # generation failed at run time
-EXIT_BAD_INPUT = 2  # storyboard or command-line arguments unusable
-EXIT_MODEL = 3  # model or weights unavailable
-EXIT_OUTPUT = 4  # output cannot be written (exists, folder missing, disk)
-EXIT_INTERRUPTED = 130
+from .batch import (  # noqa: E402  (exit codes live with the batch logic; README "Exit codes")
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_PARTIAL,
+    EXIT_SIGINT,
+)
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_MODEL", "EXIT_OK", "EXIT_OUTPUT", "EXIT_PARTIAL", "app"]
 
 
 class Device(str, Enum):
@@ -81,10 +85,16 @@ def resolve_dtype(dtype: DType, device: str):
     return table[dtype]
 
 
-def _plan_from_args(storyboard: Path, spec, seed, resolution, duration):
-    from .storyboard import load_storyboard, make_plan, parse_resolution, parse_time
+def _plan_from_args(storyboard: str, spec, seed, resolution, duration):
+    """Load ``storyboard`` (a path, or ``-`` for standard input) and make its plan for ``spec``."""
+    import sys
 
-    sb = load_storyboard(storyboard)
+    from .storyboard import load_storyboard, make_plan, parse_resolution, parse_storyboard, parse_time
+
+    if storyboard == "-":
+        sb = parse_storyboard(sys.stdin.read(), path="<stdin>")
+    else:
+        sb = load_storyboard(storyboard)
     width = height = duration_s = None
     if resolution is not None:
         width, height = parse_resolution(resolution, field="--resolution")
@@ -103,38 +113,62 @@ def _plan_from_args(storyboard: Path, spec, seed, resolution, duration):
 
 @app.command()
 def generate(
-    storyboard: Annotated[Path, typer.Argument(help="Storyboard YAML file.", show_default=False)],
+    storyboards: Annotated[
+        list[str],
+        typer.Argument(help="Storyboard YAML files; - reads one from standard input.", show_default=False),
+    ],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="MP4 to write [default: <storyboard name>.mp4].")
+        str | None,
+        typer.Option("-o", "--output", help="MP4 to write; a folder (or a path ending in /) for <name>.mp4."),
     ] = None,
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Model preset (see `longlive info`).")
-    ] = "longlive-1.3b",
+    model: Annotated[str, typer.Option("--model", "-m", help="Preset, spec file or folder.")] = DEFAULT_MODEL,
     device: Annotated[Device, typer.Option(help="Where to run.")] = Device.auto,
     dtype: Annotated[
         DType, typer.Option(help="Compute precision [auto: bf16 on CUDA, float32 on CPU].")
     ] = DType.auto,
-    seed: Annotated[int | None, typer.Option(help="Noise seed; overrides the storyboard's.", min=0)] = None,
+    seed: Annotated[int | None, typer.Option(help="Noise seed; overrides the storyboards'.", min=0)] = None,
+    seed_offset: Annotated[int, typer.Option(help="Added to every seed (for variants).", min=0)] = 0,
     resolution: Annotated[
-        str | None,
-        typer.Option(help="WxH in pixels, multiples of 16; overrides [default: the model's native size]."),
+        str | None, typer.Option(help="WxH in pixels, multiples of 16; overrides [default: model's native].")
     ] = None,
     duration: Annotated[str | None, typer.Option(help="Video length (e.g. 30s, 1:30); overrides.")] = None,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")] = False,
+    shard: Annotated[
+        str | None, typer.Option(help="K/N: generate only the K-th of N deterministic slices of the list.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")] = False,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first failed storyboard.")
+    ] = False,
+    keep_partial: Annotated[
+        bool, typer.Option(help="On Ctrl-C/SIGTERM keep the video so far as <name>.partial.mp4.")
+    ] = True,
     offline: Annotated[
-        bool,
-        typer.Option("--offline", help="Use only the local Hugging Face cache (also: HF_HUB_OFFLINE=1)."),
+        bool, typer.Option("--offline", help="Use only the local Hugging Face cache (or HF_HUB_OFFLINE=1).")
     ] = False,
     save_latents: Annotated[
-        Path | None, typer.Option(help="Also save the latents (safetensors) for `longlive decode`.")
+        Path | None,
+        typer.Option(help="Also save the latents (safetensors) for `longlive decode` (one storyboard)."),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary line.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plans and exit.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per event on stdout; messages on stderr.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary lines.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Generate one continuous video from a storyboard."""
+    """Generate continuous videos from storyboards (several run one after another with one model load)."""
     # Only what the checks before model loading need is imported up front: a bad storyboard or an
     # existing output is reported in a fraction of a second, before torch and diffusers load.
+    from .batch import (
+        Job,
+        JsonLines,
+        Status,
+        StopSignals,
+        exit_code,
+        output_for,
+        parse_shard,
+        select_shard,
+    )
     from .hub import WeightsUnavailableError
     from .models.registry import (
         ModelUnavailableError,
@@ -145,20 +179,85 @@ def generate(
         resolve_model,
     )
     from .storyboard import StoryboardError, format_plan
-    from .video import OutputError, check_output
+    from .video import OutputError, OutputExistsError, check_free_space, check_output, estimate_mp4_bytes
+
+    events = JsonLines() if json_out else None
+
+    def report(job: Job, code: int, err: BaseException) -> None:
+        job.fail(code, str(err))
+        typer.echo(f"error: {err}", err=True)
+        if events:
+            events.emit("error", storyboard=job.name, code=code, message=str(err))
+
+    def finish(jobs: list[Job]) -> None:
+        code = exit_code(jobs)
+        if events:
+            counts = {s.value: sum(j.status is s for j in jobs) for s in Status if s is not Status.pending}
+            events.emit("summary", exit_code=code, **counts)  # same keys as on a model error below
+        if len(jobs) > 1 and not json_out:
+            done = sum(j.status is Status.done for j in jobs)
+            skipped = sum(j.status is Status.skipped for j in jobs)
+            failed = sum(j.status is Status.failed for j in jobs)
+            typer.echo(f"{done} done, {failed} failed, {skipped} skipped (already there)", err=True)
+        raise typer.Exit(code)
 
     try:
         spec = resolve_model(model)
-        plan = _plan_from_args(storyboard, spec, seed, resolution, duration)
-        if dry_run:
-            typer.echo(format_plan(plan))
-            return
-        out = output if output is not None else Path(storyboard.stem + ".mp4")
-        check_output(out, overwrite=force)
-        if save_latents is not None:
-            check_output(save_latents, overwrite=force)
-        # Every weight file is found (or fetched) before anything heavy is loaded, so a missing
-        # file or an unreachable Hub is reported in seconds.
+        if shard is not None:
+            storyboards = select_shard(storyboards, *parse_shard(shard))
+        if storyboards.count("-") > 1:
+            raise CliError("standard input (-) can be read only once", EXIT_BAD_INPUT)
+        names_folder = output is not None and (output.endswith("/") or Path(output).is_dir())
+        batch = len(storyboards) > 1 or names_folder
+        out_path = Path(output) if output is not None else None
+        if batch and save_latents is not None:
+            raise CliError("--save-latents works with one storyboard at a time", EXIT_BAD_INPUT)
+        if batch and out_path is not None and not out_path.exists() and not dry_run:
+            out_path.mkdir(parents=True)
+    except (ModelUnavailableError, WeightsUnavailableError) as err:
+        raise _fail(err, EXIT_MODEL, debug) from None
+    except CliError as err:
+        raise _fail(err, err.code, debug) from None
+    except (ValueError, OSError) as err:
+        raise _fail(err, EXIT_BAD_INPUT, debug) from None
+
+    # 1. Plans and outputs, before anything heavy: bad input costs nothing but its own video.
+    jobs: list[Job] = []
+    plans = {}
+    for name in storyboards:
+        job = Job(name=name, output=output_for(name, out_path, batch=batch))
+        jobs.append(job)
+        try:
+            plan = _plan_from_args(name, spec, seed, resolution, duration)
+            if dry_run:
+                typer.echo(f"{name}:\n{format_plan(plan)}")
+                job.status = Status.done
+                continue
+            if job.output.exists() and not force and batch:
+                job.status = Status.skipped
+                typer.echo(f"skip {name}: {job.output} already exists (use --force to replace it)", err=True)
+                if events:
+                    events.emit("skipped", storyboard=name, output=job.output)
+                continue
+            check_output(job.output, overwrite=force)
+            check_free_space(job.output, estimate_mp4_bytes(plan.width, plan.height, plan.num_video_frames))
+            if save_latents is not None:
+                check_output(save_latents, overwrite=force)
+            plans[name] = plan
+            if events:
+                events.emit("plan", storyboard=name, output=job.output, plan=plan)
+        except StoryboardError as err:
+            report(job, EXIT_BAD_INPUT, err)
+        except OutputError as err:
+            report(job, EXIT_OUTPUT, err)
+        if fail_fast and job.status is Status.failed:
+            finish(jobs)
+    if not plans:
+        finish(jobs)
+
+    # 2. The model: every weight file is found first (an unreachable Hub is reported in seconds),
+    #    prompts are encoded and the text encoder freed, then the video model is loaded once.
+    try:
         fetch_components(spec, components(spec), offline=offline)
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
@@ -173,50 +272,82 @@ def generate(
                 err=True,
             )
 
-        # Encode every prompt first, then free the text encoder: peak memory during generation is
-        # the transformer, the VAE and the caches only.
         text_encoder = load_text_encoder(spec, device=dev, dtype=torch_dtype, offline=offline)
-        embeds = encode_plan_prompts(text_encoder, plan, on_truncate=warn_truncated)
+        embeds = {
+            name: [e.cpu() for e in encode_plan_prompts(text_encoder, plan, on_truncate=warn_truncated)]
+            for name, plan in plans.items()
+        }
         del text_encoder
         loaded = load_model(spec, device=dev, dtype=torch_dtype, offline=offline)
-        with make_reporter(quiet=quiet) as reporter:
-            for event in run_pipeline(
-                plan,
-                loaded,
-                embeds,
-                out,
-                seed=resolve_seed(plan.seed),
-                overwrite=force,
-                save_latents=save_latents,
-            ):
-                reporter.handle(event)
-    except StoryboardError as err:
-        raise _fail(err, EXIT_BAD_INPUT, debug) from None
-    except CliError as err:
-        raise _fail(err, err.code, debug) from None
-    except (ModelUnavailableError, WeightsUnavailableError) as err:
-        raise _fail(err, EXIT_MODEL, debug) from None
-    except OutputError as err:
-        raise _fail(err, EXIT_OUTPUT, debug) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted: no output was written under the final name", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as err:  # anything else is a bug or a runtime failure: say so, briefly
-        if debug:
-            raise
-        typer.echo(
-            f"error: generation failed: {type(err).__name__}: {err} (run with --debug for details)", err=True
-        )
-        raise typer.Exit(EXIT_FAILURE) from None
+    except (ModelUnavailableError, WeightsUnavailableError, CliError) as err:
+        code = err.code if isinstance(err, CliError) else EXIT_MODEL
+        for job in jobs:
+            if job.name in plans:
+                job.fail(code, str(err))
+        if events:
+            events.emit("error", storyboard=None, code=code, message=str(err))
+            events.emit("summary", exit_code=code, done=0, skipped=0, failed=len(plans), interrupted=0)
+        raise _fail(err, code, debug) from None
+
+    # 3. Generate, one storyboard after another.
+    with StopSignals() as stop:
+        for job in jobs:
+            if job.name not in plans:
+                continue
+            plan = plans[job.name]
+            try:
+                with make_reporter(quiet=quiet or json_out) as reporter:
+                    video_seed = resolve_seed(plan.seed) + seed_offset
+                    stream = run_pipeline(
+                        plan,
+                        loaded,
+                        embeds[job.name],
+                        job.output,
+                        seed=video_seed,
+                        overwrite=force,
+                        save_latents=save_latents,
+                        should_stop=stop.requested,
+                        keep_partial=keep_partial,
+                    )
+                    for event in stream:
+                        reporter.handle(event)
+                        if events:
+                            events.event(event, storyboard=job.name)
+                        if type(event).__name__ == "Interrupted":
+                            kept = f"kept {event.path}" if event.path else "nothing kept"
+                            typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
+                job.status = Status.interrupted if stop.requested() else Status.done
+                if stop.requested():
+                    job.code = stop.exit_code
+            except KeyboardInterrupt:
+                job.status, job.code = Status.interrupted, EXIT_SIGINT
+                typer.echo("aborted: the unfinished video was removed", err=True)
+            except OutputExistsError as err:
+                report(job, EXIT_OUTPUT, err)
+            except OutputError as err:
+                report(job, EXIT_OUTPUT, err)
+            except Exception as err:  # a runtime failure of this storyboard; the others go on
+                if debug:
+                    raise
+                report(job, EXIT_FAILURE, RuntimeError(f"generation failed: {type(err).__name__}: {err}"))
+            if job.status is Status.interrupted or (fail_fast and job.status is Status.failed):
+                break
+    finish(jobs)
 
 
 @app.command()
 def validate(
-    storyboards: Annotated[list[Path], typer.Argument(help="Storyboard YAML files.", show_default=False)],
+    storyboards: Annotated[
+        list[str], typer.Argument(help="Storyboard YAML files; - for stdin.", show_default=False)
+    ],
     model: Annotated[str, typer.Option("--model", "-m", help="Model the plan is for.")] = DEFAULT_MODEL,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per storyboard on stdout.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Check storyboards and print their generation plans; exit 2 if any is invalid."""
+    from .batch import JsonLines
     from .models.registry import ModelUnavailableError, resolve_model
     from .storyboard import StoryboardError, format_plan
 
@@ -224,6 +355,7 @@ def validate(
         spec = resolve_model(model)
     except ModelUnavailableError as err:
         raise _fail(err, EXIT_BAD_INPUT, False) from None
+    events = JsonLines() if json_out else None
     failed = 0
     for path in storyboards:
         try:
@@ -231,8 +363,13 @@ def validate(
         except StoryboardError as err:
             failed += 1
             typer.echo(f"error: {err}", err=True)
+            if events:
+                location = {"file": err.path, "line": err.line, "column": err.column, "field": err.field}
+                events.emit("invalid", storyboard=path, message=str(err), **location)
             continue
-        if not quiet:
+        if events:
+            events.emit("valid", storyboard=path, plan=plan)
+        elif not quiet:
             typer.echo(f"{path}: ok")
             typer.echo(format_plan(plan))
     if failed:

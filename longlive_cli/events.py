@@ -72,4 +72,17 @@ class Finished:
         return self.num_video_frames / self.wall_s if self.wall_s > 0 else float("inf")
 
 
-Event = GenerationStarted | PromptSwitched | BlockDone | Finished
+@dataclass(frozen=True)
+class Interrupted:
+    """Generation stopped early on request (Ctrl-C / SIGTERM) after ``num_video_frames`` frames.
+
+    ``path`` is the playable partial MP4 kept (``<name>.partial.mp4``), or None when nothing was
+    kept. ``duration_s`` is its length in seconds.
+    """
+
+    path: Path | None
+    num_video_frames: int
+    duration_s: float
+
+
+Event = GenerationStarted | PromptSwitched | BlockDone | Finished | Interrupted

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .decode import StreamingDecoder
-from .events import BlockDone, Event, Finished, GenerationStarted, PromptSwitched
+from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
 from .models.registry import Model
 from .sampler import sample_video
 from .storyboard import Plan
@@ -66,6 +66,8 @@ def generate(
     seed: int,
     overwrite: bool = False,
     save_latents: str | Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    keep_partial: bool = True,
 ) -> Iterator[Event]:
     """Generate ``plan`` into the MP4 ``output``, yielding events as the work proceeds.
 
@@ -78,10 +80,14 @@ def generate(
         overwrite: replace an existing ``output`` (and ``save_latents``).
         save_latents: also write the latents to this safetensors file (:func:`write_latents`); they
             are kept on the CPU until the end, ``L x 16 x h x w`` float32 (96 MB for 240 s at 832x480).
+        should_stop: polled after each block; when it returns True the video so far is finished as
+            ``<output stem>.partial.mp4`` (or discarded without ``keep_partial``) and ``Interrupted``
+            is yielded instead of ``Finished``. Nothing is ever left under ``output`` itself.
+        keep_partial: keep the partial video on a stop.
 
     Yields:
         ``GenerationStarted``, then ``PromptSwitched`` before each switched block and ``BlockDone``
-        after each block, then ``Finished``.
+        after each block, then ``Finished`` (or ``Interrupted``).
 
     Raises:
         ValueError: plan and model do not fit (:func:`check_plan_fits`).
@@ -130,6 +136,15 @@ def generate(
                 fps=plan.fps,
                 elapsed_s=time.perf_counter() - started,
             )
+            if should_stop is not None and should_stop() and block.index + 1 < plan.num_blocks:
+                frames = writer.frames_written
+                if keep_partial:
+                    kept = writer.close(partial_path(output))
+                else:
+                    writer.abort()
+                    kept = None
+                yield Interrupted(path=kept, num_video_frames=frames, duration_s=frames / plan.fps)
+                return
         path = writer.close()
         wall = time.perf_counter() - started
     if kept is not None:
@@ -137,6 +152,12 @@ def generate(
     yield Finished(
         path=path, num_video_frames=writer.frames_written, duration_s=plan.video_duration_s, wall_s=wall
     )
+
+
+def partial_path(output: str | Path) -> Path:
+    """Where an interrupted video is kept: ``out.mp4`` -> ``out.partial.mp4``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.partial{output.suffix or '.mp4'}")
 
 
 def write_latents(path: str | Path, latents: torch.Tensor, plan: Plan, *, seed: int, model: str) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -243,8 +244,12 @@ class VideoWriter:
             raise OutputError(message) from err
         self._frames_written += frames.shape[0]
 
-    def close(self) -> Path:
+    def close(self, path: str | Path | None = None) -> Path:
         """Finish the video: flush ffmpeg, wait for it, and rename the temporary file onto the final path.
+
+        Args:
+            path: put the finished video here instead of the path given at construction (used for
+                ``<name>.partial.mp4`` after an interrupt).
 
         Returns:
             The final path (absolute). Calling again after success returns it again.
@@ -260,6 +265,8 @@ class VideoWriter:
             return self.path
         if self._state == "aborted":
             raise ValueError("close() on an aborted VideoWriter")
+        if path is not None:
+            self.path = Path(path).expanduser().absolute()
         if self._frames_written == 0:
             self.abort()
             raise OutputError(f"No frames were written; '{self.path}' was not created.")
@@ -366,3 +373,23 @@ def read_video_info(path: str | Path) -> dict:
         raise OutputError(f"Cannot read video '{path}': {err}") from err
     width, height = meta["size"]
     return {"frames": int(frames), "fps": float(meta["fps"]), "width": int(width), "height": int(height)}
+
+
+# H.264 at CRF 18 on generated video stays well under this; noise-like video comes close to it.
+_BYTES_PER_PIXEL_FRAME = 0.15
+
+
+def estimate_mp4_bytes(width: int, height: int, frames: int) -> int:
+    """A generous estimate of the MP4 size in bytes for ``frames`` frames of ``width`` x ``height``."""
+    return int(width * height * frames * _BYTES_PER_PIXEL_FRAME) + (1 << 20)
+
+
+def check_free_space(path: str | Path, needed_bytes: int) -> None:
+    """Raise :class:`OutputError` when the folder of ``path`` has less than ``needed_bytes`` free."""
+    folder = Path(path).expanduser().absolute().parent
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise OutputError(
+            f"Not enough free space in '{folder}' for '{Path(path).name}': about {needed_bytes / 1e6:.0f} MB "
+            f"needed, {free / 1e6:.0f} MB free. Free some space or write elsewhere."
+        )
