@@ -253,3 +253,31 @@ def test_download_prints_each_file_and_its_size(release, tmp_path):
     line = next(x for x in result.stdout.splitlines() if x.startswith("generator"))
     assert "test-org/tiny-longlive:models/longlive_base.pt" in line and f"{size / 1000:.1f} KB" in line
     assert "vae" in result.stdout and "total" in result.stdout
+
+
+@pytest.mark.parametrize("which", ["generator", "lora", "vae_safetensors"])
+def test_truncated_or_corrupted_weight_files_are_clear_errors(release, tmp_path, which):
+    import shutil
+
+    fields = dict(base=str(release / "base"), generator=str(release / "longlive_base.pt"))
+    if which == "generator":
+        data = (release / "longlive_base.pt").read_bytes()
+        bad = tmp_path / "truncated.pt"
+        bad.write_bytes(data[: len(data) // 2])
+        fields["generator"] = str(bad)
+    elif which == "lora":
+        bad = tmp_path / "garbage_lora.pt"
+        bad.write_bytes(b"\x00\x01 this is not a checkpoint" * 50)
+        fields.update(lora=str(bad), lora_rank=RANK, lora_alpha=ALPHA)
+    else:
+        base = tmp_path / "base"
+        shutil.copytree(release / "base", base)
+        weights = next((base / "vae").glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:100])
+        bad = weights
+        fields["base"] = str(base)
+    spec = write_spec(tmp_path / "c.yaml", **fields)
+    result, lat = generate(release, str(spec), tmp_path)
+    assert result.exit_code == EXIT_MODEL, result.output
+    assert bad.name in result.stderr and "Traceback" not in result.output, result.stderr
+    assert not lat.exists()
