@@ -128,7 +128,8 @@ class StopSignals:
         self.signum = signum
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(
-            f"\n{name}: finishing the current block and keeping the video so far; press Ctrl-C again to abort",
+            f"\n{name}: finishing the current block and keeping the video so far; "
+            "press Ctrl-C again to abort",
             file=sys.stderr,
             flush=True,
         )
@@ -180,4 +181,5 @@ class JsonLines:
         self.stream.flush()
 
     def event(self, event: object, **context: Any) -> None:
-        self.emit(event_name(event), **context, **{f.name: getattr(event, f.name) for f in dataclasses.fields(event)})
+        fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        self.emit(event_name(event), **context, **fields)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 __all__ = [
@@ -42,7 +43,9 @@ __all__ = [
     "MAX_PROMPTS",
     "MAX_PROMPT_CHARS",
     "MAX_YAML_DEPTH",
+    "MAX_YAML_LINES",
     "MAX_YAML_NODES",
+    "MAX_YAML_WRITTEN_NODES",
     "Plan",
     "PromptSpec",
     "Segment",
@@ -67,14 +70,32 @@ MAX_YAML_NODES = 100_000  # counted with aliases expanded, so "billion laughs" d
 MAX_YAML_DEPTH = 32  # a storyboard is 4 levels deep; PyYAML's composer recurses per level
 MAX_PROMPTS = 1000
 MAX_PROMPT_CHARS = 10_000  # UMT5 sees at most 512 tokens; 10k characters is far past that already
+#: Nodes as written (an alias counts once), checked while composing. PyYAML's pure-Python parser costs
+#: ~35 us per node, so the 100k expanded limit alone let a flat 1 MiB list or mapping run ~4 s before
+#: failing. The largest valid storyboard has 1000 prompts x 7 nodes (the mapping, at/text keys and
+#: values, a merge key and its alias) plus a dozen top-level nodes, ~7k; 10k leaves headroom and fails
+#: a hostile file in ~0.4 s.
+MAX_YAML_WRITTEN_NODES = 10_000
+#: Line breaks, counted (in C) before parsing: the scanner spends ~1.4 us per line even on blank or
+#: comment lines, which no node limit sees. 100 lines per prompt on average is far more than any
+#: storyboard of at most 1000 prompts needs.
+MAX_YAML_LINES = 100_000
+_MAX_SCALAR_CHARS = 64  # numbers, times and resolutions; longer ones are junk (and 1:0:0:... is slow)
 ROPE_MAX_LATENT_FRAMES = 1024
 VAE_TEMPORAL_STRIDE = 4  # latent frame k > 0 -> 4 video frames
 MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 16, 4096, 16
 
 _TOP_KEYS = ("seed", "resolution", "fps", "duration", "prompts")
 _PROMPT_KEYS = ("at", "text")
+_YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 _INT_TAG = "tag:yaml.org,2002:int"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_UNSAFE_TAG_HINT = (
+    "storyboards are plain YAML (yaml.safe_load): application tags such as !!python/... are refused, "
+    "never run"
+)
 
 
 # --------------------------------------------------------------------------- errors
@@ -139,8 +160,34 @@ class StoryboardError(ValueError):
 
 def _fmt_s(seconds: float) -> str:
     """Seconds for messages: ``12s``, ``12.5s``, ``10.3125s`` (no float noise)."""
-    text = f"{seconds:.6f}".rstrip("0").rstrip(".")
+    try:
+        value = float(seconds)
+    except OverflowError:  # an int beyond float range (hand-built storyboards, command-line values)
+        return f"{_show_int(int(seconds))} seconds"
+    if not math.isfinite(value) or abs(value) >= 1e15:
+        return f"{value:.6g}s"
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
     return f"{text}s"
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    """``repr(text)`` for messages, cut short (with the full length) when ``text`` is long."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[: limit - 20]!r}... ({len(text)} characters)"
+
+
+def _short_name(name: str, limit: int = 60) -> str:
+    """A key as a field name in messages, cut short when long."""
+    return name if len(name) <= limit else f"{name[: limit - 20]}..."
+
+
+def _show_int(value: int) -> str:
+    # str() of an int over 4300 digits raises ValueError (CPython's int_max_str_digits guard).
+    if value.bit_length() <= 128:
+        return str(value)
+    digits = int(value.bit_length() * math.log10(2)) + 1
+    return f"{'-' if value < 0 else ''}a number of about {digits} digits"
 
 
 def _describe(value: Any) -> str:
@@ -149,8 +196,10 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
     if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, (int, float)):
+        return _clip(value)
+    if isinstance(value, int):
+        return _show_int(value)
+    if isinstance(value, float):
         return str(value)
     if isinstance(value, (list, tuple)):
         return "a list"
@@ -208,8 +257,11 @@ def _parse_time_string(raw: str, *, field: str) -> float:
     text = raw.strip()
     if not text:
         raise StoryboardError(f"empty time. {_TIME_HELP}", field=field)
+    if len(text) > _MAX_SCALAR_CHARS:
+        # Also keeps the regular expressions below (whose optional parts backtrack) on short input.
+        raise StoryboardError(f"{_clip(raw)} is not a time: far too long. {_TIME_HELP}", field=field)
     if text.startswith("-"):
-        raise StoryboardError(f"{raw!r} is negative; times count from 0.", field=field)
+        raise StoryboardError(f"{_clip(raw)} is negative; times count from 0.", field=field)
     # Decimal keeps "0.1h" == 360 exactly instead of 360.00000000000006.
     clock = _CLOCK_RE.fullmatch(text)
     if clock:
@@ -218,11 +270,11 @@ def _parse_time_string(raw: str, *, field: str) -> float:
         secs = Decimal(clock["s"])
         if secs >= 60:
             raise StoryboardError(
-                f"{raw!r}: the seconds field ({clock['s']}) must be below 60. {_TIME_HELP}", field=field
+                f"{_clip(raw)}: the seconds field ({clock['s']}) must be below 60. {_TIME_HELP}", field=field
             )
         if clock["h"] is not None and minutes >= 60:
             raise StoryboardError(
-                f"{raw!r}: the minutes field ({clock['m']}) must be below 60. {_TIME_HELP}", field=field
+                f"{_clip(raw)}: the minutes field ({clock['m']}) must be below 60. {_TIME_HELP}", field=field
             )
         return float(hours * 3600 + minutes * 60 + secs)
     units = _UNIT_RE.fullmatch(text)
@@ -237,9 +289,9 @@ def _parse_time_string(raw: str, *, field: str) -> float:
                 Decimal(0),
             )
         except InvalidOperation:  # pragma: no cover - the regex only lets decimal numbers through
-            raise StoryboardError(f"{raw!r} is not a time. {_TIME_HELP}", field=field) from None
+            raise StoryboardError(f"{_clip(raw)} is not a time. {_TIME_HELP}", field=field) from None
         return float(total)
-    raise StoryboardError(f"{raw!r} is not a time. {_TIME_HELP}", field=field)
+    raise StoryboardError(f"{_clip(raw)} is not a time. {_TIME_HELP}", field=field)
 
 
 # --------------------------------------------------------------------------- resolution / seed / fps
@@ -260,10 +312,10 @@ def parse_resolution(value: Any, *, field: str = "resolution") -> tuple[int, int
         raise StoryboardError(
             f"{_describe(value)} is not a resolution; write it as WIDTHxHEIGHT, e.g. 832x480.", field=field
         )
-    match = _RES_RE.fullmatch(value)
+    match = _RES_RE.fullmatch(value) if len(value) <= _MAX_SCALAR_CHARS else None
     if not match:
         raise StoryboardError(
-            f"{value!r} is not a resolution; write it as WIDTHxHEIGHT, e.g. 832x480.", field=field
+            f"{_clip(value)} is not a resolution; write it as WIDTHxHEIGHT, e.g. 832x480.", field=field
         )
     width, height = int(match[1]), int(match[2])
     _check_resolution(width, height, field=field)
@@ -278,7 +330,7 @@ def _check_resolution(width: Any, height: Any, *, field: str = "resolution", ori
             )
         if not MIN_SIZE <= size <= MAX_SIZE:
             raise StoryboardError(
-                f"{name} {size} is out of range{origin}; use {MIN_SIZE} to {MAX_SIZE} pixels "
+                f"{name} {_show_int(size)} is out of range{origin}; use {MIN_SIZE} to {MAX_SIZE} pixels "
                 f"(the model is trained at {DEFAULT_WIDTH}x{DEFAULT_HEIGHT}).",
                 field=field,
             )
@@ -298,7 +350,8 @@ def _check_seed(seed: Any, *, origin: str = "") -> None:
         )
     if not 0 <= seed < 2**63:
         raise StoryboardError(
-            f"{seed} is out of range{origin}; use a whole number from 0 to 2**63 - 1.", field="seed"
+            f"{_show_int(seed)} is out of range{origin}; use a whole number from 0 to 2**63 - 1.",
+            field="seed",
         )
 
 
@@ -424,27 +477,109 @@ class _TooDeep(_TooManyNodes):
     pass
 
 
+class _TooManyItems(_TooManyNodes):
+    def __init__(self, mark: Any, *, prompts: bool) -> None:
+        super().__init__(mark)
+        self.prompts = prompts
+
+
+class _BadScalar(Exception):
+    """A scalar that PyYAML resolves to a number/date/bool but cannot (or should not) construct."""
+
+    def __init__(self, message: str, node: Node) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+
+def _checked_constructor(kind: str, construct: Any) -> Any:
+    """Wrap a SafeConstructor method: bound the scalar's length, turn its crashes into _BadScalar.
+
+    PyYAML's own constructors raise ValueError (``2001-13-45``, a 5000-digit int: CPython refuses to
+    convert it), KeyError (``!!bool x``), IndexError (``!!int ''``), AttributeError (``!!timestamp x``)
+    or OverflowError (a long sexagesimal float), and take quadratic time on ``1:0:0:0:...`` ints.
+    """
+
+    def checked(loader: yaml.SafeLoader, node: Node) -> Any:
+        if isinstance(node, ScalarNode) and len(node.value) > _MAX_SCALAR_CHARS:
+            raise _BadScalar(
+                f"{_clip(node.value)} is far too long for {kind}; no storyboard value needs more than "
+                f"{_MAX_SCALAR_CHARS} characters.",
+                node,
+            )
+        try:
+            return construct(loader, node)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as exc:
+            detail = f" ({exc})" if isinstance(exc, ValueError) and len(str(exc)) < 100 else ""
+            shown = _clip(node.value) if isinstance(node, ScalarNode) else "this value"
+            raise _BadScalar(f"{shown} is not {kind}{detail}.", node) from None
+
+    return checked
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that stops composing once the document has too many nodes or is nested too deeply."""
+    """SafeLoader that stops composing once the document has too many nodes, a list has more items than
+    any storyboard list needs, or the nesting is too deep; its number, boolean and date constructors
+    raise :class:`_BadScalar` instead of crashing."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._composed = 0
         self._depth = 0
+        self._prompts_list: list[bool] = []  # per compose_node level: is it composing 'prompts'?
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         # Stop early on huge flat documents instead of building hundreds of thousands of nodes, and on
         # deep nesting before PyYAML's recursive composer (and quadratic scanner) get slow or overflow.
+        # An alias counts once here; _check_expanded_size counts what it stands for.
         self._composed += 1
-        if self._composed > MAX_YAML_NODES:
+        if self._composed > min(MAX_YAML_NODES, MAX_YAML_WRITTEN_NODES):
             raise _TooManyNodes(self.peek_event().start_mark)
         if self._depth >= MAX_YAML_DEPTH:
             raise _TooDeep(self.peek_event().start_mark)
+        event = self.peek_event()
+        tag = getattr(event, "tag", None)  # explicit tags only; aliases have none
+        if tag not in (None, "!", _MERGE_TAG) and tag not in self.yaml_constructors:
+            # Refuse !!python/... and application tags where they are written, whatever node they are
+            # on: collections and keys are read node by node and never constructed, so the
+            # constructor's own refusal would not see them.
+            raise ConstructorError(
+                None, None, f"the tag {_show_tag(tag)} is not allowed; {_UNSAFE_TAG_HINT}", event.start_mark
+            )
+        if isinstance(parent, SequenceNode) and isinstance(index, int) and index >= MAX_PROMPTS:
+            # No storyboard list is longer than the prompts list; say so at once rather than parse on.
+            raise _TooManyItems(parent.start_mark, prompts=self._prompts_list[-1])
+        is_prompts = (
+            self._depth == 1
+            and isinstance(parent, MappingNode)
+            and isinstance(index, ScalarNode)
+            and index.value == "prompts"
+        )
         self._depth += 1
+        self._prompts_list.append(is_prompts)
         try:
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+            self._prompts_list.pop()
+
+
+for _tag, _kind in (
+    ("int", "an integer"),
+    ("float", "a number"),
+    ("bool", "a boolean"),
+    ("timestamp", "a date"),
+):
+    _full_tag = f"tag:yaml.org,2002:{_tag}"
+    _Loader.add_constructor(
+        _full_tag, _checked_constructor(_kind, yaml.SafeLoader.yaml_constructors[_full_tag])
+    )
+
+
+def _show_tag(tag: str) -> str:
+    return _clip("!!" + tag[len(_YAML_TAG_PREFIX) :] if tag.startswith(_YAML_TAG_PREFIX) else tag)
 
 
 def _too_big_message() -> str:
@@ -454,10 +589,20 @@ def _too_big_message() -> str:
     )
 
 
+def _too_many_written_message() -> str:
+    limit = min(MAX_YAML_NODES, MAX_YAML_WRITTEN_NODES)
+    return (
+        f"the YAML document has more than {limit} nodes; a storyboard (at most {MAX_PROMPTS} prompts with "
+        "'at' and 'text') needs far fewer. Is this the right file?"
+    )
+
+
 def _check_expanded_size(root: Node, *, path: str | None) -> None:
-    """Count nodes with aliases expanded (iteratively, memoised); reject cycles and huge expansions."""
+    """Count nodes and depth with aliases expanded (iteratively, memoised); reject cycles, huge
+    expansions and alias chains nested deeper than MAX_YAML_DEPTH (PyYAML constructs recursively)."""
     limit = MAX_YAML_NODES
     sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
     active: set[int] = set()  # nodes on the current DFS path: meeting one again is a recursive alias
 
     def children(node: Node) -> list[Node]:
@@ -473,12 +618,23 @@ def _check_expanded_size(root: Node, *, path: str | None) -> None:
         key = id(node)
         if done:
             active.discard(key)
+            kids = children(node)
             # Capped so that a billion-laughs count stays a small int.
-            sizes[key] = min(limit + 1, 1 + sum(sizes[id(c)] for c in children(node)))
+            sizes[key] = min(limit + 1, 1 + sum(sizes[id(c)] for c in kids))
             if sizes[key] > limit:
                 mark = root.start_mark
                 raise StoryboardError(
                     _too_big_message(), path=path, line=mark.line + 1, column=mark.column + 1
+                )
+            depths[key] = 1 + max((depths[id(c)] for c in kids), default=0)
+            if depths[key] > MAX_YAML_DEPTH:
+                mark = node.start_mark
+                raise StoryboardError(
+                    f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep once its aliases are "
+                    "expanded; a storyboard needs four. Check for chains of anchors/aliases.",
+                    path=path,
+                    line=mark.line + 1,
+                    column=mark.column + 1,
                 )
             continue
         if key in sizes:
@@ -516,7 +672,7 @@ def _yaml_error(exc: yaml.YAMLError, text: str, path: str | None) -> StoryboardE
         line = text.count("\n", 0, pos) + 1
         column = pos - (text.rfind("\n", 0, pos) + 1) + 1
         return StoryboardError(
-            f"invalid YAML: {exc.reason} character U+{exc.character:04X}; remove it.",  # type: ignore[str-format]
+            f"invalid YAML: {exc.reason} (found U+{exc.character:04X}); remove it.",  # type: ignore[str-format]
             path=path,
             line=line,
             column=column,
@@ -540,15 +696,23 @@ class _Walker:
             message, path=self.path, line=mark.line + 1, column=mark.column + 1, field=field
         )
 
-    def value(self, node: Node) -> Any:
-        # Sizes and cycles were checked already, so constructing a value is bounded.
-        return self.loader.construct_object(node, deep=True)
+    def value(self, node: Node, field: str) -> Any:
+        # Sizes, depth and cycles were checked already, so constructing a value is bounded.
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except _BadScalar as exc:
+            raise self.error(exc.message, exc.node, field) from None
 
-    def number_or_text(self, node: Node) -> Any:
+    def number_or_text(self, node: Node, field: str) -> Any:
         # YAML 1.1 reads "010" as octal 8; a storyboard author means ten.
-        if isinstance(node, ScalarNode) and node.tag == _INT_TAG and re.fullmatch(r"0\d+", node.value):
+        if (
+            isinstance(node, ScalarNode)
+            and node.tag == _INT_TAG
+            and len(node.value) <= _MAX_SCALAR_CHARS
+            and re.fullmatch(r"0\d+", node.value)
+        ):
             return int(node.value, 10)
-        return self.value(node)
+        return self.value(node, field)
 
     def mapping(
         self, node: Node, field: str | None, allowed: tuple[str, ...]
@@ -560,6 +724,7 @@ class _Walker:
                 node,
                 field,
             )
+        self.plain_tag(node, _MAP_TAG, field)
         if id(node) not in self._checked_mappings:
             # Duplicates among the mapping's own keys; keys brought in by a merge (<<) may be overridden.
             seen: dict[str, Node] = {}
@@ -570,10 +735,10 @@ class _Walker:
                 if name in seen:
                     first = seen[name].start_mark
                     raise self.error(
-                        f"duplicate key {name!r} (first given at line {first.line + 1}, column "
+                        f"duplicate key {_clip(name)} (first given at line {first.line + 1}, column "
                         f"{first.column + 1}); keep one of them.",
                         key_node,
-                        self.join(field, name),
+                        self.join(field, _short_name(name)),
                     )
                 seen[name] = key_node
             self.loader.flatten_mapping(node)
@@ -585,9 +750,9 @@ class _Walker:
                 close = difflib.get_close_matches(name, allowed, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise self.error(
-                    f"unknown key {name!r}; allowed keys: {', '.join(allowed)}.{hint}",
+                    f"unknown key {_clip(name)}; allowed keys: {', '.join(allowed)}.{hint}",
                     key_node,
-                    field or name,
+                    field or _short_name(name),
                 )
             result[name] = (key_node, value_node)
         return result
@@ -596,6 +761,15 @@ class _Walker:
         if not isinstance(node, ScalarNode):
             raise self.error(f"keys must be plain names, not {self._kind(node)}.", node, field)
         return str(node.value)
+
+    def plain_tag(self, node: Node, expected: str, field: str | None) -> None:
+        # Lists and mappings are read node by node, never constructed, so a tag on one would otherwise
+        # be silently ignored; refuse it like a tag on a value.
+        if node.tag != expected:
+            kind = "list" if expected == _SEQ_TAG else "mapping"
+            raise self.error(
+                f"the tag {_show_tag(node.tag)} is not allowed here; write a plain YAML {kind}.", node, field
+            )
 
     @staticmethod
     def join(field: str | None, name: str) -> str:
@@ -607,7 +781,7 @@ class _Walker:
             return "a mapping"
         if isinstance(node, SequenceNode):
             return "a list"
-        return f"the value {node.value!r}" if node.value != "" else "an empty value"
+        return f"the value {_clip(node.value)}" if node.value != "" else "an empty value"
 
     def located(self, exc: StoryboardError, node: Node) -> StoryboardError:
         mark = node.start_mark
@@ -627,7 +801,7 @@ class _Walker:
             return node
 
         if (node := given("seed")) is not None:
-            seed = self.number_or_text(node)
+            seed = self.number_or_text(node, "seed")
             try:
                 _check_seed(seed)
             except StoryboardError as exc:
@@ -635,11 +809,11 @@ class _Walker:
             kwargs["seed"] = seed
         if (node := given("resolution")) is not None:
             try:
-                kwargs["width"], kwargs["height"] = parse_resolution(self.value(node))
+                kwargs["width"], kwargs["height"] = parse_resolution(self.value(node, "resolution"))
             except StoryboardError as exc:
                 raise self.located(exc, node) from None
         if (node := given("fps")) is not None:
-            fps = self.value(node)
+            fps = self.value(node, "fps")
             try:
                 _check_fps(fps)
             except StoryboardError as exc:
@@ -653,7 +827,7 @@ class _Walker:
             )
         node = top["duration"][1]
         try:
-            duration_s = parse_time(self.number_or_text(node), field="duration")
+            duration_s = parse_time(self.number_or_text(node, "duration"), field="duration")
             _check_duration(duration_s, fps=fps, frames_per_block=3)
         except StoryboardError as exc:
             raise self.located(exc, node) from None
@@ -672,6 +846,7 @@ class _Walker:
             raise self.error(
                 f"must be a list of entries with 'at' and 'text'; got {self._kind(node)}.", node, "prompts"
             )
+        self.plain_tag(node, _SEQ_TAG, "prompts")
         if not node.value:
             raise self.error("needs at least one prompt, starting at 0s.", node, "prompts")
         if len(node.value) > MAX_PROMPTS:
@@ -692,12 +867,12 @@ class _Walker:
                     )
             at_node = entry["at"][1]
             try:
-                at_s = parse_time(self.number_or_text(at_node), field=f"{field_name}.at")
+                at_s = parse_time(self.number_or_text(at_node, f"{field_name}.at"), field=f"{field_name}.at")
             except StoryboardError as exc:
                 raise self.located(exc, at_node) from None
             text_node = entry["text"][1]
             try:
-                text = _check_text(self.value(text_node), field=f"{field_name}.text")
+                text = _check_text(self.value(text_node, f"{field_name}.text"), field=f"{field_name}.text")
             except StoryboardError as exc:
                 raise self.located(exc, text_node) from None
             mark = item.start_mark
@@ -723,16 +898,31 @@ def _check_text(value: Any, *, field: str) -> str:
     return text
 
 
-def parse_storyboard(text: str, *, path: str | None = None) -> Storyboard:
+def _count_line_breaks(text: str) -> int:
+    # YAML line breaks: LF, CR, CRLF (one break), NEL, LS, PS. str.count runs in C: ~1 ms per MiB.
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return breaks + text.count("\x85") + text.count("\u2028") + text.count("\u2029")
+
+
+def parse_storyboard(text: str | bytes, *, path: str | None = None) -> Storyboard:
     """Parse and validate storyboard YAML ``text``; ``path`` is only used to locate errors.
 
+    ``text`` may also be the file's bytes (UTF-8, optional BOM). Only ``yaml.safe_load`` features are
+    understood: a ``!!python/...`` or other application tag is an error, never executed.
     Validates everything :func:`make_plan` would with the file's own values, so a storyboard that
     parses also plans.
 
+    Resource limits, all checked before the work they bound: 1 MiB of text, 100 000 lines (counted
+    before parsing), 10 000 YAML nodes as written, 1000 items in any list and 32 levels of nesting
+    (checked while composing, so a hostile file fails within a fraction of a second), 100 000 nodes and
+    32 levels with aliases expanded ("billion laughs"), 64 characters for a number, time or resolution.
+
     Raises:
-        StoryboardError: for text over 1 MiB, invalid YAML, more than 100k YAML nodes (aliases
-            expanded) or recursive aliases, and any storyboard rule broken (see the module docs).
+        StoryboardError: for text over a limit above, invalid YAML or UTF-8, recursive aliases, and any
+            storyboard rule broken (see the module docs). Never another exception for any input text.
     """
+    if isinstance(text, (bytes, bytearray)):
+        text = _decode(bytes(text), path)
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise StoryboardError(
             f"the storyboard is larger than {MAX_FILE_BYTES // 1024} KiB; a storyboard needs far less.",
@@ -740,6 +930,13 @@ def parse_storyboard(text: str, *, path: str | None = None) -> Storyboard:
         )
     if text.startswith("\ufeff"):
         text = text[1:]
+    lines = _count_line_breaks(text)
+    if lines > MAX_YAML_LINES:
+        raise StoryboardError(
+            f"the storyboard has {lines} lines, more than the limit of {MAX_YAML_LINES}; a storyboard of "
+            f"at most {MAX_PROMPTS} prompts needs far fewer. Is this the right file?",
+            path=path,
+        )
     try:
         loader = _Loader(text)  # the reader rejects control characters here
     except yaml.YAMLError as exc:
@@ -754,9 +951,25 @@ def parse_storyboard(text: str, *, path: str | None = None) -> Storyboard:
                 line=exc.mark.line + 1,
                 column=exc.mark.column + 1,
             ) from None
+        except _TooManyItems as exc:
+            if exc.prompts:
+                message, field_name = (
+                    f"more than {MAX_PROMPTS} prompts, the limit; split the story into several videos.",
+                    "prompts",
+                )
+            else:
+                message, field_name = (
+                    f"a list of more than {MAX_PROMPTS} items; no storyboard list needs that many (the "
+                    f"longest, 'prompts', holds at most {MAX_PROMPTS}).",
+                    None,
+                )
+            mark = exc.mark
+            raise StoryboardError(
+                message, path=path, line=mark.line + 1, column=mark.column + 1, field=field_name
+            ) from None
         except _TooManyNodes as exc:
             raise StoryboardError(
-                _too_big_message(), path=path, line=exc.mark.line + 1, column=exc.mark.column + 1
+                _too_many_written_message(), path=path, line=exc.mark.line + 1, column=exc.mark.column + 1
             ) from None
         except RecursionError:  # pragma: no cover - the depth limit fires first
             raise StoryboardError("the YAML is nested too deeply.", path=path) from None
@@ -771,6 +984,11 @@ def parse_storyboard(text: str, *, path: str | None = None) -> Storyboard:
             sb = _Walker(loader, path).storyboard(root)
         except yaml.YAMLError as exc:  # constructor errors (bad tags, bad merges)
             raise _yaml_error(exc, text, path) from None
+        except _BadScalar as exc:  # pragma: no cover - _Walker.value turns these into StoryboardError
+            mark = exc.node.start_mark
+            raise StoryboardError(
+                exc.message, path=path, line=mark.line + 1, column=mark.column + 1
+            ) from None
     finally:
         loader.dispose()
     make_plan(sb)  # cross-field rules (times vs duration, block collisions); errors carry prompt lines
@@ -795,22 +1013,32 @@ def load_storyboard(path: str | Path) -> Storyboard:
         raise StoryboardError("is a directory, not a storyboard file.", path=shown) from None
     except OSError as exc:
         raise StoryboardError(f"cannot read the file: {exc.strerror or exc}.", path=shown) from None
+    except ValueError:  # e.g. a NUL character in the path
+        raise StoryboardError("is not a usable file name.", path=repr(shown)) from None
     if len(data) > MAX_FILE_BYTES:
         raise StoryboardError(
             f"the file is larger than {MAX_FILE_BYTES // 1024} KiB; a storyboard needs far less.", path=shown
         )
+    return parse_storyboard(_decode(data, shown), path=shown)
+
+
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def _decode(data: bytes, path: str | None) -> str:
+    """UTF-8 (optional BOM) bytes -> str, or StoryboardError at the first bad byte's line:column."""
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        hint = "; it looks like UTF-16 or UTF-32" if data.startswith(_UTF16_32_BOMS) else ""
         raise StoryboardError(
-            f"the file is not valid UTF-8 (byte 0x{data[exc.start]:02x}); save it as UTF-8.",
-            path=shown,
+            f"the file is not valid UTF-8 (byte 0x{data[exc.start]:02x}){hint}; save it as UTF-8.",
+            path=path,
             line=line,
             column=column,
         ) from None
-    return parse_storyboard(text, path=shown)
 
 
 # --------------------------------------------------------------------------- plan
@@ -821,7 +1049,7 @@ def _check_duration(duration_s: Any, *, fps: int, frames_per_block: int, origin:
     if (
         isinstance(duration_s, bool)
         or not isinstance(duration_s, (int, float))
-        or not math.isfinite(duration_s)
+        or (isinstance(duration_s, float) and not math.isfinite(duration_s))
     ):
         raise StoryboardError(
             f"{_describe(duration_s)} is not a duration in seconds{origin}.", field="duration"
@@ -931,6 +1159,7 @@ def make_plan(
 
     block_s = VAE_TEMPORAL_STRIDE * fpb / fps
     starts: list[tuple[int, int]] = []  # (latent_index, start_block)
+    times: list[float] = []  # parsed prompt times (hand-built storyboards may hold "1:30" strings)
     for i, p in enumerate(prompts):
         fname = f"prompts[{i}].at"
 
@@ -944,11 +1173,11 @@ def make_plan(
             raise exc._locate(path=path, line=p.line, column=p.column) from None
         if i == 0 and at != 0:
             raise fail(f"the first prompt must start at 0s, not {_fmt_s(at)}: every frame needs a prompt.")
-        if i > 0 and at <= prompts[i - 1].at_s:
+        if i > 0 and at <= times[-1]:
             prev = prompts[i - 1]
             where = f", line {prev.line}" if prev.line is not None else ""
             raise fail(
-                f"{_fmt_s(at)} is not after prompts[{i - 1}].at ({_fmt_s(prev.at_s)}{where}); prompt times "
+                f"{_fmt_s(at)} is not after prompts[{i - 1}].at ({_fmt_s(times[-1])}{where}); prompt times "
                 "must be strictly increasing. Reorder the prompts or fix the times."
             )
         if at >= duration:
@@ -972,20 +1201,21 @@ def make_plan(
             # Earliest time whose latent index rounds past this block's first frame.
             earliest = (start_block * fpb + Fraction(1, 2)) * VAE_TEMPORAL_STRIDE / fps
             raise fail(
-                f"prompts[{i - 1}]{where} at {_fmt_s(prev.at_s)} and prompts[{i}] at {_fmt_s(at)} would both "
+                f"prompts[{i - 1}]{where} at {_fmt_s(times[-1])} and prompts[{i}] at {_fmt_s(at)} would both "
                 f"take effect at block {start_block}. Prompts switch only at block boundaries (every {fpb} "
                 f"latent frames = {VAE_TEMPORAL_STRIDE * fpb} video frames = {_fmt_s(block_s)} at {fps} "
                 f"fps), at most one switch per block. Move prompts[{i}] to {_fmt_s(float(earliest))} or "
                 "later, or merge the two."
             )
         starts.append((latent_index, start_block))
+        times.append(at)
 
     def video_frame(block: int) -> int:
         latent = block * fpb
         return 0 if latent == 0 else VAE_TEMPORAL_STRIDE * latent - 3
 
     segments = []
-    for i, (p, (latent_index, start_block)) in enumerate(zip(prompts, starts, strict=True)):
+    for i, (p, at, (latent_index, start_block)) in enumerate(zip(prompts, times, starts, strict=True)):
         end_block = starts[i + 1][1] if i + 1 < len(starts) else num_blocks
         first = video_frame(start_block)
         end = video_frame(end_block) if end_block < num_blocks else num_video
@@ -993,7 +1223,7 @@ def make_plan(
             Segment(
                 index=i,
                 text=p.text,
-                requested_s=float(p.at_s),
+                requested_s=at,
                 latent_index=latent_index,
                 start_block=start_block,
                 start_latent_frame=start_block * fpb,
