@@ -55,7 +55,14 @@ import torch
 import longlive_cli.sampler as sampler_mod
 from longlive_cli.decode import StreamingDecoder
 from longlive_cli.events import BlockDone, Finished, GenerationStarted
-from longlive_cli.models.registry import PRESETS, Model, load_model, load_text_encoder, resolve_model
+from longlive_cli.models.registry import (
+    PRESETS,
+    Model,
+    load_model,
+    load_text_encoder,
+    resolve_model,
+    wan_1_3b_transformer_config,
+)
 from longlive_cli.models.transformer import CausalWanTransformer
 from longlive_cli.pipeline import VAE_SPATIAL_STRIDE, encode_plan_prompts, generate
 from longlive_cli.reference import naive_sample_video
@@ -65,22 +72,7 @@ from longlive_cli.video import VideoWriter
 
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Wan2.1-T2V-1.3B (Wan-AI/Wan2.1-T2V-1.3B-Diffusers transformer/config.json).
-WAN_13B_CONFIG = dict(
-    patch_size=(1, 2, 2),
-    num_attention_heads=12,
-    attention_head_dim=128,
-    in_channels=16,
-    out_channels=16,
-    text_dim=4096,
-    freq_dim=256,
-    ffn_dim=8960,
-    num_layers=30,
-    cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads",
-    eps=1e-6,
-    rope_max_seq_len=1024,
-)
+WAN_13B_CONFIG = wan_1_3b_transformer_config()
 TEXT_LEN = 512
 STAGES = (
     ("text", "text encoding (before the loop)"),

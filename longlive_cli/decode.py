@@ -21,14 +21,14 @@ behind ``AutoencoderKLWan.from_single_file``, without its Hub config lookup).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from torch import Tensor
+
+from .models.keys import key_list, natural_key
 
 __all__ = ["StreamingDecoder", "decode_latents", "load_vae", "tiny_vae_config", "to_uint8_frames"]
 
@@ -299,41 +299,28 @@ def _vae_from_single_file(path: Path, *, config: dict | None, dtype: torch.dtype
     with torch.device("meta"):  # every parameter comes from the file: skip the random init
         vae = AutoencoderKLWan(**(config or {}))
     expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
-    missing = sorted(expected.keys() - converted.keys(), key=_natural_key)
-    unexpected = sorted(converted.keys() - expected.keys(), key=_natural_key)
+    missing = sorted(expected.keys() - converted.keys(), key=natural_key)
+    unexpected = sorted(converted.keys() - expected.keys(), key=natural_key)
     if missing or unexpected:
         raise ValueError(
             f"{path}: after diffusers' convert_wan_vae_to_diffusers the keys do not fit AutoencoderKLWan("
-            f"{'defaults' if not config else 'config'}): missing {_key_list(missing)}; unexpected "
-            f"{_key_list(unexpected)}. Pass the original Wan2.1 VAE file (Wan2.1_VAE.pth, wan/modules/vae.py "
+            f"{'defaults' if not config else 'config'}): missing {key_list(missing)}; unexpected "
+            f"{key_list(unexpected)}. Pass the original Wan2.1 VAE file (Wan2.1_VAE.pth, wan/modules/vae.py "
             "layout) with the config it was built with; the converter handles only Wan2.1's block layout "
             "(num_res_blocks=2, four stages)."
         )
     bad = [
         f"{k} {tuple(v.shape)} (model expects {expected[k]})"
-        for k, v in sorted(converted.items(), key=lambda kv: _natural_key(kv[0]))
+        for k, v in sorted(converted.items(), key=lambda kv: natural_key(kv[0]))
         if tuple(v.shape) != expected[k]
     ]
     if bad:
         raise ValueError(
             f"{path}: tensor shapes do not fit AutoencoderKLWan({'defaults' if not config else 'config'}): "
-            f"{_key_list(bad)}. Pass the `config` (base_dim, z_dim, dim_mult) this VAE was built with."
+            f"{key_list(bad)}. Pass the `config` (base_dim, z_dim, dim_mult) this VAE was built with."
         )
     vae.load_state_dict({k: v.to(dtype) for k, v in converted.items()}, strict=True, assign=True)
     return vae
-
-
-def _natural_key(key: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
-
-
-def _key_list(keys: Sequence[str], limit: int = 8) -> str:
-    """Keys for an error message: ``none``, or the first ``limit`` and how many more."""
-    keys = list(keys)
-    if not keys:
-        return "none"
-    shown = ", ".join(keys[:limit])
-    return shown if len(keys) <= limit else f"{shown} (+{len(keys) - limit} more)"
 
 
 def _load_state_dict(path: Path) -> dict[str, Tensor]:

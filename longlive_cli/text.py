@@ -41,6 +41,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from torch import Tensor
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
+from .models.keys import key_list, natural_key
+
 __all__ = [
     "TEXT_LEN",
     "TextEncoder",
@@ -200,13 +202,13 @@ class TextEncoder:
 
         wan_sd = _load_torch_state_dict(pth_path)
         expected = _wan_umt5_keys(int(config.num_layers))
-        missing = sorted(expected - wan_sd.keys(), key=_natural_key)
-        unexpected = sorted(wan_sd.keys() - expected, key=_natural_key)
+        missing = sorted(expected - wan_sd.keys(), key=natural_key)
+        unexpected = sorted(wan_sd.keys() - expected, key=natural_key)
         if missing or unexpected:
             raise ValueError(
                 f"{pth_path}: not a Wan2.1 UMT5 encoder checkpoint for a {config.num_layers}-layer config "
                 f"(wan/modules/t5.py T5Encoder keys, shared_pos=False). Missing keys: "
-                f"{_key_list(missing)}; unexpected keys: {_key_list(unexpected)}. Pass the "
+                f"{key_list(missing)}; unexpected keys: {key_list(unexpected)}. Pass the "
                 "models_t5_umt5-xxl-enc-bf16.pth file of Wan-AI/Wan2.1-T2V-1.3B, or a `config` whose "
                 "num_layers matches the file."
             )
@@ -216,7 +218,7 @@ class TextEncoder:
         target_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         bad = [
             f"{wan_key} {tuple(wan_sd[wan_key].shape)} (model expects {target_shapes[hf_key]})"
-            for wan_key in sorted(wan_sd, key=_natural_key)
+            for wan_key in sorted(wan_sd, key=natural_key)
             for hf_key in _hf_keys_for_wan_key(wan_key)
             if tuple(wan_sd[wan_key].shape) != target_shapes[hf_key]
         ]
@@ -225,7 +227,7 @@ class TextEncoder:
                 f"{pth_path}: tensor shapes do not match the UMT5 config (vocab_size={config.vocab_size}, "
                 f"d_model={config.d_model}, d_ff={config.d_ff}, num_heads={config.num_heads}, "
                 f"d_kv={config.d_kv}, relative_attention_num_buckets="
-                f"{config.relative_attention_num_buckets}): {_key_list(bad)}. Pass the `config` this "
+                f"{config.relative_attention_num_buckets}): {key_list(bad)}. Pass the `config` this "
                 "checkpoint was trained with (default: umt5_xxl_config())."
             )
         # Cast/move each tensor once (the embedding is shared by two transformers keys).
@@ -234,7 +236,7 @@ class TextEncoder:
         if result.missing_keys or result.unexpected_keys:  # guards the key table against transformers drift
             raise ValueError(
                 f"{pth_path}: converted keys do not fit transformers' UMT5EncoderModel: missing "
-                f"{_key_list(result.missing_keys)}, unexpected {_key_list(result.unexpected_keys)}. This "
+                f"{key_list(result.missing_keys)}, unexpected {key_list(result.unexpected_keys)}. This "
                 "transformers version lays UMT5 out differently; pin transformers or update the key table."
             )
         model.set_input_embeddings(model.shared)  # one embedding module again, as after from_pretrained
@@ -455,23 +457,10 @@ def umt5_state_dict_from_wan(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     if unknown:
         raise ValueError(
             f"keys that are not part of Wan2.1's umt5 T5Encoder (wan/modules/t5.py): "
-            f"{_key_list(sorted(unknown, key=_natural_key))}; pass the state dict of "
+            f"{key_list(sorted(unknown, key=natural_key))}; pass the state dict of "
             "models_t5_umt5-xxl-enc-bf16.pth"
         )
     return out
-
-
-def _natural_key(key: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
-
-
-def _key_list(keys: Sequence[str], limit: int = 8) -> str:
-    """Keys for an error message: ``none``, or the first ``limit`` and how many more."""
-    keys = list(keys)
-    if not keys:
-        return "none"
-    shown = ", ".join(keys[:limit])
-    return shown if len(keys) <= limit else f"{shown} (+{len(keys) - limit} more)"
 
 
 def _load_torch_state_dict(path: Path) -> dict[str, Tensor]:
