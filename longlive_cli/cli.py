@@ -45,6 +45,12 @@ class DType(str, Enum):
     float32 = "float32"
 
 
+class Scheme(str, Enum):
+    w8a8 = "w8a8"
+    w8 = "w8"
+    fp8 = "fp8"
+
+
 class CliError(Exception):
     """An error for the user: printed as ``error: <message>``, exits with ``code``."""
 
@@ -149,6 +155,16 @@ def generate(
         Path | None,
         typer.Option(help="Also save the latents (safetensors) for `longlive decode` (one storyboard)."),
     ] = None,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Quantize the transformer in memory after loading (torchao).")
+    ] = False,
+    scheme: Annotated[
+        Scheme | None,
+        typer.Option(
+            help="With --int8: w8a8 (dynamic int8 activations), w8 (weight-only) [default: w8a8], "
+            "or fp8 (CUDA, compute capability >= 8.9)."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plans and exit.")] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="One JSON object per event on stdout; messages on stderr.")
@@ -212,6 +228,10 @@ def generate(
         out_path = Path(output) if output is not None else None
         if batch and save_latents is not None:
             raise CliError("--save-latents works with one storyboard at a time", EXIT_BAD_INPUT)
+        if scheme is not None and not int8:
+            raise CliError("--scheme goes with --int8", EXIT_BAD_INPUT)
+        if int8 and spec.quantized is not None:
+            raise CliError(f"--int8: model {spec.name} is already quantized ({spec.scheme})", EXIT_BAD_INPUT)
         if batch and out_path is not None and not out_path.exists() and not dry_run:
             out_path.mkdir(parents=True)
     except (ModelUnavailableError, WeightsUnavailableError) as err:
@@ -261,6 +281,13 @@ def generate(
         fetch_components(spec, components(spec), offline=offline)
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
+        if int8:
+            from .quantize import SchemeError, check_scheme
+
+            try:
+                check_scheme((scheme or Scheme.w8a8).value, dev)
+            except SchemeError as err:
+                raise CliError(str(err), EXIT_BAD_INPUT) from None
         from .pipeline import encode_plan_prompts, resolve_seed
         from .pipeline import generate as run_pipeline
         from .progress import make_reporter
@@ -279,6 +306,12 @@ def generate(
         }
         del text_encoder
         loaded = load_model(spec, device=dev, dtype=torch_dtype, offline=offline)
+        if int8:
+            from .quantize import quantize_transformer
+
+            summary = quantize_transformer(loaded.transformer.wan, (scheme or Scheme.w8a8).value)
+            if not quiet and not json_out:
+                typer.echo(_quantize_summary_line(summary), err=True)
     except (ModelUnavailableError, WeightsUnavailableError, CliError) as err:
         code = err.code if isinstance(err, CliError) else EXIT_MODEL
         for job in jobs:
@@ -333,6 +366,66 @@ def generate(
             if job.status is Status.interrupted or (fail_fast and job.status is Status.failed):
                 break
     finish(jobs)
+
+
+def _quantize_summary_line(summary) -> str:
+    return (
+        f"{summary.scheme}: {summary.quantized_layers} linear layers quantized, {summary.kept_layers} kept "
+        f"in the compute dtype; transformer {_human(summary.bytes_before)} -> {_human(summary.bytes_after)}"
+    )
+
+
+@app.command()
+def quantize(
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Model folder to write (usable as --model).")
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help="Preset, spec file or folder.")] = DEFAULT_MODEL,
+    scheme: Annotated[
+        Scheme, typer.Option(help="w8a8: dynamic int8 activations + int8 weights; w8: int8 weights only.")
+    ] = Scheme.w8a8,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing output folder.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use only the local Hugging Face cache (or HF_HUB_OFFLINE=1).")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary lines.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Quantize a model's transformer to INT8 (torchao, on CPU) and write it as a model folder."""
+    from .hub import WeightsUnavailableError
+    from .models.registry import ModelUnavailableError, resolve_model
+
+    try:
+        if output.exists() and not force:
+            raise CliError(f"{output} already exists (use --force to replace it)", EXIT_OUTPUT)
+        spec = resolve_model(model)
+        if spec.quantized is not None:
+            raise CliError(
+                f"model {spec.name} is already quantized ({spec.scheme}); quantize its float source",
+                EXIT_BAD_INPUT,
+            )
+        from .quantize import SchemeError, write_quantized_model
+
+        def on_layer(name: str, index: int, total: int) -> None:
+            if not quiet:
+                typer.echo(f"[{index}/{total}] {name}", err=True)
+
+        try:
+            summary = write_quantized_model(
+                spec, output, scheme=scheme.value, force=force, offline=offline, on_layer=on_layer
+            )
+        except SchemeError as err:
+            raise CliError(str(err), EXIT_BAD_INPUT) from None
+        except FileExistsError as err:
+            raise CliError(str(err), EXIT_OUTPUT) from None
+        typer.echo(_quantize_summary_line(summary), err=True)
+        typer.echo(f"Wrote {output} (use it as --model {output})", err=True)
+    except CliError as err:
+        raise _fail(err, err.code, debug) from None
+    except (ModelUnavailableError, WeightsUnavailableError) as err:
+        raise _fail(err, EXIT_MODEL, debug) from None
+    except OSError as err:
+        raise _fail(RuntimeError(f"cannot write {output}: {err}"), EXIT_OUTPUT, debug) from None
 
 
 @app.command()
@@ -483,6 +576,11 @@ def main_options(
     ] = False,
 ) -> None:
     """Long video generation from timed-prompt storyboards with LongLive."""
+    import logging
+
+    # torchao builds without every optional kernel log harmless import warnings; keep stderr clean.
+    for name in ("torchao", "diffusers.quantizers.torchao.torchao_quantizer", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main() -> None:

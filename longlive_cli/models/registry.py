@@ -50,7 +50,9 @@ class ModelSpec:
     folder (``transformer/config.json``; and ``text_encoder/``, ``tokenizer/``, ``vae/``,
     ``transformer/`` weights where no other source replaces them). ``generator``/``lora`` are the
     official LongLive checkpoint files; ``text_encoder``/``vae`` may be original Wan ``.pth`` files;
-    ``tokenizer`` a tokenizer folder. ``base=None`` means: build tiny random weights. Sampler sizes are
+    ``tokenizer`` a tokenizer folder. ``base=None`` means: build tiny random weights. ``quantized`` is a
+    transformer file written by ``longlive quantize`` (:mod:`longlive_cli.quantize`) with ``scheme``; it
+    replaces the base/generator transformer (its config is in the file). Sampler sizes are
     in latent frames; ``native_resolution`` is ``(width, height)`` in pixels, used when a storyboard
     gives none. ``spec_dir`` is the folder relative sources resolve against.
     """
@@ -68,6 +70,8 @@ class ModelSpec:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     fps: int = 16
     native_resolution: tuple[int, int] = (832, 480)
+    quantized: str | None = None
+    scheme: str | None = None
     spec_dir: Path | None = None
 
 
@@ -121,9 +125,24 @@ def load_spec(path: str | Path) -> ModelSpec:
     sampler_kw: dict[str, Any] = {k: v for k, v in data.items() if k in _SAMPLER_KEYS}
     if "base" not in spec_kw:
         raise ModelUnavailableError(f"{path}: 'base' is required (a diffusers-layout Hub repo or folder)")
-    for key in ("base", "generator", "lora", "text_encoder", "tokenizer", "vae", "generator_key"):
+    keys = (
+        "base",
+        "generator",
+        "lora",
+        "text_encoder",
+        "tokenizer",
+        "vae",
+        "generator_key",
+        "quantized",
+        "scheme",
+    )
+    for key in keys:
         if spec_kw.get(key) is not None and not isinstance(spec_kw[key], str):
             raise ModelUnavailableError(f"{path}: {key} must be a string, got {spec_kw[key]!r}")
+    if (spec_kw.get("quantized") is None) != (spec_kw.get("scheme") is None):
+        raise ModelUnavailableError(f"{path}: 'quantized' and 'scheme' go together")
+    if spec_kw.get("quantized") is not None and (spec_kw.get("generator") or spec_kw.get("lora")):
+        raise ModelUnavailableError(f"{path}: a 'quantized' transformer replaces 'generator' and 'lora'")
     if "native_resolution" in spec_kw:
         spec_kw["native_resolution"] = tuple(spec_kw["native_resolution"])
     if "denoising_steps" in sampler_kw:
@@ -172,11 +191,12 @@ def components(spec: ModelSpec, *, for_text: bool = True, for_video: bool = True
 
     ``for_text``: the text encoder and tokenizer; ``for_video``: transformer and VAE.
     """
-    if spec.base is None:
-        return []
 
     def src(value: str) -> Source:
         return parse_source(value, relative_to=spec.spec_dir)
+
+    if spec.base is None:  # tiny random weights; a quantized transformer file is the only thing read
+        return [Component("quantized", src(spec.quantized))] if spec.quantized and for_video else []
 
     base = src(spec.base)
 
@@ -194,12 +214,15 @@ def components(spec: ModelSpec, *, for_text: bool = True, for_video: bool = True
             Component("tokenizer", src(spec.tokenizer) if spec.tokenizer else in_base("tokenizer"), True)
         )
     if for_video:
-        parts.append(Component("transformer_config", in_base("transformer/config.json")))
-        if spec.generator:
+        if spec.quantized:  # the file replaces the base's transformer (config included) and the generator
+            parts.append(Component("quantized", src(spec.quantized)))
+        elif spec.generator:
+            parts.append(Component("transformer_config", in_base("transformer/config.json")))
             parts.append(Component("generator", src(spec.generator)))
             if spec.lora:
                 parts.append(Component("lora", src(spec.lora)))
         else:
+            parts.append(Component("transformer_config", in_base("transformer/config.json")))
             parts.append(Component("transformer", in_base("transformer"), folder=True))
         if spec.vae:
             vae = src(spec.vae)
@@ -343,6 +366,11 @@ def load_model(
 
     if spec.base is None:
         wan, vae, _ = build_tiny_random()
+        if spec.quantized:
+            from ..quantize import load_quantized
+
+            path = fetch_components(spec, components(spec, for_text=False), offline=offline)["quantized"]
+            wan = load_quantized(path, scheme=spec.scheme, device=device, dtype=dtype)
     else:
         from diffusers import WanTransformer3DModel
 
@@ -351,7 +379,11 @@ def load_model(
 
         paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
         try:
-            if "generator" in paths:
+            if "quantized" in paths:
+                from ..quantize import load_quantized
+
+                wan = load_quantized(paths["quantized"], scheme=spec.scheme, device=device, dtype=dtype)
+            elif "generator" in paths:
                 config = json.loads(paths["transformer_config"].read_text())
                 wan = load_transformer(
                     config,
@@ -370,7 +402,8 @@ def load_model(
             vae = load_vae(paths["vae"])
         except (CheckpointError, OSError, ValueError) as err:
             raise ModelUnavailableError(f"cannot load model {spec.name}: {err}") from None
-    transformer = CausalWanTransformer(_place(wan, device, dtype))
+    # A quantized transformer is built on ``device`` in ``dtype`` already (torchao tensors are not cast).
+    transformer = CausalWanTransformer(wan if spec.quantized else _place(wan, device, dtype))
     return Model(spec=spec, transformer=transformer, vae=_place(vae, device, dtype))
 
 
