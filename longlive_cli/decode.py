@@ -324,22 +324,9 @@ def _vae_from_single_file(path: Path, *, config: dict | None, dtype: torch.dtype
 
 
 def _load_state_dict(path: Path) -> dict[str, Tensor]:
-    """Flat ``{name: tensor}``: safetensors, or ``torch.load(weights_only=True)`` (mmap if possible)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """Flat ``{name: tensor}`` from a VAE single file (safetensors or ``torch.load(weights_only=True)``)."""
+    from .models.checkpoints import load_flat_state_dict
 
-        return load_file(str(path), device="cpu")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as err:
-        if "mmap" not in str(err):  # only the legacy (non-zip) format cannot be memory-mapped
-            raise
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(sd, dict) or not all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in sd.items()
-    ):
-        raise ValueError(
-            f"{path}: expected a flat state dict {{name: tensor}} (as torch.save(model.state_dict())), got "
-            f"{type(sd).__name__}; pass the original Wan2.1 VAE file itself (Wan2.1_VAE.pth)"
-        )
-    return sd
+    return load_flat_state_dict(
+        path, "VAE file", hint="pass the original Wan2.1 VAE file itself (Wan2.1_VAE.pth)"
+    )

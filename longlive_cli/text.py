@@ -466,24 +466,16 @@ def umt5_state_dict_from_wan(sd: dict[str, Tensor]) -> dict[str, Tensor]:
 def _load_torch_state_dict(path: Path) -> dict[str, Tensor]:
     """``torch.load(path, weights_only=True)`` (memory-mapped when the file allows) → flat tensor dict.
 
-    Raises FileNotFoundError for a missing file and ValueError for anything but a flat ``{str: Tensor}``.
+    Raises FileNotFoundError for a missing file and ValueError (CheckpointError) for anything but a
+    readable flat ``{str: Tensor}``.
     """
+    from .models.checkpoints import load_flat_state_dict
+
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as err:
-        if "mmap" not in str(err):  # only the legacy (non-zip) format cannot be memory-mapped
-            raise
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(sd, dict) or not all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in sd.items()
-    ):
-        raise ValueError(
-            f"{path}: expected a flat state dict {{name: tensor}} (as torch.save(model.state_dict())), got "
-            f"{type(sd).__name__}; pass the original Wan2.1 checkpoint file itself"
-        )
-    return sd
+    return load_flat_state_dict(
+        path, "UMT5 checkpoint", hint="pass the original Wan2.1 checkpoint file itself"
+    )
 
 
 # ---------------------------------------------------------------------- tiny in-process models (tests)

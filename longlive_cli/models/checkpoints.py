@@ -99,6 +99,35 @@ def _torch_load(path: Path, what: str) -> Any:
         ) from e
 
 
+def load_flat_state_dict(path: StrPath, what: str, *, hint: str = "") -> dict[str, torch.Tensor]:
+    """A flat ``{name: tensor}`` from a ``.safetensors`` file or a ``torch.save`` file.
+
+    torch files are read like official checkpoints (:func:`_torch_load`: ``weights_only``, memory-mapped
+    when possible). ``what`` names the file in messages, ``hint`` says what to pass instead.
+
+    Raises:
+        CheckpointError: unreadable, unsafe, or not a flat dict of tensors.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{what} {path} is not a readable safetensors file ({e}).") from e
+    sd = _torch_load(path, what)
+    if not isinstance(sd, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()
+    ):
+        raise CheckpointError(
+            f"{path}: expected a flat state dict {{name: tensor}} (as torch.save(model.state_dict())), got "
+            f"{type(sd).__name__}{'; ' + hint if hint else ''}"
+        )
+    return sd
+
+
 def _strip_wrappers(name: str) -> str:
     for part in _WRAPPER_PARTS:
         name = name.replace(part, "")
