@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 
 from . import __version__
+from .batch import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_MODEL, EXIT_OUTPUT, EXIT_PARTIAL, EXIT_SIGINT
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_MODEL", "EXIT_OUTPUT", "EXIT_PARTIAL", "app"]
 
 DEFAULT_MODEL = "longlive-1.3b"  # the same as models.registry.DEFAULT_MODEL, without importing torch here
 
@@ -18,18 +21,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Long video generation from timed-prompt storyboards with LongLive (Wan2.1-T2V-1.3B).",
 )
-
-from .batch import (  # noqa: E402  (exit codes live with the batch logic; README "Exit codes")
-    EXIT_BAD_INPUT,
-    EXIT_FAILURE,
-    EXIT_MODEL,
-    EXIT_OK,
-    EXIT_OUTPUT,
-    EXIT_PARTIAL,
-    EXIT_SIGINT,
-)
-
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_MODEL", "EXIT_OK", "EXIT_OUTPUT", "EXIT_PARTIAL", "app"]
 
 
 class Device(str, Enum):
@@ -195,7 +186,7 @@ def generate(
         resolve_model,
     )
     from .storyboard import StoryboardError, format_plan
-    from .video import OutputError, OutputExistsError, check_free_space, check_output, estimate_mp4_bytes
+    from .video import OutputError, check_free_space, check_output, estimate_mp4_bytes
 
     events = JsonLines() if json_out else None
 
@@ -288,6 +279,7 @@ def generate(
                 check_scheme((scheme or Scheme.w8a8).value, dev)
             except SchemeError as err:
                 raise CliError(str(err), EXIT_BAD_INPUT) from None
+        from .events import Interrupted
         from .pipeline import encode_plan_prompts, resolve_seed
         from .pipeline import generate as run_pipeline
         from .progress import make_reporter
@@ -346,7 +338,7 @@ def generate(
                         reporter.handle(event)
                         if events:
                             events.event(event, storyboard=job.name)
-                        if type(event).__name__ == "Interrupted":
+                        if isinstance(event, Interrupted):
                             kept = f"kept {event.path}" if event.path else "nothing kept"
                             typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
                 job.status = Status.interrupted if stop.requested() else Status.done
@@ -355,8 +347,6 @@ def generate(
             except KeyboardInterrupt:
                 job.status, job.code = Status.interrupted, EXIT_SIGINT
                 typer.echo("aborted: the unfinished video was removed", err=True)
-            except OutputExistsError as err:
-                report(job, EXIT_OUTPUT, err)
             except OutputError as err:
                 report(job, EXIT_OUTPUT, err)
             except Exception as err:  # a runtime failure of this storyboard; the others go on

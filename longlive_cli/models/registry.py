@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -332,7 +332,9 @@ def load_text_encoder(
     from ..text import TextEncoder
 
     if spec.base is None:
-        text = build_tiny_random()[2]
+        from ..text import build_tiny_text_encoder
+
+        text = build_tiny_text_encoder(seed=0)  # the text part of build_tiny_random(seed=0)
         _place(text.text_encoder, device, dtype)
         return text
     paths = fetch_components(spec, components(spec, for_video=False), offline=offline)
@@ -423,8 +425,3 @@ def load_vae_only(spec: ModelSpec, *, device: torch.device | str, offline: bool 
         return _place(load_vae(path), device, torch.float32)
     except (OSError, ValueError) as err:
         raise ModelUnavailableError(f"cannot load the VAE from {path}: {err}") from None
-
-
-def with_sampler(spec: ModelSpec, **changes: Any) -> ModelSpec:
-    """A copy of ``spec`` with some sampler settings changed (e.g. ``global_sink=False``)."""
-    return replace(spec, sampler=replace(spec.sampler, **changes))
