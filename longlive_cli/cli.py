@@ -42,6 +42,25 @@ class Scheme(str, Enum):
     fp8 = "fp8"
 
 
+class Attention(str, Enum):  # the keys of runtime.ATTENTION_BACKENDS (a test keeps them equal)
+    sdpa = "sdpa"
+    sdpa_flash = "sdpa-flash"
+    sdpa_efficient = "sdpa-efficient"
+    sdpa_cudnn = "sdpa-cudnn"
+    sdpa_math = "sdpa-math"
+    flash_attn = "flash-attn"
+
+
+class CompileMode(str, Enum):  # torch.compile modes
+    default = "default"
+    reduce_overhead = "reduce-overhead"
+    max_autotune = "max-autotune"
+    max_autotune_no_cudagraphs = "max-autotune-no-cudagraphs"
+
+
+SPEED = "Speed (each on by default with CUDA, off on CPU; the video is the same up to rounding)"
+
+
 class CliError(Exception):
     """An error for the user: printed as ``error: <message>``, exits with ``code``."""
 
@@ -162,6 +181,59 @@ def generate(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary lines.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    compile: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="torch.compile the transformer blocks (the first blocks wait for compilation).",
+            rich_help_panel=SPEED,
+            show_default=False,
+        ),
+    ] = None,
+    compile_mode: Annotated[
+        CompileMode,
+        typer.Option(help="torch.compile mode; reduce-overhead adds CUDA graphs.", rich_help_panel=SPEED),
+    ] = CompileMode.default,
+    fused_qkv: Annotated[
+        bool | None,
+        typer.Option(
+            "--fused-qkv/--no-fused-qkv",
+            help="One matmul for self-attention Q, K and V.",
+            rich_help_panel=SPEED,
+            show_default=False,
+        ),
+    ] = None,
+    static_cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--static-cache/--no-static-cache",
+            help="Same-shape KV cache reads in every pass (needed by --compile).",
+            rich_help_panel=SPEED,
+            show_default=False,
+        ),
+    ] = None,
+    rope_cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--rope-cache/--no-rope-cache",
+            help="Build RoPE tables once per resolution and block.",
+            rich_help_panel=SPEED,
+            show_default=False,
+        ),
+    ] = None,
+    overlap: Annotated[
+        bool | None,
+        typer.Option(
+            "--overlap/--no-overlap",
+            help="Decode and encode each block while the next one is generated.",
+            rich_help_panel=SPEED,
+            show_default=False,
+        ),
+    ] = None,
+    attention: Annotated[
+        Attention | None,
+        typer.Option(help="Attention kernel (default: PyTorch SDPA picks one).", rich_help_panel=SPEED),
+    ] = None,
 ) -> None:
     """Generate continuous videos from storyboards (several run one after another with one model load)."""
     # Only what the checks before model loading need is imported up front: a bad storyboard or an
@@ -269,9 +341,25 @@ def generate(
     # 2. The model: every weight file is found first (an unreachable Hub is reported in seconds),
     #    prompts are encoded and the text encoder freed, then the video model is loaded once.
     try:
-        fetch_components(spec, components(spec), offline=offline)
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
+        from .runtime import RuntimeOptions
+
+        try:
+            options = RuntimeOptions.for_device(
+                dev,
+                compile=compile,
+                compile_mode=None if compile_mode is CompileMode.default else compile_mode.value,
+                fused_qkv=fused_qkv,
+                static_cache=static_cache,
+                rope_cache=rope_cache,
+                overlap_decode=overlap,
+                attention=attention.value if attention is not None else None,
+            )
+        except ValueError as err:
+            raise CliError(str(err), EXIT_BAD_INPUT) from None
+
+        fetch_components(spec, components(spec), offline=offline)
         if int8:
             from .quantize import SchemeError, check_scheme
 
@@ -304,6 +392,9 @@ def generate(
             summary = quantize_transformer(loaded.transformer.wan, (scheme or Scheme.w8a8).value)
             if not quiet and not json_out:
                 typer.echo(_quantize_summary_line(summary), err=True)
+        loaded.transformer.configure(options, frames_per_block=spec.sampler.frames_per_block)
+        if not quiet and not json_out:
+            typer.echo(f"speed options: {options.describe()}", err=True)
     except (ModelUnavailableError, WeightsUnavailableError, CliError) as err:
         code = err.code if isinstance(err, CliError) else EXIT_MODEL
         for job in jobs:

@@ -33,20 +33,22 @@ from .models.keys import key_list, natural_key
 __all__ = ["StreamingDecoder", "decode_latents", "load_vae", "tiny_vae_config", "to_uint8_frames"]
 
 
-def to_uint8_frames(video: Tensor) -> Tensor:
+def to_uint8_frames(video: Tensor, *, to_cpu: bool = True) -> Tensor:
     """Map decoder output to displayable frames.
 
     Args:
         video: decoder output ``[B, 3, T, H, W]`` (batch, RGB, video frames, height, width), nominally in
             [-1, 1]; any float dtype and device.
+        to_cpu: copy the result to the CPU (otherwise it stays on ``video``'s device).
 
     Returns:
-        uint8 ``[B, T, H, W, 3]`` on CPU, contiguous: ``round((clamp(x, -1, 1) + 1) * 127.5)``, computed in
+        uint8 ``[B, T, H, W, 3]``, contiguous: ``round((clamp(x, -1, 1) + 1) * 127.5)``, computed in
         float32 (round half to even).
     """
     x = video.float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
     # Permute and pack on the source device so the device→host copy is one contiguous transfer.
-    return x.to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous().cpu()
+    x = x.to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous()
+    return x.cpu() if to_cpu else x
 
 
 class StreamingDecoder:
@@ -162,9 +164,10 @@ class StreamingDecoder:
             self._latent_frames += 1
             self._video_frames += out.shape[2]
             self._batch_shape = (b, h, w)
-            # Convert per latent frame so at most one frame's float output lives on the device.
-            frames.append(to_uint8_frames(out))
-        return torch.cat(frames, dim=1)
+            # uint8 per latent frame (at most one frame's float output lives on the device), one
+            # device→host copy per block (a copy to the host waits for the device).
+            frames.append(to_uint8_frames(out, to_cpu=False))
+        return torch.cat(frames, dim=1).cpu()
 
 
 def decode_latents(vae: AutoencoderKLWan, latents: Tensor) -> Tensor:

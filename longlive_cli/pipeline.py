@@ -7,12 +7,15 @@ yielded for every step that a progress display, a JSON log or a test may want to
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -20,7 +23,8 @@ import torch
 from .decode import StreamingDecoder
 from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
 from .models.registry import Model
-from .sampler import sample_video
+from .runtime import StageTimes, stage
+from .sampler import SampledBlock, sample_video
 from .storyboard import Plan
 from .text import TextEncoder, encode_prompts
 from .video import VideoWriter
@@ -68,6 +72,7 @@ def generate(
     save_latents: str | Path | None = None,
     should_stop: Callable[[], bool] | None = None,
     keep_partial: bool = True,
+    times: StageTimes | None = None,
 ) -> Iterator[Event]:
     """Generate ``plan`` into the MP4 ``output``, yielding events as the work proceeds.
 
@@ -84,6 +89,10 @@ def generate(
             ``<output stem>.partial.mp4`` (or discarded without ``keep_partial``) and ``Interrupted``
             is yielded instead of ``Finished``. Nothing is ever left under ``output`` itself.
         keep_partial: keep the partial video on a stop.
+        times: receives the sampler's stages and ``decode`` / ``encode`` (:mod:`longlive_cli.runtime`).
+
+    With ``model.transformer.options.overlap_decode`` each block is decoded and written on a worker
+    thread while the next one is generated; ``BlockDone`` then follows one block behind.
 
     Yields:
         ``GenerationStarted``, then ``PromptSwitched`` before each switched block and ``BlockDone``
@@ -95,12 +104,34 @@ def generate(
     """
     check_plan_fits(plan, model)
     segment_of_block = [plan.segment_for_block(b) for b in range(plan.num_blocks)]
-    decoder = StreamingDecoder(model.vae)
     kept: list[torch.Tensor] | None = [] if save_latents is not None else None
-    with VideoWriter(
-        output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite
-    ) as writer:
+    overlap = model.transformer.options.overlap_decode
+    with (
+        VideoWriter(
+            output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite
+        ) as writer,
+        _BlockSink(
+            StreamingDecoder(model.vae), writer, overlap=overlap, keep=kept is not None, times=times
+        ) as sink,
+    ):
         started = time.perf_counter()
+        frames_done = 0
+
+        def done(pending: int) -> Iterator[BlockDone]:
+            nonlocal frames_done
+            for block, num_frames, latents in sink.finished(pending):
+                frames_done += num_frames
+                if kept is not None:
+                    kept.append(latents)
+                yield BlockDone(
+                    block=block.index,
+                    num_blocks=plan.num_blocks,
+                    video_frames_done=frames_done,
+                    num_video_frames=plan.num_video_frames,
+                    fps=plan.fps,
+                    elapsed_s=time.perf_counter() - started,
+                )
+
         yield GenerationStarted(
             num_blocks=plan.num_blocks,
             frames_per_block=plan.frames_per_block,
@@ -118,6 +149,7 @@ def generate(
             latent_width=plan.width // VAE_SPATIAL_STRIDE,
             seed=seed,
             cfg=model.spec.sampler,
+            times=times,
         )
         for block in blocks:
             if block.switched:
@@ -125,33 +157,81 @@ def generate(
                 yield PromptSwitched(
                     block=block.index, segment=block.segment, text=segment.text, time_s=segment.effective_s
                 )
-            writer.write(decoder.decode(block.latents)[0])
-            if kept is not None:
-                kept.append(block.latents.float().cpu())
-            yield BlockDone(
-                block=block.index,
-                num_blocks=plan.num_blocks,
-                video_frames_done=writer.frames_written,
-                num_video_frames=plan.num_video_frames,
-                fps=plan.fps,
-                elapsed_s=time.perf_counter() - started,
-            )
+            sink.submit(block)
+            yield from done(sink.depth)
             if should_stop is not None and should_stop() and block.index + 1 < plan.num_blocks:
-                frames = writer.frames_written
-                if keep_partial:
-                    kept = writer.close(partial_path(output))
-                else:
+                yield from done(0)
+                partial = writer.close(partial_path(output)) if keep_partial else None
+                if not keep_partial:
                     writer.abort()
-                    kept = None
-                yield Interrupted(path=kept, num_video_frames=frames, duration_s=frames / plan.fps)
+                yield Interrupted(
+                    path=partial, num_video_frames=frames_done, duration_s=frames_done / plan.fps
+                )
                 return
-        path = writer.close()
+        yield from done(0)
+        with stage(times, "encode"):
+            path = writer.close()
         wall = time.perf_counter() - started
     if kept is not None:
         write_latents(save_latents, torch.cat(kept, dim=1), plan, seed=seed, model=model.spec.name)
-    yield Finished(
-        path=path, num_video_frames=writer.frames_written, duration_s=plan.video_duration_s, wall_s=wall
-    )
+    yield Finished(path=path, num_video_frames=frames_done, duration_s=plan.video_duration_s, wall_s=wall)
+
+
+class _BlockSink:
+    """Decodes finished blocks with the VAE and appends their frames to the MP4, in order.
+
+    Inline (``overlap=False``): :meth:`submit` does the work before returning. Overlapped: one
+    worker thread does it while the caller generates the next block; on CUDA the worker runs on
+    its own stream, ordered after the work that produced the latents. At most ``depth`` = 1 block
+    waits beside the one being decoded, so memory stays bounded.
+    """
+
+    def __init__(self, decoder: StreamingDecoder, writer: VideoWriter, *, overlap: bool, keep: bool, times):
+        self.decoder, self.writer, self.keep, self.times = decoder, writer, keep, times
+        self.depth = 1 if overlap else 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="longlive-decode") if overlap else None
+        device = next(decoder.vae.parameters()).device
+        self._stream = torch.cuda.Stream(device) if overlap and device.type == "cuda" else None
+        self._pending: deque[tuple[SampledBlock, Future]] = deque()
+
+    def submit(self, block: SampledBlock) -> None:
+        """Queue ``block`` (inline: decode and write it now)."""
+        future: Future = Future()
+        if self._pool is None:
+            future.set_result(self._work(block.latents, None))
+        else:
+            ready = None
+            if self._stream is not None:
+                ready = torch.cuda.Event()
+                ready.record()  # on the generating stream, after the ops that produced the latents
+            future = self._pool.submit(self._work, block.latents, ready)
+        self._pending.append((block, future))
+
+    def finished(self, pending: int) -> Iterator[tuple[SampledBlock, int, torch.Tensor | None]]:
+        """``(block, video frames written, latents on the CPU if kept)``, oldest first, waiting
+        until at most ``pending`` blocks are left in flight. Re-raises the worker's errors."""
+        while len(self._pending) > pending:
+            block, future = self._pending.popleft()
+            num_frames, latents = future.result()
+            yield block, num_frames, latents
+
+    def _work(self, latents: torch.Tensor, ready) -> tuple[int, torch.Tensor | None]:
+        with torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext():
+            if ready is not None:
+                self._stream.wait_event(ready)
+                latents.record_stream(self._stream)  # the allocator must not reuse it before we are done
+            with stage(self.times, "decode"):
+                frames = self.decoder.decode(latents)[0]
+            with stage(self.times, "encode"):
+                self.writer.write(frames)
+            return frames.shape[0], latents.float().cpu() if self.keep else None
+
+    def __enter__(self) -> _BlockSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:  # let the worker finish before the writer is closed or aborted
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def partial_path(output: str | Path) -> Path:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .runtime import StageTimes, stage
+
 if TYPE_CHECKING:
     from .models.kv_cache import KVCache
     from .models.transformer import CausalWanTransformer, PromptContext
@@ -86,6 +88,15 @@ class NoiseStream:
         """Fresh noise for one re-noising step, ``[1, F, 16, h, w]``."""
         return torch.randn(self.block_shape, generator=self._step)
 
+    def block(self, num_steps: int, device: torch.device) -> torch.Tensor:
+        """A block's initial noise and ``num_steps`` step noises, ``[1 + num_steps, 1, F, 16, h, w]``,
+        on ``device`` in float32: one host-to-device copy per block, from pinned memory on CUDA so
+        the copy does not make the host wait (no per-step host sync)."""
+        host = torch.stack([self.initial(), *(self.step() for _ in range(num_steps))])
+        if device.type == "cuda":
+            host = host.pin_memory()
+        return host.to(device, non_blocking=True)
+
 
 @dataclass(frozen=True)
 class SampledBlock:
@@ -106,6 +117,7 @@ def recache(
     start_frame: int,
     prompt: PromptContext,
     cfg: SamplerConfig,
+    times: StageTimes | None = None,
 ) -> None:
     """Rewrite the KV cache for a new prompt before the block at ``start_frame`` (LongLive §3.1).
 
@@ -125,7 +137,8 @@ def recache(
     else:
         cache.clear()
     t0 = torch.zeros(1, device=model.device)
-    model(recent, t0, prompt, start_frame=first, cache=cache)
+    with stage(times, "recache"):
+        model(recent, t0, prompt, start_frame=first, cache=cache)
 
 
 @torch.inference_mode()
@@ -138,6 +151,7 @@ def sample_video(
     latent_width: int,
     seed: int,
     cfg: SamplerConfig = SamplerConfig(),
+    times: StageTimes | None = None,
 ) -> Iterator[SampledBlock]:
     """Generate a video block by block, yielding each block's x0 latents as soon as it is done.
 
@@ -148,9 +162,12 @@ def sample_video(
         latent_height, latent_width: latent size (pixels / 8).
         seed: seeds the single noise stream.
         cfg: sampling hyper-parameters.
+        times: receives the stages ``prompt``, ``denoise``, ``recache`` and ``clean``.
 
-    Memory is bounded: the KV cache, the current block and the last ``local_attn_size`` latent
-    frames (for re-cache) are all that is kept.
+    The loop never reads a device value back to the host (no ``.item()``, no ``.cpu()``): on CUDA
+    the host queues block after block without waiting for the GPU. Memory is bounded: the KV
+    cache, the current block and the last ``local_attn_size`` latent frames (for re-cache) are all
+    that is kept.
     """
     fpb = cfg.frames_per_block
     timesteps, sigmas = flow_schedule(cfg)
@@ -160,25 +177,28 @@ def sample_video(
     cache = model.new_cache(
         latent_height, latent_width, capacity_frames=cfg.local_attn_size, sink_frames=cfg.sink_size
     )
-    as_model = dict(device=model.device, dtype=model.dtype)
+    zero = torch.zeros(1, device=model.device)
     recent: torch.Tensor | None = None  # x0 of the last local_attn_size latent frames
     segment = -1
     for index, seg in enumerate(segment_of_block):
         start = index * fpb
         switched = seg != segment and index > 0
         if seg != segment:
-            prompt = model.encode_prompt(prompt_embeds[seg])
+            with stage(times, "prompt"):
+                prompt = model.encode_prompt(prompt_embeds[seg])
             if switched:
-                recache(model, cache, recent, start, prompt, cfg)
+                recache(model, cache, recent, start, prompt, cfg, times)
             segment = seg
-        x = noise.initial().to(**as_model)
-        for i in range(len(timesteps)):
-            flow = model(x, timesteps[i : i + 1], prompt, start_frame=start, cache=cache)
-            x0 = (x.double() - sigmas[i].double() * flow.double()).to(model.dtype)
-            if i + 1 < len(timesteps):
-                s = sigmas[i + 1]
-                x = ((1 - s) * x0 + s * noise.step().to(**as_model)).to(model.dtype)
-        # Clean-context pass: the cache keeps the keys/values of the finished block at t = 0.
-        model(x0, torch.zeros(1, device=model.device), prompt, start_frame=start, cache=cache)
+        block_noise = noise.block(len(timesteps) - 1, model.device).to(model.dtype)
+        x = block_noise[0]
+        with stage(times, "denoise"):
+            for i in range(len(timesteps)):
+                flow = model(x, timesteps[i : i + 1], prompt, start_frame=start, cache=cache)
+                x0 = (x.double() - sigmas[i].double() * flow.double()).to(model.dtype)
+                if i + 1 < len(timesteps):
+                    s = sigmas[i + 1]
+                    x = ((1 - s) * x0 + s * block_noise[i + 1]).to(model.dtype)
+        with stage(times, "clean"):  # the cache keeps the finished block's keys/values at t = 0
+            model(x0, zero, prompt, start_frame=start, cache=cache)
         recent = x0 if recent is None else torch.cat([recent, x0], dim=1)[:, -cfg.local_attn_size :]
         yield SampledBlock(index=index, start_frame=start, segment=seg, switched=switched, latents=x0)

@@ -27,10 +27,17 @@ class CacheWrite:
 
     ``frame_slots[i]`` is the slot of the pass's i-th latent frame; after writing, slots
     ``0 .. num_valid - 1`` hold valid keys/values and are all attended to.
+
+    Static caches only: ``token_index`` (int64 ``[F * tokens_per_frame]``, on the cache's device)
+    gives the cache token each of the pass's tokens is written to; ``key_mask`` (bool
+    ``[1, 1, 1, capacity_frames * tokens_per_frame]``, True = attend) hides the empty slots while
+    the cache is filling and is None once it is full.
     """
 
     frame_slots: tuple[int, ...]
     num_valid: int
+    token_index: torch.Tensor | None = None
+    key_mask: torch.Tensor | None = None
 
 
 class KVCache:
@@ -47,6 +54,10 @@ class KVCache:
         heads, head_dim: attention heads and channels per head (12, 128 for Wan2.1-1.3B).
         capacity_frames: ``local_attn_size`` in latent frames (12 in LongLive).
         sink_frames: ``sink_size`` in latent frames (3 in LongLive); must be < capacity_frames.
+        static: read the whole buffer every pass (with :attr:`CacheWrite.key_mask` over empty
+            slots) and write through a device index, so every pass has the same shapes and no
+            Python-int slicing (``torch.compile``/CUDA graphs). Same attention result: masked keys
+            get zero weight. The index tensors and masks are built once per slot pattern.
 
     Raises:
         ValueError: for sizes that cannot form a sink + window.
@@ -64,6 +75,7 @@ class KVCache:
         sink_frames: int = 3,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        static: bool = False,
     ) -> None:
         if capacity_frames < 1 or not 0 <= sink_frames < capacity_frames:
             raise ValueError(
@@ -78,6 +90,9 @@ class KVCache:
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.slot_frames: list[int] = [-1] * capacity_frames
         self._first_frame: int | None = None  # first frame written since the last clear
+        self.static = static
+        self._token_index: dict[tuple[int, ...], torch.Tensor] = {}  # static: per slot pattern
+        self._key_mask: dict[int, torch.Tensor | None] = {}  # static: per number of valid slots
 
     @property
     def ring_frames(self) -> int:
@@ -134,10 +149,33 @@ class KVCache:
         num_valid = sum(f >= 0 for f in self.slot_frames)
         # Slots fill in order, so the valid ones are always a prefix: attention reads a plain slice.
         assert all(f >= 0 for f in self.slot_frames[:num_valid])
-        return CacheWrite(frame_slots=slots, num_valid=num_valid)
+        if not self.static:
+            return CacheWrite(frame_slots=slots, num_valid=num_valid)
+        return CacheWrite(slots, num_valid, self._index_for(slots), self._mask_for(num_valid))
+
+    def _index_for(self, slots: tuple[int, ...]) -> torch.Tensor:
+        if slots not in self._token_index:
+            tpf = self.tokens_per_frame
+            index = torch.cat([torch.arange(s * tpf, (s + 1) * tpf) for s in slots])
+            self._token_index[slots] = index.to(self.k.device)
+        return self._token_index[slots]
+
+    def _mask_for(self, num_valid: int) -> torch.Tensor | None:
+        if num_valid == self.capacity_frames:
+            return None
+        if num_valid not in self._key_mask:
+            mask = (
+                torch.arange(self.capacity_frames * self.tokens_per_frame) < num_valid * self.tokens_per_frame
+            )
+            self._key_mask[num_valid] = mask.view(1, 1, 1, -1).to(self.k.device)
+        return self._key_mask[num_valid]
 
     def write(self, layer: int, plan: CacheWrite, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store one layer's keys/values ``[B, num_frames * tokens_per_frame, heads, head_dim]``."""
+        if plan.token_index is not None:
+            self.k[layer].index_copy_(1, plan.token_index, k)
+            self.v[layer].index_copy_(1, plan.token_index, v)
+            return
         tpf = self.tokens_per_frame
         for i, slot in enumerate(plan.frame_slots):
             # Consecutive frames usually land in consecutive slots; a per-frame copy keeps it simple.
@@ -145,6 +183,12 @@ class KVCache:
             self.v[layer, :, slot * tpf : (slot + 1) * tpf] = v[:, i * tpf : (i + 1) * tpf]
 
     def read(self, layer: int, plan: CacheWrite) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values ``[B, num_valid * tokens_per_frame, heads, head_dim]`` to attend to (views)."""
+        """Keys and values ``[B, num_valid * tokens_per_frame, heads, head_dim]`` to attend to (views).
+
+        Static caches return the whole buffer, ``[B, capacity_frames * tokens_per_frame, heads,
+        head_dim]``; attend with ``plan.key_mask``.
+        """
+        if self.static:
+            return self.k[layer], self.v[layer]
         end = plan.num_valid * self.tokens_per_frame
         return self.k[layer, :, :end], self.v[layer, :, :end]

@@ -14,6 +14,11 @@ file adds is what LongLive changes (NVlabs/LongLive v1.0 ``wan/modules/causal_mo
 Shapes: latents are ``[B, F, C, h, w]`` (batch, latent frames, 16 channels, height/8, width/8).
 Patchify (1, 2, 2) gives ``(h/2)*(w/2)`` tokens per latent frame (1560 at 832x480).
 
+Fast path (:class:`~longlive_cli.runtime.RuntimeOptions`, applied with :meth:`CausalWanTransformer.
+configure`): fused self-attention QKV, RoPE tables built once per resolution and block, a static-shape
+KV cache, ``torch.compile`` of the block stack and a chosen attention backend. Each leaves the output
+equal to the plain path's up to rounding (tests compare them on the CPU).
+
 The custom processors receive their per-pass inputs through the arguments that
 ``WanTransformerBlock.forward`` already passes to its attention modules: the ``rotary_emb``
 argument of ``attn1`` carries a :class:`SelfAttentionInputs`, the ``encoder_hidden_states``
@@ -22,13 +27,17 @@ argument of ``attn2`` carries a :class:`PromptContext`. The block itself is not 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import torch
 from diffusers import WanTransformer3DModel
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 
+from ..runtime import RuntimeOptions
 from .kv_cache import CacheWrite, KVCache
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,6 +60,7 @@ class SelfAttentionInputs:
     ``cos``/``sin``: RoPE tables ``[1, S, 1, head_dim]`` for the pass's ``S`` query tokens.
     ``cache``/``write``: the KV cache and where this pass writes (cached path), or ``None``.
     ``attn_mask``: boolean ``[S, S]`` (True = may attend) for the uncached reference path.
+    ``backend``: diffusers attention backend name, or None for its default.
     """
 
     cos: torch.Tensor
@@ -58,6 +68,7 @@ class SelfAttentionInputs:
     cache: KVCache | None = None
     write: CacheWrite | None = None
     attn_mask: torch.Tensor | None = None
+    backend: str | None = None
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -92,10 +103,12 @@ class CachedSelfAttnProcessor:
         v = v.unflatten(2, (attn.heads, -1))
         q = apply_rope(q, inputs.cos, inputs.sin)
         k = apply_rope(k, inputs.cos, inputs.sin)
+        mask = inputs.attn_mask
         if inputs.cache is not None:
             inputs.cache.write(self.layer, inputs.write, k, v)
             k, v = inputs.cache.read(self.layer, inputs.write)
-        out = dispatch_attention_fn(q, k, v, attn_mask=inputs.attn_mask)
+            mask = inputs.write.key_mask  # static cache: hides empty slots (None when full)
+        out = dispatch_attention_fn(q, k, v, attn_mask=mask, backend=inputs.backend)
         out = out.flatten(2, 3).type_as(q)
         return attn.to_out[1](attn.to_out[0](out))
 
@@ -105,16 +118,21 @@ class CachedCrossAttnProcessor:
 
     def __init__(self, layer: int) -> None:
         self.layer = layer
+        self.backend: str | None = None
+
+    @staticmethod
+    def project_kv(attn, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text keys/values ``[B, 512, heads, head_dim]`` of one layer."""
+        k = attn.norm_k(attn.to_k(context)).unflatten(2, (attn.heads, -1))
+        return k, attn.to_v(context).unflatten(2, (attn.heads, -1))
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
         prompt: PromptContext = encoder_hidden_states
         q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1))
         if self.layer not in prompt.kv:
-            ctx = prompt.context
-            k = attn.norm_k(attn.to_k(ctx)).unflatten(2, (attn.heads, -1))
-            prompt.kv[self.layer] = (k, attn.to_v(ctx).unflatten(2, (attn.heads, -1)))
+            prompt.kv[self.layer] = self.project_kv(attn, prompt.context)
         k, v = prompt.kv[self.layer]
-        out = dispatch_attention_fn(q, k, v).flatten(2, 3).type_as(q)
+        out = dispatch_attention_fn(q, k, v, backend=self.backend).flatten(2, 3).type_as(q)
         return attn.to_out[1](attn.to_out[0](out))
 
 
@@ -155,6 +173,45 @@ class CausalWanTransformer(torch.nn.Module):
         self.max_frames = cfg.rope_max_seq_len
         if self.patch_size[0] != 1:
             raise ValueError(f"causal generation needs a temporal patch size of 1, got {self.patch_size}")
+        self.options = RuntimeOptions()
+        self._rope_cache: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rope_parts_cache: dict[tuple[int, int], tuple] = {}
+        self._compiled_blocks = None  # torch.compile'd _run_blocks, when options.compile
+        self._compiled_frames: int | None = None  # pass size the compiled blocks are used for
+        self._compiled_ok = False  # the compiled blocks have run once (later errors are real)
+
+    def configure(self, options: RuntimeOptions, *, frames_per_block: int = 3) -> CausalWanTransformer:
+        """Apply the fast-path ``options`` (see :class:`~longlive_cli.runtime.RuntimeOptions`).
+
+        Fusing QKV cannot be undone on this instance; the other switches can be changed by calling
+        again. ``frames_per_block``: the pass size (latent frames) that ``torch.compile`` targets.
+        Returns ``self``.
+        """
+        if options.fused_qkv and not self.quantized:
+            for block in self.wan.blocks:
+                attn = block.attn1
+                if not getattr(attn, "fused_projections", False):
+                    attn.fuse_projections()
+                    # The processor reads only to_qkv now; dropping the separate weights keeps memory flat.
+                    del attn.to_q, attn.to_k, attn.to_v
+        for block in self.wan.blocks:
+            block.attn2.processor.backend = options.attention_backend
+        self._rope_cache.clear()
+        self._rope_parts_cache.clear()
+        self._compiled_blocks, self._compiled_frames, self._compiled_ok = None, None, False
+        if options.compile:
+            self._compiled_blocks = torch.compile(
+                self._run_blocks, mode=options.compile_mode, backend=options.compile_backend, dynamic=False
+            )
+            self._compiled_frames = frames_per_block
+        self.options = options
+        return self
+
+    @property
+    def quantized(self) -> bool:
+        """True when the block weights are torchao tensors (``longlive quantize`` / ``--int8``)."""
+        weight = self.wan.blocks[0].ffn.net[0].proj.weight
+        return type(weight) not in (torch.Tensor, torch.nn.Parameter)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -181,38 +238,90 @@ class CausalWanTransformer(torch.nn.Module):
             sink_frames=sink_frames,
             dtype=self.dtype,
             device=self.device,
+            static=self.options.static_cache,
         )
 
     def encode_prompt(self, text_embeds: torch.Tensor) -> PromptContext:
-        """Project UMT5 embeddings ``[B, 512, text_dim]`` into a fresh :class:`PromptContext`."""
+        """Project UMT5 embeddings ``[B, 512, text_dim]`` into a :class:`PromptContext` whose
+        cross-attention keys/values are computed for every layer now (once per prompt)."""
         text = text_embeds.to(device=self.device, dtype=self.dtype)
-        return PromptContext(context=self.wan.condition_embedder.text_embedder(text))
+        prompt = PromptContext(context=self.wan.condition_embedder.text_embedder(text))
+        for i, block in enumerate(self.wan.blocks):
+            prompt.kv[i] = CachedCrossAttnProcessor.project_kv(block.attn2, prompt.context)
+        return prompt
 
     def rope(self, start_frame: int, num_frames: int, hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
         """RoPE cos/sin ``[1, F*hp*wp, 1, head_dim]`` for frames starting at absolute ``start_frame``.
 
+        With ``options.rope_cache`` the tables of the last few ``(start_frame, num_frames)`` are kept
+        (a block's five passes share one) and the height/width part is built once per resolution;
+        the values are identical either way.
+
         Raises:
             ValueError: past the model's positional table (``rope_max_seq_len`` latent frames).
         """
+        if not self.options.rope_cache:
+            return self._build_rope(start_frame, num_frames, hp, wp)
+        key = (start_frame, num_frames, hp, wp)
+        if key not in self._rope_cache:
+            if len(self._rope_cache) >= 8:  # a block's passes and a re-cache need at most two
+                self._rope_cache.pop(next(iter(self._rope_cache)))
+            self._rope_cache[key] = self._build_rope(start_frame, num_frames, hp, wp)
+        return self._rope_cache[key]
+
+    def _rope_parts(self, hp: int, wp: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """Per (cos, sin): time table ``[max_frames, dt]`` and height/width table ``[hp, wp, dh+dw]``."""
+        if self.options.rope_cache and (hp, wp) in self._rope_parts_cache:
+            return self._rope_parts_cache[hp, wp]
+        rope = self.wan.rope
+        sizes = [rope.t_dim, rope.h_dim, rope.w_dim]
+        dtype = torch.float64 if self.dtype == torch.float32 else torch.float32
+        parts = []
+        for full in (rope.freqs_cos, rope.freqs_sin):
+            t, h, w = full.to(dtype).split(sizes, dim=1)
+            hw = torch.cat(
+                [h[:hp].view(hp, 1, -1).expand(hp, wp, -1), w[:wp].view(1, wp, -1).expand(hp, wp, -1)], dim=-1
+            )
+            parts.append((t, hw))
+        parts = tuple(parts)
+        if self.options.rope_cache:
+            self._rope_parts_cache[hp, wp] = parts
+        return parts
+
+    def _build_rope(self, start_frame: int, num_frames: int, hp: int, wp: int):
         if start_frame < 0 or start_frame + num_frames > self.max_frames:
             raise ValueError(
                 f"latent frames {start_frame}..{start_frame + num_frames - 1} are outside the model's "
                 f"positional table of {self.max_frames} latent frames"
             )
-        rope = self.wan.rope
-        sizes = [rope.t_dim, rope.h_dim, rope.w_dim]
-        dtype = torch.float64 if self.dtype == torch.float32 else torch.float32
+        n = num_frames
         tables = []
-        for full in (rope.freqs_cos, rope.freqs_sin):
-            t, h, w = full.to(dtype).split(sizes, dim=1)
-            n = num_frames
-            parts = [
-                t[start_frame : start_frame + n].view(n, 1, 1, -1).expand(n, hp, wp, -1),
-                h[:hp].view(1, hp, 1, -1).expand(n, hp, wp, -1),
-                w[:wp].view(1, 1, wp, -1).expand(n, hp, wp, -1),
-            ]
-            tables.append(torch.cat(parts, dim=-1).reshape(1, n * hp * wp, 1, -1))
+        for t, hw in self._rope_parts(hp, wp):
+            t_part = t[start_frame : start_frame + n].view(n, 1, 1, -1).expand(n, hp, wp, -1)
+            tables.append(
+                torch.cat([t_part, hw.expand(n, hp, wp, -1)], dim=-1).reshape(1, n * hp * wp, 1, -1)
+            )
         return tables[0], tables[1]
+
+    def _run_blocks(self, x, prompt: PromptContext, block_temb, inputs: SelfAttentionInputs) -> torch.Tensor:
+        """The transformer blocks over tokens ``x`` ``[B, S, dim]`` (the part ``torch.compile`` sees)."""
+        for block in self.wan.blocks:
+            x = block(x, prompt, block_temb, inputs)
+        return x
+
+    def _run_compiled(self, x, prompt, block_temb, inputs) -> torch.Tensor:
+        try:
+            out = self._compiled_blocks(x, prompt, block_temb, inputs)
+        except Exception as err:  # a missing compiler or an unsupported op must not stop a video
+            if self._compiled_ok:
+                raise  # it ran before: this is a real error, not a compilation problem
+            log.warning(
+                "torch.compile failed (%s: %s); running the transformer eagerly", type(err).__name__, err
+            )
+            self._compiled_blocks = None
+            return self._run_blocks(x, prompt, block_temb, inputs)
+        self._compiled_ok = True
+        return out
 
     def forward(
         self,
@@ -259,9 +368,12 @@ class CausalWanTransformer(torch.nn.Module):
 
         cos, sin = self.rope(start_frame, f, hp, wp)
         write = cache.assign(start_frame, f) if cache is not None else None
-        inputs = SelfAttentionInputs(cos.to(x.device), sin.to(x.device), cache, write, attn_mask)
-        for block in wan.blocks:
-            x = block(x, prompt, block_temb, inputs)
+        backend = self.options.attention_backend
+        inputs = SelfAttentionInputs(cos.to(x.device), sin.to(x.device), cache, write, attn_mask, backend)
+        if self._compiled_blocks is not None and cache is not None and f == self._compiled_frames:
+            x = self._run_compiled(x, prompt, block_temb, inputs)
+        else:
+            x = self._run_blocks(x, prompt, block_temb, inputs)
 
         shift, scale = (wan.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)
         x = wan.norm_out(x.float()).unflatten(1, (f, hp * wp))

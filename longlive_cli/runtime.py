@@ -1,0 +1,160 @@
+"""How a generation runs (not what it computes): the fast-path switches and the stage timer.
+
+Every switch in :class:`RuntimeOptions` leaves the video the same, up to floating-point rounding:
+tests compare each one against the plain path on the CPU. :meth:`RuntimeOptions.for_device` turns
+them all on for CUDA and off elsewhere; the CLI's flags override single switches.
+
+:class:`StageTimes` is the library's timing hook: the sampler and the pipeline report their stages
+(transformer passes, re-cache, VAE decode, MP4 encode) to it, so a benchmark reads the breakdown
+instead of patching library functions. The default, ``None``, costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+#: Attention kernels offered, by our name -> diffusers' ``AttentionBackendName`` value (used with
+#: ``dispatch_attention_fn``). ``sdpa`` is PyTorch's scaled_dot_product_attention, which picks the
+#: FlashAttention-2, memory-efficient or cuDNN kernel on CUDA by itself; ``sdpa-*`` force one of
+#: them (``sdpa-flash`` takes no mask, so it needs a full or non-static cache); ``flash-attn``
+#: needs the ``flash-attn`` package.
+ATTENTION_BACKENDS = {
+    "sdpa": "native",
+    "sdpa-flash": "_native_flash",
+    "sdpa-efficient": "_native_efficient",
+    "sdpa-cudnn": "_native_cudnn",
+    "sdpa-math": "_native_math",
+    "flash-attn": "flash",
+}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Fast-path switches of the causal transformer and the pipeline.
+
+    Attributes:
+        fused_qkv: one ``[3*dim, dim]`` matmul for self-attention Q/K/V instead of three
+            (diffusers' ``WanAttention.fuse_projections``; the separate weights are then dropped,
+            so memory does not grow). Ignored for INT8 models (torchao tensors cannot be concatenated).
+        rope_cache: RoPE cos/sin tables built once per resolution (height/width part) and once per
+            block (time part), instead of on every pass; bit-identical.
+        static_cache: the KV cache is always read whole (``capacity_frames`` latent frames) with a
+            key mask while it is filling, and written through a device index tensor; every
+            denoising pass then has the same shapes, which ``torch.compile`` / CUDA graphs need.
+        compile: ``torch.compile`` the 30 transformer blocks for passes over one block of latent
+            frames (re-cache passes, rare and of other sizes, run eagerly). Falls back to eager,
+            with a warning, if compilation fails.
+        compile_mode: ``torch.compile`` mode (``None``: default; ``"reduce-overhead"``: CUDA graphs;
+            ``"max-autotune-no-cudagraphs"``).
+        compile_backend: ``torch.compile`` backend (``"inductor"``; tests use ``"aot_eager"``).
+        attention: a key of :data:`ATTENTION_BACKENDS`, or ``None`` for diffusers' default
+            (PyTorch SDPA).
+        overlap_decode: decode each finished block with the VAE and pipe it to ffmpeg on a worker
+            thread (its own CUDA stream on CUDA) while the next block is generated.
+    """
+
+    fused_qkv: bool = False
+    rope_cache: bool = False
+    static_cache: bool = False
+    compile: bool = False
+    compile_mode: str | None = None
+    compile_backend: str | Callable = "inductor"
+    attention: str | None = None
+    overlap_decode: bool = False
+
+    def __post_init__(self) -> None:
+        if self.attention is not None and self.attention not in ATTENTION_BACKENDS:
+            raise ValueError(
+                f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_BACKENDS)}"
+            )
+
+    @classmethod
+    def for_device(cls, device: torch.device | str, **overrides) -> RuntimeOptions:
+        """Every switch on for CUDA, off elsewhere; ``overrides`` whose value is not None win.
+
+        Raises:
+            ValueError: an unknown option name or attention backend.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown runtime option(s): {', '.join(unknown)}")
+        cuda = torch.device(device).type == "cuda"
+        opts = cls(fused_qkv=cuda, rope_cache=cuda, static_cache=cuda, compile=cuda, overlap_decode=cuda)
+        opts = replace(opts, **{k: v for k, v in overrides.items() if v is not None})
+        if opts.compile and not opts.static_cache:
+            if overrides.get("static_cache") is False:
+                raise ValueError("--compile needs the static KV cache (drop --no-static-cache)")
+            # A growing cache changes the key length each block and would recompile each time.
+            opts = replace(opts, static_cache=True)
+        return opts
+
+    @property
+    def attention_backend(self) -> str | None:
+        """diffusers' backend name for :attr:`attention` (None: diffusers' default)."""
+        return None if self.attention is None else ATTENTION_BACKENDS[self.attention]
+
+    def describe(self) -> str:
+        """One line naming the switches that are on, e.g. ``fused-qkv, rope-cache, compile``."""
+        names = [f.name.replace("_", "-") for f in fields(self) if getattr(self, f.name) is True]
+        if self.compile and self.compile_mode:
+            names[names.index("compile")] = f"compile ({self.compile_mode})"
+        if self.attention:
+            names.append(f"attention {self.attention}")
+        return ", ".join(names) or "plain"
+
+
+class StageTimes:
+    """Wall seconds and call counts per named stage, from any thread.
+
+    Args:
+        cuda_sync: synchronize the CUDA device at both ends of every stage, so queued GPU work is
+            charged to the stage that queued it. This serializes the GPU (it removes the
+            decode/generation overlap), so use it for a breakdown, not for a throughput number.
+
+    Stages in use: ``prompt`` (text projection and cross-attention K/V), ``denoise``, ``recache``,
+    ``clean`` (transformer passes), ``decode`` (VAE), ``encode`` (frames piped to ffmpeg and the
+    final flush). A stage entered inside another stage on the same thread is charged to the outer.
+    """
+
+    def __init__(self, *, cuda_sync: bool = False) -> None:
+        self.cuda_sync = cuda_sync and torch.cuda.is_available()
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.threads: dict[str, set[str]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the ``with`` body as stage ``name``."""
+        if getattr(self._local, "active", False):
+            yield
+            return
+        self._local.active = True
+        if self.cuda_sync:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        try:
+            yield
+            if self.cuda_sync:
+                torch.cuda.synchronize()
+        finally:
+            elapsed = time.perf_counter() - start
+            self._local.active = False
+            with self._lock:
+                self.seconds[name] += elapsed
+                self.calls[name] += 1
+                self.threads[name].add(threading.current_thread().name)
+
+
+def stage(times: StageTimes | None, name: str) -> contextlib.AbstractContextManager:
+    """``times.stage(name)``, or a no-op when ``times`` is None."""
+    return contextlib.nullcontext() if times is None else times.stage(name)

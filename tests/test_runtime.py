@@ -1,0 +1,294 @@
+"""Fast-path switches give the plain path's video; the loop never syncs; overlap and stage timing."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from longlive_cli import pipeline
+from longlive_cli.cli import Attention, app
+from longlive_cli.events import BlockDone, Finished, Interrupted
+from longlive_cli.models.kv_cache import KVCache
+from longlive_cli.models.registry import Model, build_tiny_random, load_model, resolve_model
+from longlive_cli.models.transformer import CausalWanTransformer
+from longlive_cli.runtime import ATTENTION_BACKENDS, RuntimeOptions, StageTimes
+from longlive_cli.sampler import sample_video
+from longlive_cli.storyboard import make_plan, parse_storyboard
+from longlive_cli.video import OutputError
+
+# 8 blocks of 3 latent frames: the 12-frame cache fills (blocks 0-3), then evicts; a switch at block 5.
+SEGMENTS = [0] * 5 + [1] * 3
+
+
+@pytest.fixture(scope="module")
+def wan():
+    torch.manual_seed(0)
+    return build_tiny_random()[0]
+
+
+@pytest.fixture(scope="module")
+def embeds(wan):
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(1, 512, wan.config.text_dim, generator=g) for _ in range(2)]
+
+
+def generate_latents(wan, embeds, options: RuntimeOptions, device="cpu") -> torch.Tensor:
+    model = CausalWanTransformer(copy.deepcopy(wan).to(device)).configure(options)
+    blocks = sample_video(model, embeds, SEGMENTS, latent_height=10, latent_width=16, seed=3)
+    return torch.cat([b.latents for b in blocks], dim=1)
+
+
+@pytest.fixture(scope="module")
+def plain(wan, embeds):
+    return generate_latents(wan, embeds, RuntimeOptions())
+
+
+def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def test_rope_cache_is_bit_identical(wan, embeds, plain):
+    assert torch.equal(generate_latents(wan, embeds, RuntimeOptions(rope_cache=True)), plain)
+
+
+def test_rope_cache_reuses_one_table_per_block(wan):
+    model = CausalWanTransformer(copy.deepcopy(wan)).configure(RuntimeOptions(rope_cache=True))
+    first = model.rope(6, 3, 5, 8)
+    assert model.rope(6, 3, 5, 8)[0] is first[0]  # the block's next pass gets the same tensor
+    plain_model = CausalWanTransformer(copy.deepcopy(wan))
+    assert torch.equal(plain_model.rope(6, 3, 5, 8)[0], first[0])
+    with pytest.raises(ValueError, match="outside the model's positional table"):
+        model.rope(1023, 3, 5, 8)
+
+
+def test_fused_qkv_matches_and_drops_the_separate_weights(wan, embeds, plain):
+    model = CausalWanTransformer(copy.deepcopy(wan))
+    params = sum(p.numel() for p in model.parameters())
+    attn = model.wan.blocks[0].attn1
+    expected = torch.cat([attn.to_q.weight, attn.to_k.weight, attn.to_v.weight])
+    model.configure(RuntimeOptions(fused_qkv=True))
+    assert torch.equal(attn.to_qkv.weight, expected)
+    assert not hasattr(attn, "to_q") and sum(p.numel() for p in model.parameters()) == params
+    assert rel_diff(generate_latents(wan, embeds, RuntimeOptions(fused_qkv=True)), plain) < 1e-6
+
+
+def test_static_cache_matches_the_growing_cache(wan, embeds, plain):
+    assert rel_diff(generate_latents(wan, embeds, RuntimeOptions(static_cache=True)), plain) < 1e-5
+
+
+def test_static_cache_reads_whole_buffers_with_a_mask_until_full():
+    cache = KVCache(num_layers=1, batch_size=1, tokens_per_frame=2, heads=1, head_dim=4, capacity_frames=6,
+                    sink_frames=2, static=True)  # fmt: skip
+    first = cache.assign(0, 2)
+    assert first.token_index.tolist() == [0, 1, 2, 3]
+    assert first.key_mask.shape == (1, 1, 1, 12) and first.key_mask.sum().item() == 4
+    k = torch.arange(16.0).view(1, 4, 1, 4)
+    cache.write(0, first, k, -k)
+    keys, values = cache.read(0, first)
+    assert keys.shape == (1, 12, 1, 4) and torch.equal(keys[:, :4], k) and torch.equal(values[:, :4], -k)
+    cache.assign(2, 2)
+    full = cache.assign(4, 2)
+    assert full.key_mask is None  # all six frames valid: no mask, so SDPA may pick FlashAttention
+    evict = cache.assign(6, 2)  # frame 6 and 7 overwrite frames 2 and 3 (the oldest outside the sink)
+    assert evict.token_index.tolist() == [4, 5, 6, 7] and evict.key_mask is None
+    assert cache.assign(6, 2).token_index is evict.token_index  # one index tensor per slot pattern
+
+
+def test_attention_backend_is_used(wan, embeds, plain, monkeypatch):
+    from longlive_cli.models import transformer
+
+    seen = []
+    original = transformer.dispatch_attention_fn
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("backend"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformer, "dispatch_attention_fn", spy)
+    out = generate_latents(wan, embeds, RuntimeOptions(attention="sdpa-math"))
+    assert set(seen) == {"_native_math"}  # self- and cross-attention alike
+    assert rel_diff(out, plain) < 1e-5
+
+
+def test_compiled_blocks_match_with_two_graphs_and_no_graph_break(wan, embeds, plain):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    options = RuntimeOptions(static_cache=True, compile=True, compile_backend="aot_eager")
+    model = CausalWanTransformer(copy.deepcopy(wan)).configure(options)
+    blocks = sample_video(model, embeds, SEGMENTS, latent_height=10, latent_width=16, seed=3)
+    out = torch.cat([b.latents for b in blocks], dim=1)
+    assert model._compiled_ok and model._compiled_blocks is not None  # the compiled path ran
+    assert rel_diff(out, plain) < 1e-5
+    # One graph while the cache fills (key mask), one once it is full; re-cache runs eagerly.
+    assert counters["stats"]["unique_graphs"] == 2
+    assert not counters["graph_break"]
+    torch._dynamo.reset()
+
+
+def test_failed_compilation_falls_back_to_eager_with_a_warning(wan, embeds, plain, caplog):
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no C++ compiler here")
+
+    torch._dynamo.reset()
+    options = RuntimeOptions(static_cache=True, compile=True, compile_backend=broken_backend)
+    with caplog.at_level(logging.WARNING, logger="longlive_cli.models.transformer"):
+        out = generate_latents(wan, embeds, options)
+    assert "running the transformer eagerly" in caplog.text and "no C++ compiler here" in caplog.text
+    assert rel_diff(out, plain) < 1e-5
+    torch._dynamo.reset()
+
+
+def test_everything_on_matches_the_plain_path(wan, embeds, plain):
+    options = RuntimeOptions(fused_qkv=True, rope_cache=True, static_cache=True, attention="sdpa-math")
+    assert rel_diff(generate_latents(wan, embeds, options), plain) < 1e-5
+
+
+@pytest.mark.parametrize("options", [RuntimeOptions(), RuntimeOptions.for_device("cuda", compile=False)])
+def test_the_block_loop_never_reads_the_device_back(wan, embeds, options):
+    """On the meta device every ``.item()``, ``.cpu()`` or ``bool(tensor)`` raises: a loop that runs
+    there through a switch and eviction has no host sync (noise only goes host -> device)."""
+    with pytest.raises(RuntimeError):
+        torch.zeros(1, device="meta").item()
+    out = generate_latents(wan, embeds, options, device="meta")
+    assert out.device.type == "meta" and out.shape == (1, 24, 16, 10, 16)
+
+
+def test_options_default_on_for_cuda_off_for_cpu():
+    cuda = RuntimeOptions.for_device("cuda")
+    assert cuda.fused_qkv and cuda.rope_cache and cuda.static_cache and cuda.compile and cuda.overlap_decode
+    assert RuntimeOptions.for_device("cpu") == RuntimeOptions()
+    assert RuntimeOptions.for_device("cuda", compile=False, overlap_decode=None).overlap_decode
+    assert RuntimeOptions.for_device("cpu", compile=True).static_cache  # compile needs static shapes
+    with pytest.raises(ValueError, match="needs the static KV cache"):
+        RuntimeOptions.for_device("cpu", compile=True, static_cache=False)
+    with pytest.raises(ValueError, match="unknown attention 'fast'"):
+        RuntimeOptions(attention="fast")
+    with pytest.raises(ValueError, match="unknown runtime option"):
+        RuntimeOptions.for_device("cpu", turbo=True)
+    assert [a.value for a in Attention] == list(ATTENTION_BACKENDS)
+    assert RuntimeOptions(rope_cache=True, attention="sdpa").describe() == "rope-cache, attention sdpa"
+
+
+# ------------------------------------------------------------------------------------ pipeline
+
+STORY = """\
+duration: 2s
+resolution: 64x48
+prompts:
+  - {at: 0s, text: a lighthouse at dusk}
+  - {at: 1s, text: a lighthouse in a storm}
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model(resolve_model("tiny-random"), device=torch.device("cpu"), dtype=torch.float32)
+
+
+def with_options(model: Model, options: RuntimeOptions) -> Model:
+    transformer = CausalWanTransformer(copy.deepcopy(model.transformer.wan)).configure(options)
+    return Model(spec=model.spec, transformer=transformer, vae=model.vae)
+
+
+def run(model, tmp_path, name, **kwargs):
+    plan = make_plan(parse_storyboard(STORY))
+    g = torch.Generator().manual_seed(2)
+    embeds = [torch.randn(1, 512, 32, generator=g) for _ in plan.segments]
+    out = tmp_path / name
+    events = list(pipeline.generate(plan, model, embeds, out, seed=4, **kwargs))
+    return plan, out, events
+
+
+def frames(path):
+    import imageio_ffmpeg
+    import numpy as np
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    w, h = next(reader)["size"]
+    return np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
+
+
+def test_overlapped_decode_writes_the_same_video(loaded, tmp_path):
+    _, inline, inline_events = run(loaded, tmp_path, "inline.mp4")
+    overlapped = with_options(loaded, RuntimeOptions(overlap_decode=True))
+    times = StageTimes()
+    plan, out, events = run(overlapped, tmp_path, "overlap.mp4", times=times)
+    assert out.read_bytes() == inline.read_bytes()
+    done = [e for e in events if isinstance(e, BlockDone)]
+    assert [e.video_frames_done for e in done] == [
+        e.video_frames_done for e in inline_events if isinstance(e, BlockDone)
+    ]
+    assert isinstance(events[-1], Finished) and events[-1].num_video_frames == plan.num_video_frames
+    # Decoding ran on the worker thread, the transformer on this one.
+    assert times.threads["decode"] == {t for t in times.threads["decode"] if t.startswith("longlive-decode")}
+    assert times.threads["denoise"] == {threading.current_thread().name}
+
+
+def test_stage_times_count_every_stage(loaded, tmp_path):
+    times = StageTimes()
+    plan, _, _ = run(loaded, tmp_path, "t.mp4", times=times)
+    n = plan.num_blocks
+    assert dict(times.calls) == {
+        "prompt": 2,
+        "recache": 1,
+        "denoise": n,
+        "clean": n,
+        "decode": n,
+        "encode": n + 1,
+    }
+    assert all(s > 0 for s in times.seconds.values())
+
+
+def test_overlapped_stop_keeps_every_generated_block(loaded, tmp_path):
+    overlapped = with_options(loaded, RuntimeOptions(overlap_decode=True))
+    calls = []
+
+    def stop_after_two() -> bool:
+        calls.append(1)
+        return len(calls) >= 2
+
+    plan, out, events = run(overlapped, tmp_path, "s.mp4", should_stop=stop_after_two)
+    stopped = events[-1]
+    assert isinstance(stopped, Interrupted) and not out.exists()
+    assert stopped.num_video_frames == 9 + 12  # blocks 0 and 1, both written before the partial file closed
+    assert len(frames(stopped.path)) == stopped.num_video_frames
+
+
+def test_a_failure_on_the_worker_reaches_the_caller_and_leaves_nothing(loaded, tmp_path, monkeypatch):
+    overlapped = with_options(loaded, RuntimeOptions(overlap_decode=True))
+    original = pipeline.VideoWriter.write
+    count = []
+
+    def failing_write(self, frames):
+        count.append(1)
+        if len(count) == 3:
+            raise OutputError("disk full while writing")
+        return original(self, frames)
+
+    monkeypatch.setattr(pipeline.VideoWriter, "write", failing_write)
+    with pytest.raises(OutputError, match="disk full"):
+        run(overlapped, tmp_path, "f.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_speed_flags_give_the_same_video(tmp_path):
+    story = tmp_path / "s.yaml"
+    story.write_text(STORY)
+    runner = CliRunner()
+    base = ["generate", str(story), "--model", "tiny-random", "-q", "--seed", "1"]
+    plain = runner.invoke(app, [*base, "-o", str(tmp_path / "a.mp4")])
+    assert plain.exit_code == 0, plain.output
+    flags = ["--overlap", "--fused-qkv", "--rope-cache", "--static-cache", "--attention", "sdpa-math"]
+    fast = runner.invoke(app, [*base, "-o", str(tmp_path / "b.mp4"), *flags])
+    assert fast.exit_code == 0, fast.output
+    assert abs(frames(tmp_path / "a.mp4").astype(int) - frames(tmp_path / "b.mp4")).max() <= 1
+    bad = runner.invoke(app, [*base, "-o", str(tmp_path / "c.mp4"), "--compile", "--no-static-cache"])
+    assert bad.exit_code == 2 and "needs the static KV cache" in bad.stderr
+    assert not (tmp_path / "c.mp4").exists()
