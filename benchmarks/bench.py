@@ -15,10 +15,18 @@ streaming VAE decode -> MP4 written to a temporary folder) once, timed from the 
   and the cached sampler on the same blocks, single prompt, interleaved block by block in this process:
   the speed ratio and the largest relative latent difference.
 
-Stages are timed by wrapping library methods in this process (``CausalWanTransformer.forward``,
-``CausalWanTransformer.encode_prompt``, ``longlive_cli.sampler.recache``, ``StreamingDecoder.decode``,
-``VideoWriter.write`` / ``close``); on CUDA each wrapper synchronizes before and after, so queued GPU work
-is charged to the stage that queued it (this removes CPU/GPU overlap across stage boundaries).
+Stages come from the library's own timing hook (``longlive_cli.runtime.StageTimes``, passed to
+``generate``): the sampler reports its transformer passes, the pipeline its VAE decode and MP4 writes.
+On CUDA the headline numbers come from a run without any synchronisation; the stage breakdown comes
+from a second run of the same plan with ``cuda_sync=True`` (each stage waits for the GPU at both ends,
+which removes overlap, so that run is slower). With ``--overlap`` (default on CUDA) decode and encode
+run on a worker thread beside the transformer: they are shown but not subtracted from the loop wall.
+
+Speed options are the library's (``RuntimeOptions.for_device``: all on for CUDA, all off on CPU);
+``--compile/--no-compile``, ``--fused-qkv``, ``--static-cache``, ``--rope-cache``, ``--overlap``,
+``--attention`` and ``--compile-mode`` override them. With ``--compile`` a warm-up generation (enough
+blocks to fill the KV cache, with a prompt switch) runs first, so the timed run measures compiled code;
+its time to first frame is reported as the cold start.
 
 Models:
 
@@ -30,6 +38,7 @@ Models:
 
     python benchmarks/bench.py                 # tiny-random, 128x80, 10 s, a switch every 5 s, CPU
     python benchmarks/bench.py --arch wan-1.3b --resolution 832x480 --duration 30 --device cuda
+    python benchmarks/bench.py --arch wan-1.3b --resolution 832x480 --duration 30 --device cuda --no-compile
     python benchmarks/bench.py --arch wan-1.3b --resolution 128x80 --duration 1.5 --switch-every 0.75 \\
         --naive-blocks 2 --json
 """
@@ -37,7 +46,6 @@ Models:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -45,15 +53,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-import longlive_cli.sampler as sampler_mod
-from longlive_cli.decode import StreamingDecoder
 from longlive_cli.events import BlockDone, Finished, GenerationStarted
 from longlive_cli.models.registry import (
     PRESETS,
@@ -66,9 +70,9 @@ from longlive_cli.models.registry import (
 from longlive_cli.models.transformer import CausalWanTransformer
 from longlive_cli.pipeline import VAE_SPATIAL_STRIDE, encode_plan_prompts, generate
 from longlive_cli.reference import naive_sample_video
+from longlive_cli.runtime import ATTENTION_BACKENDS, RuntimeOptions, StageTimes
 from longlive_cli.sampler import sample_video
 from longlive_cli.storyboard import Plan, PromptSpec, Storyboard, make_plan, parse_resolution
-from longlive_cli.video import VideoWriter
 
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -82,81 +86,13 @@ STAGES = (
     ("clean", "transformer: clean-context passes"),
     ("decode", "VAE decode"),
     ("encode", "MP4 encode (write + close)"),
+    ("wait", "waiting for the decode worker"),
     ("other", "other (sampler/pipeline overhead)"),
 )
+WORKER_STAGES = ("decode", "encode")  # on the worker thread with --overlap
 
 
 # ------------------------------------------------------------------------------------------ timing
-
-
-class StageTimer:
-    """Wall time per stage, from wrappers installed on library methods (outermost stage wins)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
-        self.active: str | None = None  # a timed stage is running: nested calls belong to it
-        self.loop_start: float | None = None
-        self.first_frame_s: float | None = None
-
-    def sync(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-
-    def timed(self, fn: Callable, stage: str | Callable[..., str]) -> Callable:
-        def wrapper(*args, **kwargs):
-            if self.active is not None:
-                return fn(*args, **kwargs)
-            name = stage(*args, **kwargs) if callable(stage) else stage
-            self.sync()
-            self.active = name
-            start = time.perf_counter()
-            try:
-                out = fn(*args, **kwargs)
-                self.sync()
-            finally:
-                self.seconds[name] += time.perf_counter() - start
-                self.calls[name] += 1
-                self.active = None
-            return out
-
-        return wrapper
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[StageTimer]:
-        """Wrap the library's stage methods for the duration of the ``with`` block."""
-
-        def forward_stage(module, latents, timesteps, *args, **kwargs) -> str:
-            # The clean-context pass is the sampler's only pass at t = 0 outside a re-cache.
-            return "clean" if not bool(timesteps.any()) else "denoise"
-
-        def on_write(frames) -> None:
-            if self.first_frame_s is None and self.loop_start is not None:
-                self.first_frame_s = time.perf_counter() - self.loop_start
-
-        write = VideoWriter.write
-
-        def write_and_mark(writer, frames):
-            on_write(frames)
-            return write(writer, frames)
-
-        patches = [
-            (CausalWanTransformer, "forward", self.timed(CausalWanTransformer.forward, forward_stage)),
-            (CausalWanTransformer, "encode_prompt", self.timed(CausalWanTransformer.encode_prompt, "prompt")),
-            (sampler_mod, "recache", self.timed(sampler_mod.recache, "recache")),
-            (StreamingDecoder, "decode", self.timed(StreamingDecoder.decode, "decode")),
-            (VideoWriter, "write", self.timed(write_and_mark, "encode")),
-            (VideoWriter, "close", self.timed(VideoWriter.close, "encode")),
-        ]
-        saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
-        try:
-            for owner, name, new in patches:
-                setattr(owner, name, new)
-            yield self
-        finally:
-            for owner, name, old in saved:
-                setattr(owner, name, old)
 
 
 def current_rss_mib() -> float | None:
@@ -235,7 +171,10 @@ def make_bench_plan(
 # ------------------------------------------------------------------------------------------ runs
 
 
-def timed_generation(plan: Plan, model: Model, embeds: list[torch.Tensor], seed: int, timer: StageTimer):
+def timed_generation(
+    plan: Plan, model: Model, embeds: list[torch.Tensor], seed: int, times: StageTimes | None
+) -> dict:
+    """One generation through ``generate()`` into a temporary MP4; block times from its events."""
     device = model.transformer.device
     block_s: list[float] = []
     mem_first = mem_last = None
@@ -244,13 +183,13 @@ def timed_generation(plan: Plan, model: Model, embeds: list[torch.Tensor], seed:
     children_before = children_cpu_s()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with tempfile.TemporaryDirectory() as tmp, timer.installed():
+    with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.mp4"
         last = None
-        for event in generate(plan, model, embeds, out, seed=seed):
+        for event in generate(plan, model, embeds, out, seed=seed, times=times):
             now = time.perf_counter()
             if isinstance(event, GenerationStarted):
-                t_start = timer.loop_start = last = now
+                t_start = last = now
             elif isinstance(event, BlockDone):
                 block_s.append(now - last)
                 last = now
@@ -266,29 +205,35 @@ def timed_generation(plan: Plan, model: Model, embeds: list[torch.Tensor], seed:
     wall = t_end - t_start
     steady = sorted(block_s[1:])
     steady_span = t_last_block - t_first_block
-    stages = dict(timer.seconds)
-    accounted = sum(v for k, v in stages.items() if k != "text")
-    stages["other"] = wall - accounted
-    return {
+    result = {
         "blocks": plan.num_blocks,
         "video_frames": frames_done,
         "switches": len(plan.switch_blocks()),
         "loop_wall_s": wall,
-        "time_to_first_frame_s": timer.first_frame_s,
-        "first_block_s": block_s[0],
+        "time_to_first_frame_s": block_s[0],  # GenerationStarted -> first block's frames written
         "fps_steady": (frames_done - frames_first_block) / steady_span if steady_span > 0 else None,
         "fps_overall": frames_done / wall,
         "block_median_s": statistics.median(steady) if steady else None,
         "block_p90_s": percentile(steady, 0.9) if steady else None,
         "block_max_s": steady[-1] if steady else None,
-        "stages_s": stages,
-        "stage_calls": dict(timer.calls),
         "ffmpeg_cpu_s": children_cpu_s() - children_before,
         "memory_first_block_mib": mem_first,
         "memory_last_block_mib": mem_last,
         "peak_memory_mib": peak_memory(device),
         "mp4_bytes": mp4_bytes,
     }
+    if times is not None:
+        result["stages"] = stage_table(times, wall, overlapped=model.transformer.options.overlap_decode)
+    return result
+
+
+def stage_table(times: StageTimes, wall: float, *, overlapped: bool) -> dict:
+    """Seconds and calls per stage; "other" = wall minus the stages that ran on the generating thread."""
+    seconds, calls = dict(times.seconds), dict(times.calls)
+    beside = WORKER_STAGES if overlapped else ()
+    # With overlap the final MP4 flush (on the generating thread) is left inside "other".
+    seconds["other"] = wall - sum(v for k, v in seconds.items() if k not in beside and k != "text")
+    return {"seconds": seconds, "calls": calls, "overlapped": list(beside)}
 
 
 def naive_vs_cached(model: Model, embed: torch.Tensor, plan: Plan, num_blocks: int, seed: int) -> dict:
@@ -346,6 +291,7 @@ def print_report(r: dict) -> None:
     )
     load = ", ".join(f"{k} {v:.1f} s" for k, v in r["load_s"].items())
     print(f"load (not timed below): {load}")
+    print(f"speed options: {c['options']}")
     print(f"time to first frame      {g['time_to_first_frame_s']:8.3f} s")
     fps = g["fps_steady"]
     print(
@@ -358,16 +304,30 @@ def print_report(r: dict) -> None:
         print(
             f"block latency            median {1000 * g['block_median_s']:.1f} ms, "
             f"p90 {1000 * g['block_p90_s']:.1f} ms, max {1000 * g['block_max_s']:.1f} ms "
-            f"(first block {1000 * g['first_block_s']:.1f} ms, excluded)"
+            f"(first block excluded)"
         )
-    print(f"{'stage':<36} {'s':>9} {'% loop':>7} {'calls':>6}")
-    for key, label in STAGES:
-        if key == "text" and key not in g["stages_s"]:
-            continue
-        s = g["stages_s"].get(key, 0.0)
-        calls = g["stage_calls"].get(key, "")
-        print(f"{label:<36} {s:>9.3f} {100 * s / g['loop_wall_s']:>7.1f} {calls:>6}")
-    print(f"{'block loop wall':<36} {g['loop_wall_s']:>9.3f} {100.0:>7.1f}")
+    if "cold_start" in r:
+        cold = r["cold_start"]
+        print(
+            f"cold start (warm-up run, compiles): time to first frame {cold['time_to_first_frame_s']:.3f} s, "
+            f"{cold['blocks']} blocks in {cold['loop_wall_s']:.2f} s"
+        )
+    st = r.get("stage_breakdown")
+    if st is not None:
+        where = (
+            "from this run"
+            if st["run"] == "main"
+            else "from a second run with a CUDA sync at every stage edge (overlap off)"
+        )
+        print(f"stages ({where}; loop wall {st['loop_wall_s']:.2f} s):")
+        print(f"{'stage':<36} {'s':>9} {'% loop':>7} {'calls':>6}")
+        for key, label in STAGES:
+            if key not in st["seconds"]:
+                continue
+            sec = st["seconds"][key]
+            calls = st["calls"].get(key, "")
+            mark = " (worker thread, overlaps the rows above)" if key in st["overlapped"] else ""
+            print(f"{label:<36} {sec:>9.3f} {100 * sec / st['loop_wall_s']:>7.1f} {calls:>6}{mark}")
     print(
         f"ffmpeg CPU time (child process, runs alongside): {g['ffmpeg_cpu_s']:.2f} s; "
         f"MP4 {g['mp4_bytes'] / 1024:.0f} KiB"
@@ -412,6 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    speed = parser.add_argument_group("speed options (default: all on for CUDA, all off on CPU)")
+    for flag in ("compile", "fused-qkv", "static-cache", "rope-cache", "overlap"):
+        speed.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None)
+    speed.add_argument("--compile-mode", help="torch.compile mode (e.g. reduce-overhead, max-autotune)")
+    speed.add_argument("--attention", choices=list(ATTENTION_BACKENDS))
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -426,6 +391,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.naive_blocks < 1:
         parser.error("--naive-blocks must be at least 1")
+    try:
+        options = RuntimeOptions.for_device(
+            device,
+            compile=args.compile,
+            compile_mode=args.compile_mode,
+            fused_qkv=args.fused_qkv,
+            static_cache=args.static_cache,
+            rope_cache=args.rope_cache,
+            overlap_decode=args.overlap,
+            attention=args.attention,
+        )
+    except ValueError as err:
+        parser.error(str(err))
     name = args.arch or args.model
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
@@ -454,11 +432,27 @@ def main(argv: list[str] | None = None) -> None:
         model = load_model(spec, device=device, dtype=dtype)
         load_s["model"] = time.perf_counter() - t0
 
-    timer = StageTimer(device)
-    generation = timed_generation(plan, model, embeds, args.seed, timer)
+    model.transformer.configure(options, frames_per_block=spec.sampler.frames_per_block)
+    cold = None
+    if options.compile:  # compile outside the timed run: both graphs (filling, full) and a re-cache
+        # 4 s = 5 blocks with a switch at 2 s: the 12-frame cache fills at block 4.
+        warm_plan = make_bench_plan(4.0, width, height, 2.0, spec.sampler.frames_per_block)
+        cold = timed_generation(warm_plan, model, [embeds[0], embeds[-1]], args.seed, None)
+    cuda = device.type == "cuda"
+    generation = timed_generation(plan, model, embeds, args.seed, None if cuda else StageTimes())
+    breakdown = generation.pop("stages", None)
+    if breakdown is not None:
+        breakdown.update(run="main", loop_wall_s=generation["loop_wall_s"])
+    else:  # CUDA: a second run, synchronised at every stage edge and without overlap
+        model.transformer.configure(
+            replace(options, overlap_decode=False), frames_per_block=spec.sampler.frames_per_block
+        )
+        synced = timed_generation(plan, model, embeds, args.seed, StageTimes(cuda_sync=True))
+        breakdown = synced["stages"] | {"run": "synced", "loop_wall_s": synced["loop_wall_s"]}
+        model.transformer.configure(options, frames_per_block=spec.sampler.frames_per_block)
     if text_s is not None:
-        generation["stages_s"]["text"] = text_s
-        generation["stage_calls"]["text"] = len(set(s.text for s in plan.segments))
+        breakdown["seconds"]["text"] = text_s
+        breakdown["calls"]["text"] = len(set(s.text for s in plan.segments))
     comparison = naive_vs_cached(model, embeds[0], plan, args.naive_blocks, args.seed)
     report = {
         "config": {
@@ -472,14 +466,18 @@ def main(argv: list[str] | None = None) -> None:
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "load_average_at_start": load_avg,
+            "options": options.describe(),
             "parameters": sum(p.numel() for p in model.transformer.parameters()),
             "vae_parameters": sum(p.numel() for p in model.vae.parameters()),
         },
         "load_s": load_s,
         "generation": generation,
+        "stage_breakdown": breakdown,
         "naive_vs_cached": comparison,
         "peak_memory_mib_incl_naive": peak_memory(device),
     }
+    if cold is not None:
+        report["cold_start"] = cold
     if args.json:
         print(json.dumps(report))
     else:

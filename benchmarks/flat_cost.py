@@ -1,12 +1,14 @@
 """Per-block time and peak memory do not grow with video length.
 
 Runs `longlive`'s library pipeline (storyboard -> sampler -> streaming decode -> MP4) on the
-tiny-random preset for several durations, each in a fresh process so that peak RSS is that run's
-own, and prints per-block latency (median, p90) and peak RSS, plus the ratios against the
-shortest run.
+tiny-random preset, or the Wan2.1-T2V-1.3B architecture with random weights (``--arch wan-1.3b``,
+random prompt embeddings), for several durations, each in a fresh process so that peak RSS is that
+run's own, and prints per-block latency (median, p90) and peak memory, plus the ratios against the
+shortest run. Speed options are the library's defaults for the device (all off on CPU).
 
     python benchmarks/flat_cost.py        # 10 s, 60 s, 240 s at 128x80 (tiny-random native), CPU
     python benchmarks/flat_cost.py --durations 10 240 --resolution 832x480
+    python benchmarks/flat_cost.py --arch wan-1.3b --resolution 64x48 --durations 10 240
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ def storyboard(duration: float, resolution: str) -> str:
     return STORY.format(duration=duration, resolution=resolution, prompts=prompts)
 
 
-def child(duration: float, resolution: str, device: str) -> dict:
-    """Run one generation in this process; return timings and peak RSS."""
+def child(duration: float, resolution: str, device: str, arch: str | None) -> dict:
+    """Run one generation in this process; return timings and peak memory."""
     import resource
 
     import torch
@@ -48,13 +50,25 @@ def child(duration: float, resolution: str, device: str) -> dict:
     from longlive_cli.events import BlockDone
     from longlive_cli.models.registry import load_model, load_text_encoder, resolve_model
     from longlive_cli.pipeline import encode_plan_prompts, generate
+    from longlive_cli.runtime import RuntimeOptions
     from longlive_cli.storyboard import make_plan, parse_storyboard
 
-    torch.set_num_threads(torch.get_num_threads())
     plan = make_plan(parse_storyboard(storyboard(duration, resolution)))
-    spec = resolve_model("tiny-random")
-    embeds = encode_plan_prompts(load_text_encoder(spec, device=device), plan)
-    model = load_model(spec, device=torch.device(device), dtype=torch.float32)
+    dev = torch.device(device)
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    if arch == "wan-1.3b":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench import WAN_13B_CONFIG, build_wan13b, random_prompt_embeds
+
+        model = build_wan13b(dev, dtype, seed=1)
+        embeds = random_prompt_embeds(len(plan.segments), WAN_13B_CONFIG["text_dim"], seed=1)
+    else:
+        spec = resolve_model("tiny-random")
+        embeds = encode_plan_prompts(load_text_encoder(spec, device=device), plan)
+        model = load_model(spec, device=dev, dtype=dtype)
+    model.transformer.configure(RuntimeOptions.for_device(dev))
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     block_s, last = [], None
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -72,7 +86,11 @@ def child(duration: float, resolution: str, device: str) -> dict:
         "wall_s": wall,
         "block_median_s": statistics.median(steady),
         "block_p90_s": steady[int(0.9 * (len(steady) - 1))],
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": (
+            torch.cuda.max_memory_allocated(dev) / 2**20
+            if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        ),
         "fps": plan.num_video_frames / wall,
     }
 
@@ -84,27 +102,30 @@ def main() -> None:
     parser.add_argument("--durations", type=float, nargs="+", default=[10, 60, 240])
     parser.add_argument("--resolution", default="128x80")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--arch", choices=["wan-1.3b"], help="1.3B architecture, random weights")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.durations[0], args.resolution, args.device)))
+        print(json.dumps(child(args.durations[0], args.resolution, args.device, args.arch)))
         return
     rows = []
     for d in args.durations:
         cmd = [sys.executable, __file__, "--child", "--durations", str(d), "--resolution", args.resolution]
-        out = subprocess.run(cmd + ["--device", args.device], check=True, capture_output=True, text=True)
+        cmd += ["--device", args.device] + (["--arch", args.arch] if args.arch else [])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     base = rows[0]
-    print(f"tiny-random, {args.resolution}, {args.device}, one prompt switch every 10 s")
+    mem = "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"
+    print(f"{args.arch or 'tiny-random'}, {args.resolution}, {args.device}, one prompt switch every 10 s")
     print(
         f"{'video':>7} {'blocks':>6} {'frames':>6} {'wall s':>7} {'fps':>6} {'block med ms':>12} "
-        f"{'block p90 ms':>12} {'peak RSS MiB':>12} {'med ratio':>9} {'RSS ratio':>9}"
+        f"{'block p90 ms':>12} {mem:>13} {'med ratio':>9} {'mem ratio':>9}"
     )
     for r in rows:
         med, rss = r["block_median_s"], r["peak_rss_mib"]
         print(
             f"{r['duration_s']:>6.0f}s {r['blocks']:>6} {r['video_frames']:>6} {r['wall_s']:>7.1f} "
-            f"{r['fps']:>6.1f} {1000 * med:>12.1f} {1000 * r['block_p90_s']:>12.1f} {rss:>12.1f} "
+            f"{r['fps']:>6.1f} {1000 * med:>12.1f} {1000 * r['block_p90_s']:>12.1f} {rss:>13.1f} "
             f"{med / base['block_median_s']:>9.3f} {rss / base['peak_rss_mib']:>9.3f}"
         )
 

@@ -212,7 +212,8 @@ class _BlockSink:
         until at most ``pending`` blocks are left in flight. Re-raises the worker's errors."""
         while len(self._pending) > pending:
             block, future = self._pending.popleft()
-            num_frames, latents = future.result()
+            with stage(self.times, "wait") if self._pool is not None else contextlib.nullcontext():
+                num_frames, latents = future.result()
             yield block, num_frames, latents
 
     def _work(self, latents: torch.Tensor, ready) -> tuple[int, torch.Tensor | None]:

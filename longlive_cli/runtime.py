@@ -121,7 +121,8 @@ class StageTimes:
 
     Stages in use: ``prompt`` (text projection and cross-attention K/V), ``denoise``, ``recache``,
     ``clean`` (transformer passes), ``decode`` (VAE), ``encode`` (frames piped to ffmpeg and the
-    final flush). A stage entered inside another stage on the same thread is charged to the outer.
+    final flush), ``wait`` (with overlap: the generating thread waits for the decode worker). A
+    stage entered inside another stage on the same thread is charged to the outer.
     """
 
     def __init__(self, *, cuda_sync: bool = False) -> None:

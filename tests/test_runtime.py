@@ -229,6 +229,7 @@ def test_overlapped_decode_writes_the_same_video(loaded, tmp_path):
     # Decoding ran on the worker thread, the transformer on this one.
     assert times.threads["decode"] == {t for t in times.threads["decode"] if t.startswith("longlive-decode")}
     assert times.threads["denoise"] == {threading.current_thread().name}
+    assert times.calls["wait"] == plan.num_blocks  # the generating thread's waits are timed too
 
 
 def test_stage_times_count_every_stage(loaded, tmp_path):
@@ -292,3 +293,14 @@ def test_cli_speed_flags_give_the_same_video(tmp_path):
     bad = runner.invoke(app, [*base, "-o", str(tmp_path / "c.mp4"), "--compile", "--no-static-cache"])
     assert bad.exit_code == 2 and "needs the static KV cache" in bad.stderr
     assert not (tmp_path / "c.mp4").exists()
+
+
+def test_int8_weights_are_not_fused(wan, embeds):
+    from longlive_cli.quantize import quantize_transformer
+
+    quantized = copy.deepcopy(wan)
+    quantize_transformer(quantized, "w8")
+    model = CausalWanTransformer(quantized).configure(RuntimeOptions(fused_qkv=True, static_cache=True))
+    assert model.quantized and not hasattr(model.wan.blocks[0].attn1, "to_qkv")
+    blocks = list(sample_video(model, embeds[:1], [0] * 2, latent_height=6, latent_width=8, seed=1))
+    assert torch.isfinite(blocks[-1].latents).all()

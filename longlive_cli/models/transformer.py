@@ -198,12 +198,22 @@ class CausalWanTransformer(torch.nn.Module):
             block.attn2.processor.backend = options.attention_backend
         self._rope_cache.clear()
         self._rope_parts_cache.clear()
-        self._compiled_blocks, self._compiled_frames, self._compiled_ok = None, None, False
-        if options.compile:
-            self._compiled_blocks = torch.compile(
-                self._run_blocks, mode=options.compile_mode, backend=options.compile_backend, dynamic=False
-            )
-            self._compiled_frames = frames_per_block
+        same_compile = (options.compile, options.compile_mode, options.compile_backend) == (
+            self.options.compile,
+            self.options.compile_mode,
+            self.options.compile_backend,
+        )
+        if not (same_compile and frames_per_block == self._compiled_frames):  # else keep compiled code
+            self._compiled_blocks, self._compiled_frames, self._compiled_ok = None, None, False
+            if options.compile:
+                self._compiled_blocks = torch.compile(
+                    self._run_blocks,
+                    mode=options.compile_mode,
+                    backend=options.compile_backend,
+                    dynamic=False,
+                    fullgraph=True,
+                )
+                self._compiled_frames = frames_per_block
         self.options = options
         return self
 
