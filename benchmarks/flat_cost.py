@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -69,7 +70,7 @@ def child(duration: float, resolution: str, device: str, arch: str | None) -> di
     model.transformer.configure(RuntimeOptions.for_device(dev))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    block_s, last = [], None
+    block_s, rss_mib, last = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         for event in generate(plan, model, embeds, Path(tmp) / "out.mp4", seed=1):
@@ -77,6 +78,7 @@ def child(duration: float, resolution: str, device: str, arch: str | None) -> di
                 now = time.perf_counter()
                 block_s.append(now - (last if last is not None else start))
                 last = now
+                rss_mib.append(current_rss_mib())
         wall = time.perf_counter() - start
     steady = sorted(block_s[1:])  # the first block includes warm-up
     return {
@@ -92,7 +94,14 @@ def child(duration: float, resolution: str, device: str, arch: str | None) -> di
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         ),
         "fps": plan.num_video_frames / wall,
+        "rss_median_mib": statistics.median(rss_mib),  # RSS after each block: a trend shows retained memory
+        "rss_last_mib": rss_mib[-1],
     }
+
+
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def main() -> None:
@@ -119,14 +128,15 @@ def main() -> None:
     print(f"{args.arch or 'tiny-random'}, {args.resolution}, {args.device}, one prompt switch every 10 s")
     print(
         f"{'video':>7} {'blocks':>6} {'frames':>6} {'wall s':>7} {'fps':>6} {'block med ms':>12} "
-        f"{'block p90 ms':>12} {mem:>13} {'med ratio':>9} {'mem ratio':>9}"
+        f"{'block p90 ms':>12} {mem:>13} {'med ratio':>9} {'mem ratio':>9} {'RSS/block med':>13} {'last':>6}"
     )
     for r in rows:
         med, rss = r["block_median_s"], r["peak_rss_mib"]
         print(
             f"{r['duration_s']:>6.0f}s {r['blocks']:>6} {r['video_frames']:>6} {r['wall_s']:>7.1f} "
             f"{r['fps']:>6.1f} {1000 * med:>12.1f} {1000 * r['block_p90_s']:>12.1f} {rss:>13.1f} "
-            f"{med / base['block_median_s']:>9.3f} {rss / base['peak_rss_mib']:>9.3f}"
+            f"{med / base['block_median_s']:>9.3f} {rss / base['peak_rss_mib']:>9.3f} "
+            f"{r['rss_median_mib']:>13.1f} {r['rss_last_mib']:>6.1f}"
         )
 
 
