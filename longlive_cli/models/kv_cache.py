@@ -91,6 +91,11 @@ class KVCache:
         self.slot_frames: list[int] = [-1] * capacity_frames
         self._first_frame: int | None = None  # first frame written since the last clear
         self.static = static
+        if static:
+            # Fixed addresses let torch.compile's CUDA graphs (mode="reduce-overhead") treat the
+            # in-place cache writes as mutations of static inputs (as transformers' StaticCache does).
+            torch._dynamo.mark_static_address(self.k)
+            torch._dynamo.mark_static_address(self.v)
         self._token_index: dict[tuple[int, ...], torch.Tensor] = {}  # static: per slot pattern
         self._key_mask: dict[int, torch.Tensor | None] = {}  # static: per number of valid slots
 
