@@ -5,7 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+from helpers import mp4_frames
 from typer.testing import CliRunner
 
 from longlive_cli.cli import EXIT_BAD_INPUT, EXIT_MODEL, EXIT_OUTPUT, app
@@ -135,16 +137,7 @@ def test_save_latents_then_decode_gives_the_same_video(story, tmp_path):
     result = invoke("decode", lat, "-o", again, "--model", "tiny-random")
     assert result.exit_code == 0, result.output
     assert read_video_info(again) == read_video_info(out)
-    import imageio_ffmpeg
-    import numpy as np
-
-    def frames(path):
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        w, h = meta["size"]
-        return np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
-
-    assert np.array_equal(frames(out), frames(again))
+    assert np.array_equal(mp4_frames(out), mp4_frames(again))
 
 
 def test_decode_rejects_a_file_that_is_not_latents(tmp_path):

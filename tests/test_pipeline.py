@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import LIGHTHOUSE_STORY
 
 from longlive_cli import pipeline
 from longlive_cli.decode import decode_latents
@@ -12,14 +13,6 @@ from longlive_cli.models.registry import load_model, load_text_encoder, resolve_
 from longlive_cli.sampler import sample_video
 from longlive_cli.storyboard import make_plan, parse_storyboard
 
-STORY = """\
-duration: 2s
-resolution: 64x48
-prompts:
-  - {at: 0s, text: a lighthouse at dusk}
-  - {at: 1s, text: a lighthouse in a storm}
-"""
-
 
 @pytest.fixture(scope="module")
 def model():
@@ -27,7 +20,7 @@ def model():
 
 
 def test_events_and_streamed_frames_equal_one_shot_decode(model, tmp_path, monkeypatch):
-    plan = make_plan(parse_storyboard(STORY))
+    plan = make_plan(parse_storyboard(LIGHTHOUSE_STORY))
     text = load_text_encoder(resolve_model("tiny-random"), device="cpu")
     embeds = pipeline.encode_plan_prompts(text, plan)
     written = []
@@ -69,7 +62,7 @@ def test_events_and_streamed_frames_equal_one_shot_decode(model, tmp_path, monke
 
 
 def test_plan_must_fit_the_model(model, tmp_path):
-    plan = make_plan(parse_storyboard(STORY), frames_per_block=1)
+    plan = make_plan(parse_storyboard(LIGHTHOUSE_STORY), frames_per_block=1)
     with pytest.raises(ValueError, match="blocks of 1 latent frames"):
         next(pipeline.generate(plan, model, [], tmp_path / "x.mp4", seed=0))
     assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 import torch
+from helpers import LIGHTHOUSE_STORY, mp4_frames
 from typer.testing import CliRunner
 
 from longlive_cli import pipeline
@@ -178,14 +179,6 @@ def test_options_default_on_for_cuda_off_for_cpu():
 
 # ------------------------------------------------------------------------------------ pipeline
 
-STORY = """\
-duration: 2s
-resolution: 64x48
-prompts:
-  - {at: 0s, text: a lighthouse at dusk}
-  - {at: 1s, text: a lighthouse in a storm}
-"""
-
 
 @pytest.fixture(scope="module")
 def loaded():
@@ -198,21 +191,12 @@ def with_options(model: Model, options: RuntimeOptions) -> Model:
 
 
 def run(model, tmp_path, name, **kwargs):
-    plan = make_plan(parse_storyboard(STORY))
+    plan = make_plan(parse_storyboard(LIGHTHOUSE_STORY))
     g = torch.Generator().manual_seed(2)
     embeds = [torch.randn(1, 512, 32, generator=g) for _ in plan.segments]
     out = tmp_path / name
     events = list(pipeline.generate(plan, model, embeds, out, seed=4, **kwargs))
     return plan, out, events
-
-
-def frames(path):
-    import imageio_ffmpeg
-    import numpy as np
-
-    reader = imageio_ffmpeg.read_frames(str(path))
-    w, h = next(reader)["size"]
-    return np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
 
 
 def test_overlapped_decode_writes_the_same_video(loaded, tmp_path):
@@ -259,7 +243,7 @@ def test_overlapped_stop_keeps_every_generated_block(loaded, tmp_path):
     stopped = events[-1]
     assert isinstance(stopped, Interrupted) and not out.exists()
     assert stopped.num_video_frames == 9 + 12  # blocks 0 and 1, both written before the partial file closed
-    assert len(frames(stopped.path)) == stopped.num_video_frames
+    assert len(mp4_frames(stopped.path)) == stopped.num_video_frames
 
 
 def test_a_failure_on_the_worker_reaches_the_caller_and_leaves_nothing(loaded, tmp_path, monkeypatch):
@@ -281,7 +265,7 @@ def test_a_failure_on_the_worker_reaches_the_caller_and_leaves_nothing(loaded, t
 
 def test_cli_speed_flags_give_the_same_video(tmp_path):
     story = tmp_path / "s.yaml"
-    story.write_text(STORY)
+    story.write_text(LIGHTHOUSE_STORY)
     runner = CliRunner()
     base = ["generate", str(story), "--model", "tiny-random", "-q", "--seed", "1"]
     plain = runner.invoke(app, [*base, "-o", str(tmp_path / "a.mp4")])
@@ -289,7 +273,7 @@ def test_cli_speed_flags_give_the_same_video(tmp_path):
     flags = ["--overlap", "--fused-qkv", "--rope-cache", "--static-cache", "--attention", "sdpa-math"]
     fast = runner.invoke(app, [*base, "-o", str(tmp_path / "b.mp4"), *flags])
     assert fast.exit_code == 0, fast.output
-    assert abs(frames(tmp_path / "a.mp4").astype(int) - frames(tmp_path / "b.mp4")).max() <= 1
+    assert abs(mp4_frames(tmp_path / "a.mp4").astype(int) - mp4_frames(tmp_path / "b.mp4")).max() <= 1
     bad = runner.invoke(app, [*base, "-o", str(tmp_path / "c.mp4"), "--compile", "--no-static-cache"])
     assert bad.exit_code == 2 and "needs the static KV cache" in bad.stderr
     assert not (tmp_path / "c.mp4").exists()
