@@ -32,9 +32,10 @@ prompts:
 """
 
 
-def storyboard(duration: float, resolution: str) -> str:
-    # One prompt switch every 10 s, like a real storyboard: re-cache cost is part of the measurement.
-    times = range(0, int(duration), 10)
+def storyboard(duration: float, resolution: str, switch_every: int) -> str:
+    # A prompt switch every few seconds, like a real storyboard: re-cache cost and the memory of a
+    # switch (new cross-attention K/V, the re-cache pass over 9 latent frames) are part of every run.
+    times = range(0, int(duration), switch_every)
     prompts = "\n".join(
         f'  - at: {t}s\n    text: "scene {i}: a panda walks through a bamboo forest"'
         for i, t in enumerate(times)
@@ -42,7 +43,7 @@ def storyboard(duration: float, resolution: str) -> str:
     return STORY.format(duration=duration, resolution=resolution, prompts=prompts)
 
 
-def child(duration: float, resolution: str, device: str, arch: str | None) -> dict:
+def child(duration: float, resolution: str, device: str, arch: str | None, switch_every: int) -> dict:
     """Run one generation in this process; return timings and peak memory."""
     import resource
 
@@ -54,7 +55,7 @@ def child(duration: float, resolution: str, device: str, arch: str | None) -> di
     from longlive_cli.runtime import RuntimeOptions
     from longlive_cli.storyboard import make_plan, parse_storyboard
 
-    plan = make_plan(parse_storyboard(storyboard(duration, resolution)))
+    plan = make_plan(parse_storyboard(storyboard(duration, resolution, switch_every)))
     dev = torch.device(device)
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     if arch == "wan-1.3b":
@@ -112,20 +113,27 @@ def main() -> None:
     parser.add_argument("--resolution", default="128x80")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arch", choices=["wan-1.3b"], help="1.3B architecture, random weights")
+    parser.add_argument("--switch-every", type=int, default=5, help="seconds between prompt switches (5)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.durations[0], args.resolution, args.device, args.arch)))
+        print(
+            json.dumps(child(args.durations[0], args.resolution, args.device, args.arch, args.switch_every))
+        )
         return
     rows = []
     for d in args.durations:
         cmd = [sys.executable, __file__, "--child", "--durations", str(d), "--resolution", args.resolution]
-        cmd += ["--device", args.device] + (["--arch", args.arch] if args.arch else [])
+        cmd += ["--device", args.device, "--switch-every", str(args.switch_every)]
+        cmd += ["--arch", args.arch] if args.arch else []
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     base = rows[0]
     mem = "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"
-    print(f"{args.arch or 'tiny-random'}, {args.resolution}, {args.device}, one prompt switch every 10 s")
+    print(
+        f"{args.arch or 'tiny-random'}, {args.resolution}, {args.device}, "
+        f"a prompt switch every {args.switch_every} s"
+    )
     print(
         f"{'video':>7} {'blocks':>6} {'frames':>6} {'wall s':>7} {'fps':>6} {'block med ms':>12} "
         f"{'block p90 ms':>12} {mem:>13} {'med ratio':>9} {'mem ratio':>9} {'RSS/block med':>13} {'last':>6}"

@@ -184,6 +184,7 @@ def sample_video(
         start = index * fpb
         switched = seg != segment and index > 0
         if seg != segment:
+            prompt = None  # the old prompt's K/V (30 layers x 512 tokens) go before the new ones come
             with stage(times, "prompt"):
                 prompt = model.encode_prompt(prompt_embeds[seg])
             if switched:
