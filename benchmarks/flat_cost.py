@@ -95,6 +95,10 @@ def child(duration: float, resolution: str, device: str, arch: str | None, switc
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         ),
         "fps": plan.num_video_frames / wall,
+        # Within the run: the first and the last ten steady blocks (drift shows here, machine-wide noise
+        # between runs does not).
+        "first10_median_s": statistics.median(block_s[1:11]),
+        "last10_median_s": statistics.median(block_s[-10:]),
         "rss_median_mib": statistics.median(rss_mib),  # RSS after each block: a trend shows retained memory
         "rss_last_mib": rss_mib[-1],
     }
@@ -136,7 +140,8 @@ def main() -> None:
     )
     print(
         f"{'video':>7} {'blocks':>6} {'frames':>6} {'wall s':>7} {'fps':>6} {'block med ms':>12} "
-        f"{'block p90 ms':>12} {mem:>13} {'med ratio':>9} {'mem ratio':>9} {'RSS/block med':>13} {'last':>6}"
+        f"{'block p90 ms':>12} {mem:>13} {'med ratio':>9} {'mem ratio':>9} {'RSS/block med':>13} {'last':>6} "
+        f"{'last10/first10':>14}"
     )
     for r in rows:
         med, rss = r["block_median_s"], r["peak_rss_mib"]
@@ -144,7 +149,8 @@ def main() -> None:
             f"{r['duration_s']:>6.0f}s {r['blocks']:>6} {r['video_frames']:>6} {r['wall_s']:>7.1f} "
             f"{r['fps']:>6.1f} {1000 * med:>12.1f} {1000 * r['block_p90_s']:>12.1f} {rss:>13.1f} "
             f"{med / base['block_median_s']:>9.3f} {rss / base['peak_rss_mib']:>9.3f} "
-            f"{r['rss_median_mib']:>13.1f} {r['rss_last_mib']:>6.1f}"
+            f"{r['rss_median_mib']:>13.1f} {r['rss_last_mib']:>6.1f} "
+            f"{r['last10_median_s'] / r['first10_median_s']:>14.3f}"
         )
 
 
