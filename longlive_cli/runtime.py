@@ -23,8 +23,8 @@ import torch
 #: Attention kernels offered, by our name -> diffusers' ``AttentionBackendName`` value (used with
 #: ``dispatch_attention_fn``). ``sdpa`` is PyTorch's scaled_dot_product_attention, which picks the
 #: FlashAttention-2, memory-efficient or cuDNN kernel on CUDA by itself; ``sdpa-*`` force one of
-#: them (``sdpa-flash`` takes no mask, so it needs a full or non-static cache); ``flash-attn``
-#: needs the ``flash-attn`` package.
+#: them; ``flash-attn`` needs the ``flash-attn`` package. The two flash kernels take no mask: passes
+#: that need one (a static cache still filling, the naive reference) use diffusers' default instead.
 ATTENTION_BACKENDS = {
     "sdpa": "native",
     "sdpa-flash": "_native_flash",
@@ -33,6 +33,7 @@ ATTENTION_BACKENDS = {
     "sdpa-math": "_native_math",
     "flash-attn": "flash",
 }
+MASKLESS_BACKENDS = frozenset({"_native_flash", "flash"})
 
 
 @dataclass(frozen=True)

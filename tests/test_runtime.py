@@ -116,6 +116,24 @@ def test_attention_backend_is_used(wan, embeds, plain, monkeypatch):
     assert rel_diff(out, plain) < 1e-5
 
 
+def test_a_flash_backend_is_not_given_a_mask(wan, embeds, plain, monkeypatch):
+    """FlashAttention takes no mask: while the static cache fills, those passes use the default."""
+    from longlive_cli.models import transformer
+
+    calls = []
+    original = transformer.dispatch_attention_fn
+
+    def spy(q, k, v, attn_mask=None, backend=None):
+        if q.shape[1] == k.shape[1] or k.shape[1] != 512:  # self-attention (not the 512 text tokens)
+            calls.append((attn_mask is not None, backend))
+        return original(q, k, v, attn_mask=attn_mask, backend=None if backend == "_native_flash" else backend)
+
+    monkeypatch.setattr(transformer, "dispatch_attention_fn", spy)
+    out = generate_latents(wan, embeds, RuntimeOptions(static_cache=True, attention="sdpa-flash"))
+    assert set(calls) == {(True, None), (False, "_native_flash")}
+    assert rel_diff(out, plain) < 1e-5
+
+
 def test_compiled_blocks_match_with_two_graphs_and_no_graph_break(wan, embeds, plain):
     from torch._dynamo.utils import counters
 

@@ -34,7 +34,7 @@ import torch
 from diffusers import WanTransformer3DModel
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 
-from ..runtime import RuntimeOptions
+from ..runtime import MASKLESS_BACKENDS, RuntimeOptions
 from .kv_cache import CacheWrite, KVCache
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,8 @@ class CachedSelfAttnProcessor:
             inputs.cache.write(self.layer, inputs.write, k, v)
             k, v = inputs.cache.read(self.layer, inputs.write)
             mask = inputs.write.key_mask  # static cache: hides empty slots (None when full)
-        out = dispatch_attention_fn(q, k, v, attn_mask=mask, backend=inputs.backend)
+        backend = None if mask is not None and inputs.backend in MASKLESS_BACKENDS else inputs.backend
+        out = dispatch_attention_fn(q, k, v, attn_mask=mask, backend=backend)
         out = out.flatten(2, 3).type_as(q)
         return attn.to_out[1](attn.to_out[0](out))
 
