@@ -28,7 +28,7 @@ argument of ``attn2`` carries a :class:`PromptContext`. The block itself is not 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from diffusers import WanTransformer3DModel
@@ -45,12 +45,13 @@ class PromptContext:
     """One prompt's text conditioning, projected for cross-attention.
 
     ``context``: ``[B, 512, dim]``, the UMT5 embedding after the transformer's text projection.
-    Per-layer cross-attention keys/values (``[B, 512, heads, head_dim]`` each) are computed on
-    first use and kept, so each prompt's K/V are computed once (official ``crossattn_cache``).
+    ``kv``: per layer, the cross-attention keys and values (``[B, 512, heads, head_dim]`` each),
+    computed once per prompt by :meth:`CausalWanTransformer.encode_prompt` (official
+    ``crossattn_cache``).
     """
 
     context: torch.Tensor
-    kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    kv: dict[int, tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,6 @@ class CachedCrossAttnProcessor:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
         prompt: PromptContext = encoder_hidden_states
         q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1))
-        if self.layer not in prompt.kv:
-            prompt.kv[self.layer] = self.project_kv(attn, prompt.context)
         k, v = prompt.kv[self.layer]
         out = dispatch_attention_fn(q, k, v, backend=self.backend).flatten(2, 3).type_as(q)
         return attn.to_out[1](attn.to_out[0](out))
@@ -256,10 +255,9 @@ class CausalWanTransformer(torch.nn.Module):
         """Project UMT5 embeddings ``[B, 512, text_dim]`` into a :class:`PromptContext` whose
         cross-attention keys/values are computed for every layer now (once per prompt)."""
         text = text_embeds.to(device=self.device, dtype=self.dtype)
-        prompt = PromptContext(context=self.wan.condition_embedder.text_embedder(text))
-        for i, block in enumerate(self.wan.blocks):
-            prompt.kv[i] = CachedCrossAttnProcessor.project_kv(block.attn2, prompt.context)
-        return prompt
+        context = self.wan.condition_embedder.text_embedder(text)
+        kv = {i: CachedCrossAttnProcessor.project_kv(b.attn2, context) for i, b in enumerate(self.wan.blocks)}
+        return PromptContext(context=context, kv=kv)
 
     def rope(self, start_frame: int, num_frames: int, hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
         """RoPE cos/sin ``[1, F*hp*wp, 1, head_dim]`` for frames starting at absolute ``start_frame``.
