@@ -190,14 +190,14 @@ class _BlockSink:
         self.decoder, self.writer, self.keep, self.times = decoder, writer, keep, times
         self.depth = 1 if overlap else 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="longlive-decode") if overlap else None
-        device = next(decoder.vae.parameters()).device
+        device = decoder.vae.device
         self._stream = torch.cuda.Stream(device) if overlap and device.type == "cuda" else None
         self._pending: deque[tuple[SampledBlock, Future]] = deque()
 
     def submit(self, block: SampledBlock) -> None:
         """Queue ``block`` (inline: decode and write it now)."""
-        future: Future = Future()
         if self._pool is None:
+            future: Future = Future()
             future.set_result(self._work(block.latents, None))
         else:
             ready = None

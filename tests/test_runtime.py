@@ -285,12 +285,16 @@ def test_cli_speed_flags_give_the_same_video(tmp_path):
     story = tmp_path / "s.yaml"
     story.write_text(LIGHTHOUSE_STORY)
     runner = CliRunner()
-    base = ["generate", str(story), "--model", "tiny-random", "-q", "--seed", "1"]
-    plain = runner.invoke(app, [*base, "-o", str(tmp_path / "a.mp4")])
+    base = ["generate", str(story), "--model", "tiny-random", "--seed", "1"]
+    plain = runner.invoke(app, [*base, "-q", "-o", str(tmp_path / "a.mp4")])
     assert plain.exit_code == 0, plain.output
     flags = ["--overlap", "--fused-qkv", "--rope-cache", "--static-cache", "--attention", "sdpa-math"]
     fast = runner.invoke(app, [*base, "-o", str(tmp_path / "b.mp4"), *flags])
     assert fast.exit_code == 0, fast.output
+    assert (
+        "speed options: fused-qkv, rope-cache, static-cache, overlap-decode, attention sdpa-math"
+        in fast.stderr
+    )
     assert abs(mp4_frames(tmp_path / "a.mp4").astype(int) - mp4_frames(tmp_path / "b.mp4")).max() <= 1
     bad = runner.invoke(app, [*base, "-o", str(tmp_path / "c.mp4"), "--compile", "--no-static-cache"])
     assert bad.exit_code == 2 and "needs the static KV cache" in bad.stderr

@@ -97,7 +97,7 @@ class KVCache:
             torch._dynamo.mark_static_address(self.k)
             torch._dynamo.mark_static_address(self.v)
         self._token_index: dict[tuple[int, ...], torch.Tensor] = {}  # static: per slot pattern
-        self._key_mask: dict[int, torch.Tensor | None] = {}  # static: per number of valid slots
+        self._key_mask: dict[int, torch.Tensor] = {}  # static: per number of valid slots
 
     @property
     def ring_frames(self) -> int:

@@ -61,7 +61,6 @@ class SelfAttentionInputs:
     ``cos``/``sin``: RoPE tables ``[1, S, 1, head_dim]`` for the pass's ``S`` query tokens.
     ``cache``/``write``: the KV cache and where this pass writes (cached path), or ``None``.
     ``attn_mask``: boolean ``[S, S]`` (True = may attend) for the uncached reference path.
-    ``backend``: diffusers attention backend name, or None for its default.
     """
 
     cos: torch.Tensor
@@ -69,7 +68,6 @@ class SelfAttentionInputs:
     cache: KVCache | None = None
     write: CacheWrite | None = None
     attn_mask: torch.Tensor | None = None
-    backend: str | None = None
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -91,10 +89,14 @@ def _project_qkv(attn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 class CachedSelfAttnProcessor:
-    """Self-attention of one layer: RoPE at absolute frames, KV-cache write, attend to the cache."""
+    """Self-attention of one layer: RoPE at absolute frames, KV-cache write, attend to the cache.
+
+    ``backend``: diffusers attention backend name (None: its default), set by ``configure``.
+    """
 
     def __init__(self, layer: int) -> None:
         self.layer = layer
+        self.backend: str | None = None
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
         inputs: SelfAttentionInputs = rotary_emb
@@ -109,14 +111,17 @@ class CachedSelfAttnProcessor:
             inputs.cache.write(self.layer, inputs.write, k, v)
             k, v = inputs.cache.read(self.layer, inputs.write)
             mask = inputs.write.key_mask  # static cache: hides empty slots (None when full)
-        backend = None if mask is not None and inputs.backend in MASKLESS_BACKENDS else inputs.backend
+        backend = None if mask is not None and self.backend in MASKLESS_BACKENDS else self.backend
         out = dispatch_attention_fn(q, k, v, attn_mask=mask, backend=backend)
         out = out.flatten(2, 3).type_as(q)
         return attn.to_out[1](attn.to_out[0](out))
 
 
 class CachedCrossAttnProcessor:
-    """Cross-attention of one layer to all 512 text positions (no padding mask, as official)."""
+    """Cross-attention of one layer to all 512 text positions (no padding mask, as official).
+
+    ``backend``: diffusers attention backend name (None: its default), set by ``configure``.
+    """
 
     def __init__(self, layer: int) -> None:
         self.layer = layer
@@ -195,7 +200,7 @@ class CausalWanTransformer(torch.nn.Module):
                     # The processor reads only to_qkv now; dropping the separate weights keeps memory flat.
                     del attn.to_q, attn.to_k, attn.to_v
         for block in self.wan.blocks:
-            block.attn2.processor.backend = options.attention_backend
+            block.attn1.processor.backend = block.attn2.processor.backend = options.attention_backend
         self._rope_cache.clear()
         self._rope_parts_cache.clear()
         same_compile = (options.compile, options.compile_mode, options.compile_backend) == (
@@ -377,8 +382,7 @@ class CausalWanTransformer(torch.nn.Module):
 
         cos, sin = self.rope(start_frame, f, hp, wp)
         write = cache.assign(start_frame, f) if cache is not None else None
-        backend = self.options.attention_backend
-        inputs = SelfAttentionInputs(cos.to(x.device), sin.to(x.device), cache, write, attn_mask, backend)
+        inputs = SelfAttentionInputs(cos.to(x.device), sin.to(x.device), cache, write, attn_mask)
         if self._compiled_blocks is not None and cache is not None and f == self._compiled_frames:
             x = self._run_compiled(x, prompt, block_temb, inputs)
         else:
