@@ -33,8 +33,8 @@ Models:
 * ``--model tiny-random`` (default): the preset (2-layer transformer, tiny Wan VAE, tiny UMT5);
 * ``--arch wan-1.3b``: the real Wan2.1-T2V-1.3B transformer architecture (30 layers, 12 heads x 128,
   ffn 8960, text_dim 4096) and the real-size Wan VAE (``AutoencoderKLWan()`` defaults), both with random
-  weights, and random prompt embeddings ``[1, 512, 4096]`` instead of UMT5-XXL. Speed and memory are the
-  real model's; the video is noise.
+  weights, and random 64-token prompt embeddings ``[1, 64, 4096]`` instead of UMT5-XXL. Speed and memory
+  are the real model's; the video is noise.
 
     python benchmarks/bench.py                 # tiny-random, 128x80, 10 s, a switch every 5 s, CPU
     python benchmarks/bench.py --arch wan-1.3b --resolution 832x480 --duration 30 --device cuda
@@ -77,7 +77,7 @@ from longlive_cli.storyboard import Plan, PromptSpec, Storyboard, make_plan, par
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 WAN_13B_CONFIG = wan_1_3b_transformer_config()
-TEXT_LEN = 512
+PROMPT_TOKENS = 64  # a typical storyboard prompt: a sentence or two
 STAGES = (
     ("text", "text encoding (before the loop)"),
     ("prompt", "prompt projection"),
@@ -143,14 +143,10 @@ def build_wan13b(device: torch.device, dtype: torch.dtype, seed: int) -> Model:
 
 
 def random_prompt_embeds(num: int, text_dim: int, seed: int) -> list[torch.Tensor]:
-    """Stand-ins for UMT5 embeddings: N(0, 0.1) rows for 64 tokens, zero padding after (as UMT5 gives)."""
+    """Stand-ins for UMT5 embeddings of 64-token prompts: ``[1, 64, text_dim]`` of N(0, 0.1), kept
+    trimmed to the tokens as ``encode_prompts`` keeps them (the transformer pads to 512 with zeros)."""
     gen = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(num):
-        e = torch.zeros(1, TEXT_LEN, text_dim)
-        e[:, :64] = 0.1 * torch.randn(1, 64, text_dim, generator=gen)
-        out.append(e)
-    return out
+    return [0.1 * torch.randn(1, PROMPT_TOKENS, text_dim, generator=gen) for _ in range(num)]
 
 
 def make_bench_plan(

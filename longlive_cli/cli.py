@@ -381,7 +381,7 @@ def generate(
 
         text_encoder = load_text_encoder(spec, device=dev, dtype=torch_dtype, offline=offline)
         embeds = {
-            name: [e.cpu() for e in encode_plan_prompts(text_encoder, plan, on_truncate=warn_truncated)]
+            name: _on_cpu(encode_plan_prompts(text_encoder, plan, on_truncate=warn_truncated))
             for name, plan in plans.items()
         }
         del text_encoder
@@ -447,6 +447,14 @@ def generate(
             if job.status is Status.interrupted or (fail_fast and job.status is Status.failed):
                 break
     finish(jobs)
+
+
+def _on_cpu(embeds: list) -> list:
+    """``embeds`` moved to the CPU until their switch comes (off the GPU while the video model runs),
+    keeping repeated prompts as one shared tensor (``encode_prompts`` returns one object per unique
+    prompt; a plain ``[e.cpu() for e in embeds]`` would copy it once per segment on CUDA)."""
+    moved = {id(e): e.cpu() for e in embeds}
+    return [moved[id(e)] for e in embeds]
 
 
 def _quantize_summary_line(summary) -> str:

@@ -44,7 +44,8 @@ def encode_plan_prompts(
     *,
     on_truncate: Callable[[int, str, int], None] | None = None,
 ) -> list[torch.Tensor]:
-    """One UMT5 embedding ``[1, 512, text_dim]`` per segment of ``plan`` (each unique prompt encoded once)."""
+    """One UMT5 embedding ``[1, n, text_dim]`` per segment of ``plan``: each unique prompt encoded once, kept
+    trimmed to its n <= 512 tokens (:func:`~longlive_cli.text.encode_prompts`)."""
     return encode_prompts(text_encoder, [s.text for s in plan.segments], on_truncate=on_truncate)
 
 
@@ -79,7 +80,7 @@ def generate(
     Args:
         plan: the storyboard's generation plan (resolution in pixels, blocks, segments).
         model: transformer, VAE and spec (the text encoder is not used here).
-        prompt_embeds: one ``[1, 512, text_dim]`` embedding per segment (:func:`encode_plan_prompts`).
+        prompt_embeds: one ``[1, n <= 512, text_dim]`` embedding per segment (:func:`encode_plan_prompts`).
         output: MP4 path; written to a temporary file beside it and renamed when complete.
         seed: seeds all noise (see :class:`~longlive_cli.sampler.NoiseStream`).
         overwrite: replace an existing ``output`` (and ``save_latents``).

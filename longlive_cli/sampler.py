@@ -157,7 +157,7 @@ def sample_video(
 
     Args:
         model: the causal transformer (its dtype/device are used throughout).
-        prompt_embeds: one UMT5 embedding ``[1, 512, text_dim]`` per storyboard segment.
+        prompt_embeds: one UMT5 embedding ``[1, n <= 512, text_dim]`` per storyboard segment.
         segment_of_block: the segment index for every block; a change is a prompt switch.
         latent_height, latent_width: latent size (pixels / 8).
         seed: seeds the single noise stream.

@@ -127,6 +127,19 @@ def test_block_causal_mask_rows():
     assert mask[13].tolist() == [True] * 3 + [False] * 3 + [True] * 9 + [False] * 3  # sink + 9 latest
 
 
+def test_prompt_embedding_trimmed_to_its_tokens_gives_the_padded_keys_and_values(model, embeds):
+    # encode_prompts keeps only a prompt's token rows; the transformer pads the rest with zeros, as
+    # Wan's 512-row zero-padded embedding has them.
+    padded = embeds[0].clone()
+    padded[:, 20:] = 0
+    full, trimmed = model.encode_prompt(padded), model.encode_prompt(padded[:, :20])
+    assert torch.equal(full.context, trimmed.context) and full.context.shape[1] == 512
+    assert all(torch.equal(a, b) for i in full.kv for a, b in zip(full.kv[i], trimmed.kv[i], strict=True))
+    assert full.context[0, 20:].abs().sum() > 0  # padded rows are projected too (biases), not dropped
+    with pytest.raises(ValueError, match="513 token rows"):
+        model.encode_prompt(torch.zeros(1, 513, padded.shape[-1]))
+
+
 def test_uniform_per_frame_timesteps_equal_per_video_timestep(model, embeds):
     prompt = model.encode_prompt(embeds[0])
     x = torch.randn(1, 3, 16, H, W, generator=torch.Generator().manual_seed(3))

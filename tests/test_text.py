@@ -96,11 +96,17 @@ def test_encode_prompts_dedupes_and_reports_truncation(enc, fox_alone, monkeypat
     embeds = encode_prompts(enc, prompts, on_truncate=lambda *a: truncated.append(a))
     assert sum(calls) == 3  # rows encoded: one per unique prompt
     assert truncated == [(1, LONG_PROMPT, 600), (4, LONG_PROMPT, 600)]
-    assert len(embeds) == 5 and all(e.shape == (1, TEXT_LEN, 32) for e in embeds)
+    # Kept rows: the prompt's tokens incl. </s> ("a red fox": 9 + 1; "snow": 4 + 1), at most 512.
+    assert [e.shape[1] for e in embeds] == [10, TEXT_LEN, 10, 5, TEXT_LEN]
+    assert all(e.shape[::2] == (1, 32) for e in embeds)
     assert embeds[0] is embeds[2] and embeds[1] is embeds[4]
-    assert embeds[0] is not embeds[3] and not torch.equal(embeds[0], embeds[3])
+    assert embeds[0] is not embeds[3]
     assert bool((embeds[1][0].abs().sum(dim=-1) > 0).all())  # all 512 rows are real tokens
-    torch.testing.assert_close(embeds[0], fox_alone, atol=1e-6, rtol=1e-6)
+    # The dropped rows are exactly the zero padding; the kept ones equal the padded encoding.
+    assert bool((fox_alone[:, 10:] == 0).all()) and bool((fox_alone[0, 9].abs() > 0).any())
+    torch.testing.assert_close(embeds[0], fox_alone[:, :10], atol=1e-6, rtol=1e-6)
+    # Each holds its own rows only (a slice would keep the 512-row tensor alive).
+    assert embeds[0].untyped_storage().nbytes() == 10 * 32 * embeds[0].element_size()
     assert encode_prompts(enc, []) == []
 
 

@@ -35,6 +35,7 @@ from diffusers import WanTransformer3DModel
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 
 from ..runtime import MASKLESS_BACKENDS, RuntimeOptions
+from ..text import TEXT_LEN
 from .kv_cache import CacheWrite, KVCache
 
 log = logging.getLogger(__name__)
@@ -257,9 +258,24 @@ class CausalWanTransformer(torch.nn.Module):
         )
 
     def encode_prompt(self, text_embeds: torch.Tensor) -> PromptContext:
-        """Project UMT5 embeddings ``[B, 512, text_dim]`` into a :class:`PromptContext` whose
-        cross-attention keys/values are computed for every layer now (once per prompt)."""
+        """Project UMT5 embeddings ``[B, L, text_dim]`` (L <= 512 token rows) into a :class:`PromptContext`
+        whose cross-attention keys/values are computed for every layer now (once per prompt).
+
+        Rows ``L..511`` are taken as zeros: Wan zero-pads every prompt's UMT5 output to 512 rows
+        (:mod:`longlive_cli.text`) and cross-attends to all 512, padded rows included (the text
+        projection has biases, so they are not zero after it). An embedding trimmed to its tokens
+        (:func:`~longlive_cli.text.encode_prompts`) therefore gives exactly the keys/values of the
+        padded one.
+
+        Raises:
+            ValueError: ``L`` > 512.
+        """
+        rows = text_embeds.shape[1]
+        if rows > TEXT_LEN:
+            raise ValueError(f"a prompt embedding has {rows} token rows; the transformer reads {TEXT_LEN}")
         text = text_embeds.to(device=self.device, dtype=self.dtype)
+        if rows < TEXT_LEN:
+            text = torch.nn.functional.pad(text, (0, 0, 0, TEXT_LEN - rows))
         context = self.wan.condition_embedder.text_embedder(text)
         kv = {i: CachedCrossAttnProcessor.project_kv(b.attn2, context) for i, b in enumerate(self.wan.blocks)}
         return PromptContext(context=context, kv=kv)
