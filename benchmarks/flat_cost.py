@@ -99,9 +99,21 @@ def child(duration: float, resolution: str, device: str, arch: str | None, switc
         # between runs does not).
         "first10_median_s": statistics.median(block_s[1:11]),
         "last10_median_s": statistics.median(block_s[-10:]),
+        # Least-squares line through all steady blocks: its rise from the first to the last block, as a
+        # fraction of the median. Uses every block, so it is steadier than ten-block medians.
+        "trend": trend(block_s[1:]),
         "rss_median_mib": statistics.median(rss_mib),  # RSS after each block: a trend shows retained memory
         "rss_last_mib": rss_mib[-1],
     }
+
+
+def trend(seconds: list[float]) -> float:
+    """Rise of the least-squares line through ``seconds`` (one per block) over the whole run, relative
+    to their median: 0.05 means the last block is predicted 5 % slower than the first."""
+    if len(seconds) < 2:
+        return 0.0
+    slope = statistics.linear_regression(range(len(seconds)), seconds).slope
+    return slope * (len(seconds) - 1) / statistics.median(seconds)
 
 
 def current_rss_mib() -> float:
@@ -141,7 +153,7 @@ def main() -> None:
     print(
         f"{'video':>7} {'blocks':>6} {'frames':>6} {'wall s':>7} {'fps':>6} {'block med ms':>12} "
         f"{'block p90 ms':>12} {mem:>13} {'med ratio':>9} {'mem ratio':>9} {'RSS/block med':>13} {'last':>6} "
-        f"{'last10/first10':>14}"
+        f"{'last10/first10':>14} {'trend':>7}"
     )
     for r in rows:
         med, rss = r["block_median_s"], r["peak_rss_mib"]
@@ -150,7 +162,7 @@ def main() -> None:
             f"{r['fps']:>6.1f} {1000 * med:>12.1f} {1000 * r['block_p90_s']:>12.1f} {rss:>13.1f} "
             f"{med / base['block_median_s']:>9.3f} {rss / base['peak_rss_mib']:>9.3f} "
             f"{r['rss_median_mib']:>13.1f} {r['rss_last_mib']:>6.1f} "
-            f"{r['last10_median_s'] / r['first10_median_s']:>14.3f}"
+            f"{r['last10_median_s'] / r['first10_median_s']:>14.3f} {100 * r['trend']:>+6.1f}%"
         )
 
 
