@@ -58,20 +58,15 @@ from pathlib import Path
 
 import torch
 
+from longlive_cli import LongLive
 from longlive_cli.events import BlockDone, Finished, GenerationStarted
-from longlive_cli.models.registry import (
-    PRESETS,
-    Model,
-    load_model,
-    load_text_encoder,
-    resolve_model,
-    wan_1_3b_transformer_config,
-)
+from longlive_cli.geometry import WAN21
+from longlive_cli.models.loaders import Model, wan_1_3b_transformer_config
+from longlive_cli.models.spec import PRESETS
 from longlive_cli.models.transformer import CausalWanTransformer
-from longlive_cli.pipeline import VAE_SPATIAL_STRIDE, encode_plan_prompts, generate
 from longlive_cli.reference import naive_sample_video
 from longlive_cli.runtime import ATTENTION_BACKENDS, RuntimeOptions, StageTimes
-from longlive_cli.sampler import sample_video
+from longlive_cli.samplers.longlive import sample_video
 from longlive_cli.storyboard import Plan, PromptSpec, Storyboard, make_plan, parse_resolution
 
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -161,16 +156,17 @@ def make_bench_plan(
         for i, t in enumerate(times)
     )
     sb = Storyboard(path=None, duration_s=duration, prompts=prompts, seed=1, width=width, height=height)
-    return make_plan(sb, frames_per_block=frames_per_block)
+    return make_plan(sb, replace(WAN21, frames_per_block=frames_per_block))
 
 
 # ------------------------------------------------------------------------------------------ runs
 
 
 def timed_generation(
-    plan: Plan, model: Model, embeds: list[torch.Tensor], seed: int, times: StageTimes | None
+    plan: Plan, ll: LongLive, embeds: list[torch.Tensor] | None, seed: int, times: StageTimes | None
 ) -> dict:
-    """One generation through ``generate()`` into a temporary MP4; block times from its events."""
+    """One generation through ``LongLive.stream`` into a temporary MP4; block times from its events."""
+    model = ll.load()
     device = model.transformer.device
     block_s: list[float] = []
     mem_first = mem_last = None
@@ -182,7 +178,7 @@ def timed_generation(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.mp4"
         last = None
-        for event in generate(plan, model, embeds, out, seed=seed, times=times):
+        for event in ll.stream(plan, out, seed=seed, times=times, prompt_embeds=embeds):
             now = time.perf_counter()
             if isinstance(event, GenerationStarted):
                 t_start = last = now
@@ -236,7 +232,7 @@ def naive_vs_cached(model: Model, embed: torch.Tensor, plan: Plan, num_blocks: i
     """Both samplers on the same single-prompt blocks, interleaved; only the current block is compared."""
     transformer = model.transformer
     cfg = model.spec.sampler
-    h, w = plan.height // VAE_SPATIAL_STRIDE, plan.width // VAE_SPATIAL_STRIDE
+    h, w = model.spec.geometry.latent_size(plan.width, plan.height)
     naive = naive_sample_video(
         transformer, embed, num_blocks, latent_height=h, latent_width=w, seed=seed, cfg=cfg
     )
@@ -405,51 +401,48 @@ def main(argv: list[str] | None = None) -> None:
 
     load_s: dict[str, float] = {}
     start = time.perf_counter()
+    text_s = None
     if args.arch == "wan-1.3b":
-        model = build_wan13b(device, dtype, args.seed)
-        spec = model.spec
+        built = build_wan13b(device, dtype, args.seed)
+        ll = LongLive(built.spec, device=device.type, dtype=dtype, options=options, model=built)
         load_s["model build"] = time.perf_counter() - start
     else:
-        spec = resolve_model(args.model)
-    width, height = parse_resolution(args.resolution) if args.resolution else spec.native_resolution
-    plan = make_bench_plan(args.duration, width, height, args.switch_every, spec.sampler.frames_per_block)
-
-    text_s = None
+        ll = LongLive.from_pretrained(args.model, device=device.type, dtype=dtype, options=options)
+    geometry = ll.geometry
+    width, height = parse_resolution(args.resolution) if args.resolution else geometry.native_resolution
+    plan = make_bench_plan(args.duration, width, height, args.switch_every, geometry.frames_per_block)
+    embeds = None
     if args.arch == "wan-1.3b":
         embeds = random_prompt_embeds(len(plan.segments), WAN_13B_CONFIG["text_dim"], args.seed)
     else:
-        encoder = load_text_encoder(spec, device=device)
-        load_s["text encoder"] = time.perf_counter() - start
         t0 = time.perf_counter()
-        embeds = encode_plan_prompts(encoder, plan)
+        ll.encode_prompts([plan])  # loads the text encoder, encodes, frees it
         text_s = time.perf_counter() - t0
-        del encoder
-        t0 = time.perf_counter()
-        model = load_model(spec, device=device, dtype=dtype)
-        load_s["model"] = time.perf_counter() - t0
-
-    model.transformer.configure(options, frames_per_block=spec.sampler.frames_per_block)
+    t0 = time.perf_counter()
+    model = ll.load()
+    load_s["model"] = time.perf_counter() - t0
+    fpb = geometry.frames_per_block
     cold = None
     if options.compile:  # compile outside the timed run: both graphs (filling, full) and a re-cache
         # 4 s = 5 blocks with a switch at 2 s: the 12-frame cache fills at block 4.
-        warm_plan = make_bench_plan(4.0, width, height, 2.0, spec.sampler.frames_per_block)
-        cold = timed_generation(warm_plan, model, [embeds[0], embeds[-1]], args.seed, None)
+        warm_plan = make_bench_plan(4.0, width, height, 2.0, fpb)
+        warm_embeds = [embeds[0], embeds[-1]] if embeds is not None else None
+        cold = timed_generation(warm_plan, ll, warm_embeds, args.seed, None)
     cuda = device.type == "cuda"
-    generation = timed_generation(plan, model, embeds, args.seed, None if cuda else StageTimes())
+    generation = timed_generation(plan, ll, embeds, args.seed, None if cuda else StageTimes())
     breakdown = generation.pop("stages", None)
     if breakdown is not None:
         breakdown.update(run="main", loop_wall_s=generation["loop_wall_s"])
     else:  # CUDA: a second run, synchronised at every stage edge and without overlap
-        model.transformer.configure(
-            replace(options, overlap_decode=False), frames_per_block=spec.sampler.frames_per_block
-        )
-        synced = timed_generation(plan, model, embeds, args.seed, StageTimes(cuda_sync=True))
+        model.transformer.configure(replace(options, overlap_decode=False), frames_per_block=fpb)
+        synced = timed_generation(plan, ll, embeds, args.seed, StageTimes(cuda_sync=True))
         breakdown = synced["stages"] | {"run": "synced", "loop_wall_s": synced["loop_wall_s"]}
-        model.transformer.configure(options, frames_per_block=spec.sampler.frames_per_block)
+        model.transformer.configure(options, frames_per_block=fpb)
     if text_s is not None:
         breakdown["seconds"]["text"] = text_s
         breakdown["calls"]["text"] = len(set(s.text for s in plan.segments))
-    comparison = naive_vs_cached(model, embeds[0], plan, args.naive_blocks, args.seed)
+    first_embed = embeds[0] if embeds is not None else ll._embeds[plan.segments[0].text]
+    comparison = naive_vs_cached(model, first_embed, plan, args.naive_blocks, args.seed)
     report = {
         "config": {
             "model": name,

@@ -49,32 +49,34 @@ def child(duration: float, resolution: str, device: str, arch: str | None, switc
 
     import torch
 
+    from longlive_cli import LongLive
     from longlive_cli.events import BlockDone
-    from longlive_cli.models.registry import load_model, load_text_encoder, resolve_model
-    from longlive_cli.pipeline import encode_plan_prompts, generate
     from longlive_cli.runtime import RuntimeOptions
-    from longlive_cli.storyboard import make_plan, parse_storyboard
 
-    plan = make_plan(parse_storyboard(storyboard(duration, resolution, switch_every)))
     dev = torch.device(device)
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    options = RuntimeOptions.for_device(dev)
+    embeds = None
     if arch == "wan-1.3b":
         sys.path.insert(0, str(Path(__file__).parent))
         from bench import WAN_13B_CONFIG, build_wan13b, random_prompt_embeds
 
+        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
         model = build_wan13b(dev, dtype, seed=1)
+        ll = LongLive(model.spec, device=dev.type, dtype=dtype, options=options, model=model)
+    else:
+        ll = LongLive.from_pretrained("tiny-random", device=device, options=options)
+    plan = ll.plan(storyboard(duration, resolution, switch_every))
+    if arch == "wan-1.3b":
         embeds = random_prompt_embeds(len(plan.segments), WAN_13B_CONFIG["text_dim"], seed=1)
     else:
-        spec = resolve_model("tiny-random")
-        embeds = encode_plan_prompts(load_text_encoder(spec, device=device), plan)
-        model = load_model(spec, device=dev, dtype=dtype)
-    model.transformer.configure(RuntimeOptions.for_device(dev))
+        ll.encode_prompts([plan])
+    ll.load()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     block_s, rss_mib, last = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        for event in generate(plan, model, embeds, Path(tmp) / "out.mp4", seed=1):
+        for event in ll.stream(plan, Path(tmp) / "out.mp4", seed=1, prompt_embeds=embeds):
             if isinstance(event, BlockDone):
                 now = time.perf_counter()
                 block_s.append(now - (last if last is not None else start))

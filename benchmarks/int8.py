@@ -1,10 +1,11 @@
 """INT8 against float32 on CPU: block latency and the latents' relative error, side by side.
 
 Builds a transformer with random weights (a fixed seed) -- the tiny-random preset's, or the real
-Wan2.1-T2V-1.3B architecture -- quantizes copies with ``w8a8`` and ``w8`` (``longlive_cli.quantize``),
-and runs the causal sampler (``longlive_cli.sampler.sample_video``) on each with the same random prompt
-embeddings and noise: ``--blocks`` blocks with a prompt switch halfway. Reports the median seconds per
-block and the relative L2 error of the first block's latents and of all blocks against float32.
+Wan2.1-T2V-1.3B architecture -- quantizes copies with ``w8a8`` and ``w8`` (``longlive_cli.models.int8``),
+and runs the causal sampler (``longlive_cli.samplers.longlive.sample_video``) on each with the same
+random prompt embeddings and noise: ``--blocks`` blocks with a prompt switch halfway. Reports the
+median seconds per block and the relative L2 error of the first block's latents
+and of all blocks against float32.
 
     python benchmarks/int8.py                                    # tiny-random, 128x80, 4 blocks
     python benchmarks/int8.py --arch wan-1.3b --resolution 64x48 --blocks 2
@@ -20,10 +21,11 @@ import time
 import torch
 from diffusers import WanTransformer3DModel
 
-from longlive_cli.models.registry import tiny_transformer_config, wan_1_3b_transformer_config
+from longlive_cli.logs import quiet_third_party
+from longlive_cli.models.int8 import quantize_transformer
+from longlive_cli.models.loaders import tiny_transformer_config, wan_1_3b_transformer_config
 from longlive_cli.models.transformer import CausalWanTransformer
-from longlive_cli.quantize import quantize_transformer, quiet_torchao_logs
-from longlive_cli.sampler import sample_video
+from longlive_cli.samplers.longlive import sample_video
 
 
 def run(model: CausalWanTransformer, embeds, segments, h: int, w: int) -> tuple[list[float], torch.Tensor]:
@@ -43,7 +45,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def main() -> None:
-    quiet_torchao_logs()
+    quiet_third_party()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", choices=["tiny", "wan-1.3b"], default="tiny")
     ap.add_argument("--resolution", default="128x80")

@@ -26,13 +26,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import WAN_13B_CONFIG, build_wan13b, random_prompt_embeds  # noqa: E402
+from bench import WAN_13B_CONFIG, build_wan13b, random_prompt_embeds
 
-from longlive_cli.models.registry import build_tiny_random  # noqa: E402
-from longlive_cli.models.transformer import CausalWanTransformer  # noqa: E402
-from longlive_cli.runtime import RuntimeOptions  # noqa: E402
-from longlive_cli.sampler import SamplerConfig, sample_video  # noqa: E402
-from longlive_cli.storyboard import parse_resolution  # noqa: E402
+from longlive_cli.geometry import WAN21
+from longlive_cli.models.loaders import build_tiny_random
+from longlive_cli.models.transformer import CausalWanTransformer
+from longlive_cli.runtime import RuntimeOptions
+from longlive_cli.samplers.longlive import sample_video
+from longlive_cli.storyboard import parse_resolution
 
 VIDEO_FRAMES_PER_BLOCK = 12  # 3 latent frames x 4 (the first block gives 9)
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     embeds = random_prompt_embeds(2, text_dim, args.seed)
     segments = [0 if b < args.switch_at else 1 for b in range(args.blocks)]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    fpb = SamplerConfig().frames_per_block
+    fpb = WAN21.frames_per_block
     warm = max(args.warmup, 5 if args.compile else 0)  # compiled graphs: cache filling, then full
 
     print(

@@ -1,3 +1,63 @@
-"""longlive-cli: long video generation from timed-prompt storyboards with LongLive."""
+"""longlive-cli: long video generation from timed-prompt storyboards with LongLive.
+
+The public API (loaded on first use, so ``import longlive_cli`` and the CLI's light commands do not import
+PyTorch):
+
+- :class:`LongLive`: ``LongLive.from_pretrained(model, device=..., dtype=...)``, then ``.plan(storyboard)``,
+  ``.stream(plan, "out.mp4")`` (events) or ``.generate(storyboard, "out.mp4")``;
+- :func:`generate`: one call, ``longlive_cli.generate("story.yaml", "out.mp4", model="tiny-random")``;
+- the events (:mod:`longlive_cli.events`) and the errors (:mod:`longlive_cli.errors`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import GenerationError, InputError, LongLiveError, ModelError, OutputError
+
+if TYPE_CHECKING:
+    from .api import LongLive, generate
+    from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
+    from .storyboard import Plan, StoryboardError
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "BlockDone",
+    "Event",
+    "Finished",
+    "GenerationError",
+    "GenerationStarted",
+    "InputError",
+    "Interrupted",
+    "LongLive",
+    "LongLiveError",
+    "ModelError",
+    "OutputError",
+    "Plan",
+    "PromptSwitched",
+    "StoryboardError",
+    "__version__",
+    "generate",
+]
+
+_LAZY = {
+    "LongLive": "api",
+    "generate": "api",
+    "BlockDone": "events",
+    "Event": "events",
+    "Finished": "events",
+    "GenerationStarted": "events",
+    "Interrupted": "events",
+    "PromptSwitched": "events",
+    "Plan": "storyboard",
+    "StoryboardError": "storyboard",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

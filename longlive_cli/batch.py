@@ -10,23 +10,23 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-# Exit codes (README "Exit codes").
-EXIT_OK = 0
-EXIT_FAILURE = 1  # generation failed at run time
-EXIT_BAD_INPUT = 2  # storyboard or command-line arguments unusable
-EXIT_MODEL = 3  # model or weights unavailable
-EXIT_OUTPUT = 4  # output cannot be written (exists, folder missing, disk)
-EXIT_PARTIAL = 5  # some storyboards done, some failed
-EXIT_SIGINT = 130  # 128 + SIGINT
-EXIT_SIGTERM = 143  # 128 + SIGTERM
+from .errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, InputError, LongLiveError, exit_code_for
+
+if TYPE_CHECKING:
+    from .api import LongLive
+    from .events import Event
+    from .storyboard import Plan
+
+log = logging.getLogger(__name__)
 
 STDIN = "-"
 
@@ -57,14 +57,14 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``"K/N"`` -> ``(K, N)`` with ``1 <= K <= N``.
 
     Raises:
-        ValueError: anything else (the message shows the expected form).
+        InputError: anything else (the message shows the expected form; a ValueError, exit 2).
     """
     try:
         k, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard {text!r}: write K/N, e.g. 1/4 for the first of four slices") from None
+        raise InputError(f"--shard {text!r}: write K/N, e.g. 1/4 for the first of four slices") from None
     if not 1 <= k <= n:
-        raise ValueError(f"--shard {text!r}: K must be between 1 and N")
+        raise InputError(f"--shard {text!r}: K must be between 1 and N")
     return k, n
 
 
@@ -127,11 +127,8 @@ class StopSignals:
             raise KeyboardInterrupt
         self.signum = signum
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        print(
-            f"\n{name}: finishing the current block and keeping the video so far; "
-            "press Ctrl-C again to abort",
-            file=sys.stderr,
-            flush=True,
+        log.warning(
+            "%s: finishing the current block and keeping the video so far; press Ctrl-C again to abort", name
         )
 
     def __enter__(self) -> StopSignals:
@@ -180,6 +177,209 @@ class JsonLines:
         self.stream.write(to_json(kind, **fields) + "\n")
         self.stream.flush()
 
-    def event(self, event: object, **context: Any) -> None:
+    def event(self, event: Any, **context: Any) -> None:
         fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
         self.emit(event_name(event), **context, **fields)
+
+
+class BatchRun:
+    """The jobs of one ``longlive generate``: planned and checked before anything heavy is loaded, then
+    generated one after another with one model. Messages go to the log; with ``json_out`` every step is
+    also a JSON line on stdout (:class:`JsonLines`). Build it with :meth:`prepare`.
+    """
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        *,
+        model: str,
+        geometry: Any,
+        save_latents: Path | None,
+        overrides: dict[str, Any],
+        force: bool,
+        batch: bool,
+        json_out: bool,
+    ) -> None:
+        self.jobs, self.model, self.geometry = jobs, model, geometry
+        self.save_latents, self.overrides, self.force, self.batch = save_latents, overrides, force, batch
+        self.events = JsonLines() if json_out else None
+        self.plans: dict[str, Plan] = {}
+        self.fail_fast = False
+        self.stopped = False  # --fail-fast hit while planning
+        self.longlive: LongLive | None = None
+
+    @classmethod
+    def prepare(
+        cls,
+        storyboards: Sequence[str],
+        *,
+        output: str | None,
+        model: str,
+        shard: str | None,
+        save_latents: Path | None,
+        overrides: dict[str, Any],
+        force: bool,
+        dry_run: bool,
+        json_out: bool,
+    ) -> BatchRun:
+        """The jobs for ``storyboards`` (after ``--shard``), each with its output path.
+
+        Raises:
+            ModelError: ``model`` cannot be resolved (exit 3). InputError: conflicting arguments (exit 2).
+            OSError: the output folder cannot be created.
+        """
+        from .models.spec import resolve_model
+
+        geometry = resolve_model(model).geometry
+        if shard is not None:
+            storyboards = select_shard(storyboards, *parse_shard(shard))
+        if list(storyboards).count(STDIN) > 1:
+            raise InputError("standard input (-) can be read only once")
+        names_folder = output is not None and (output.endswith("/") or Path(output).is_dir())
+        batch = len(storyboards) > 1 or names_folder
+        out_path = Path(output) if output is not None else None
+        if batch and save_latents is not None:
+            raise InputError("--save-latents works with one storyboard at a time")
+        if batch and out_path is not None and not out_path.exists() and not dry_run:
+            out_path.mkdir(parents=True)
+        jobs = [Job(name=name, output=output_for(name, out_path, batch=batch)) for name in storyboards]
+        return cls(
+            jobs,
+            model=model,
+            geometry=geometry,
+            save_latents=save_latents,
+            overrides=overrides,
+            force=force,
+            batch=batch,
+            json_out=json_out,
+        )
+
+    @property
+    def finished(self) -> bool:
+        """Nothing (more) to generate: no storyboard planned, or ``--fail-fast`` stopped the run."""
+        return self.stopped or not self.plans
+
+    def plan_all(self, *, fail_fast: bool, on_plan: Callable[[str, Plan], None] | None = None) -> None:
+        """Plan every job and check its outputs; a bad storyboard or output fails only its own job.
+        ``on_plan(name, plan)`` is called for each plan (``--dry-run`` prints it; the job is then done)."""
+        from .plans import plan_storyboard
+        from .video import check_free_space, check_output, estimate_mp4_bytes
+
+        self.fail_fast = fail_fast
+        for job in self.jobs:
+            try:
+                source = sys.stdin.read() if job.name == STDIN else Path(job.name)
+                name = "<stdin>" if job.name == STDIN else None
+                plan = plan_storyboard(source, self.geometry, name=name, **self.overrides)
+                if on_plan is not None:
+                    on_plan(job.name, plan)
+                    job.status = Status.done
+                    continue
+                if job.output.exists() and not self.force and self.batch:
+                    job.status = Status.skipped
+                    log.info("skip %s: %s already exists (use --force to replace it)", job.name, job.output)
+                    self._emit("skipped", storyboard=job.name, output=job.output)
+                    continue
+                check_output(job.output, overwrite=self.force)
+                check_free_space(
+                    job.output, estimate_mp4_bytes(plan.width, plan.height, plan.num_video_frames)
+                )
+                if self.save_latents is not None:
+                    check_output(self.save_latents, overwrite=self.force)
+                self.plans[job.name] = plan
+                self._emit("plan", storyboard=job.name, output=job.output, plan=plan)
+            except LongLiveError as err:
+                self.report(job, err)
+            if fail_fast and job.status is Status.failed:
+                self.stopped = True
+                return
+
+    def load(
+        self, *, device: str, dtype: str, options: dict[str, Any], offline: bool, int8: str | None
+    ) -> None:
+        """Resolve the model and find its files, encode every planned prompt (the text encoder is then freed),
+        and load the video model once.
+
+        Raises:
+            LongLiveError: as :meth:`LongLive.from_pretrained`, ``encode_prompts`` and ``load``.
+        """
+        from .api import LongLive
+
+        ll = LongLive.from_pretrained(
+            self.model, device=device, dtype=dtype, options=options, offline=offline, int8=int8
+        )
+        ll.encode_prompts(self.plans.values())
+        ll.load()
+        self.longlive = ll
+
+    def model_failed(self, err: BaseException) -> None:
+        """Every planned job fails with ``err`` (the model could not be had)."""
+        code = exit_code_for(err)
+        for job in self.jobs:
+            if job.name in self.plans:
+                job.fail(code, str(err))
+        self._emit("error", storyboard=None, code=code, message=str(err))
+        self._emit("summary", exit_code=code, done=0, skipped=0, failed=len(self.plans), interrupted=0)
+
+    def planned(self) -> Iterator[tuple[Job, Plan]]:
+        """The jobs to generate, in order, with their plans."""
+        for job in self.jobs:
+            if job.name in self.plans:
+                yield job, self.plans[job.name]
+
+    def stream(
+        self, job: Job, plan: Plan, seed_offset: int, should_stop: Callable[[], bool], keep_partial: bool
+    ) -> Iterator[Event]:
+        """Generate ``job``, yielding its events (also written as JSON lines with ``--json``)."""
+        from .api import resolve_seed
+
+        assert self.longlive is not None, "load() first"
+        events = self.longlive.stream(
+            plan,
+            job.output,
+            seed=resolve_seed(plan.seed) + seed_offset,
+            overwrite=self.force,
+            save_latents=self.save_latents,
+            should_stop=should_stop,
+            keep_partial=keep_partial,
+        )
+        for event in events:
+            if self.events:
+                self.events.event(event, storyboard=job.name)
+            yield event
+
+    def job_ended(self, job: Job, stop: StopSignals) -> None:
+        """``job``'s events ran out: done, or interrupted by a stop request."""
+        job.status = Status.interrupted if stop.requested() else Status.done
+        if stop.requested():
+            job.code = stop.exit_code
+
+    def job_aborted(self, job: Job, code: int) -> None:
+        job.status, job.code = Status.interrupted, code
+
+    def report(self, job: Job, err: BaseException) -> None:
+        """``job`` failed with ``err``: logged, recorded, and a JSON ``error`` line."""
+        code = exit_code_for(err)
+        job.fail(code, str(err))
+        log.error("%s", err)
+        self._emit("error", storyboard=job.name, code=code, message=str(err))
+
+    def should_stop(self, job: Job) -> bool:
+        """Stop after ``job``: it was interrupted, or it failed under ``--fail-fast``."""
+        return job.status is Status.interrupted or (self.fail_fast and job.status is Status.failed)
+
+    def finish(self) -> tuple[int, str | None]:
+        """The run's exit code (:func:`exit_code`), after the JSON ``summary`` line; and for several
+        storyboards without ``--json`` a line counting them (``3 done, 0 failed, 1 skipped``)."""
+        code = exit_code(self.jobs)
+        counts = {s.value: sum(j.status is s for j in self.jobs) for s in Status if s is not Status.pending}
+        self._emit("summary", exit_code=code, **counts)
+        line = None
+        if len(self.jobs) > 1 and self.events is None:
+            done, failed, skipped = counts["done"], counts["failed"], counts["skipped"]
+            line = f"{done} done, {failed} failed, {skipped} skipped (already there)"
+        return code, line
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        if self.events:
+            self.events.emit(kind, **fields)

@@ -107,6 +107,17 @@ class Geometry:
         """The latent frame a prompt at ``time_s`` seconds lands on: ``round(t * fps / 4)``, half up."""
         return round_half_up(Fraction(time_s) * self.fps / self.vae_temporal_stride)
 
+    def switch_block(self, latent_index: int) -> int:
+        """The first block starting at or after latent frame ``latent_index`` (ceil division): where a prompt
+        landing on that latent frame takes effect, as prompts switch only at block starts (40 -> 14)."""
+        return -(-latent_index // self.frames_per_block)
+
+    def latent_time_s(self, latent: Fraction | int) -> Fraction:
+        """Seconds of video at latent position ``latent`` (``latent * 4 / fps``), exact: the inverse of
+        :meth:`latent_index` before its rounding, so times before ``latent_time_s(k + 1/2)`` land on
+        latent frame ``k`` or earlier."""
+        return Fraction(latent) * self.vae_temporal_stride / self.fps
+
     def latent_size(self, width: int, height: int) -> tuple[int, int]:
         """``(h, w)`` of a latent frame for a video of ``width`` x ``height`` pixels."""
         return height // self.vae_spatial_stride, width // self.vae_spatial_stride

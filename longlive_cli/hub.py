@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .errors import ModelError
+
 _HUB_FILE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+):(?P<path>[^:]+)$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(ModelError):
     """A weight source cannot be had; ``str()`` names it and lists the ways out."""
 
 
@@ -125,12 +127,15 @@ def fetch(
     from huggingface_hub import hf_hub_download, snapshot_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
 
+    repo = source.repo
+    assert repo is not None  # local paths returned above
+
     def get(local_only: bool) -> Path:
         if folder:
             patterns = [f"{source.path}/*"] if source.path else None
-            root = snapshot_download(source.repo, allow_patterns=patterns, local_files_only=local_only)
+            root = snapshot_download(repo, allow_patterns=patterns, local_files_only=local_only)
             return Path(root) / source.path
-        return Path(hf_hub_download(source.repo, source.path, local_files_only=local_only))
+        return Path(hf_hub_download(repo, source.path, local_files_only=local_only))
 
     try:
         return get(local_only=True)
@@ -154,3 +159,10 @@ def fetch(
         raise _unavailable(source, f"the repo has no file {source.path!r}", size, model) from None
     except (HfHubHTTPError, OSError) as err:
         raise _unavailable(source, f"the download failed: {err}", size, model) from None
+
+
+def disk_size(path: Path) -> int:
+    """Bytes on disk of a file, or of every file under a folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

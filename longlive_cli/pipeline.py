@@ -1,17 +1,15 @@
-"""storyboard plan -> prompt embeddings -> causal sampler -> streaming VAE decode -> MP4, as events.
+"""Plan -> prompt schedule -> sampler -> streaming decoder -> MP4, as a generator of events.
 
-:func:`generate` is the library's one entry point for making a video. It is a generator: each
-finished block is decoded and appended to the MP4 before the next one starts, and an event is
-yielded for every step that a progress display, a JSON log or a test may want to see.
+:func:`generate` wires the stages for one video: the model spec's sampler yields finished latent blocks
+under the prompt schedule, each block is decoded and appended to the MP4 before (or, with overlapped
+decode, while) the next one is generated, and an event is yielded for every step a progress display, a JSON
+log or a test may want to see. Events are the only channel from here to those consumers. Making a video
+in one call, model loading included, is :mod:`longlive_cli.api`'s job.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
-import os
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -20,45 +18,33 @@ from pathlib import Path
 
 import torch
 
-from .decode import StreamingDecoder
+from .decoders import Decoder
+from .decoders.wan import StreamingDecoder
+from .errors import InputError
 from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
-from .models.registry import Model
+from .latents import write_latents
+from .models.loaders import Model
 from .runtime import StageTimes, stage
-from .sampler import SampledBlock, sample_video
+from .samplers import SAMPLERS, SampledBlock
+from .schedule import FixedSchedule, PromptSchedule
 from .storyboard import Plan
-from .text import TextEncoder, encode_prompts
 from .video import VideoWriter
 
-VAE_SPATIAL_STRIDE = 8
-LATENTS_FORMAT = "longlive-latents/1"
-
-
-def resolve_seed(seed: int | None) -> int:
-    """``seed``, or a fresh random one (reported in the events so the video can be made again)."""
-    return secrets.randbelow(2**31) if seed is None else seed
-
-
-def encode_plan_prompts(
-    text_encoder: TextEncoder,
-    plan: Plan,
-    *,
-    on_truncate: Callable[[int, str, int], None] | None = None,
-) -> list[torch.Tensor]:
-    """One UMT5 embedding ``[1, n, text_dim]`` per segment of ``plan``: each unique prompt encoded once, kept
-    trimmed to its n <= 512 tokens (:func:`~longlive_cli.text.encode_prompts`)."""
-    return encode_prompts(text_encoder, [s.text for s in plan.segments], on_truncate=on_truncate)
+__all__ = ["check_plan_fits", "decode_to_video", "generate", "partial_path"]
 
 
 def check_plan_fits(plan: Plan, model: Model) -> None:
-    """Raise ``ValueError`` when ``plan`` asks for what ``model`` cannot make (fps, block size)."""
-    if plan.fps != model.spec.fps:
-        raise ValueError(
-            f"the storyboard asks for {plan.fps} fps; {model.spec.name} generates {model.spec.fps} fps"
+    """Raise :class:`~longlive_cli.errors.InputError` when ``plan`` asks for what ``model`` cannot make
+    (another fps or block size than the model's geometry)."""
+    geometry = model.spec.geometry
+    if plan.fps != geometry.fps:
+        raise InputError(
+            f"the storyboard asks for {plan.fps} fps; {model.spec.name} generates {geometry.fps} fps"
         )
-    if plan.frames_per_block != model.spec.sampler.frames_per_block:
-        raise ValueError(
+    if plan.frames_per_block != geometry.frames_per_block:
+        raise InputError(
             f"the plan uses blocks of {plan.frames_per_block} latent frames; "
-            f"{model.spec.name} uses {model.spec.sampler.frames_per_block}"
+            f"{model.spec.name} uses {geometry.frames_per_block}"
         )
 
 
@@ -74,23 +60,29 @@ def generate(
     should_stop: Callable[[], bool] | None = None,
     keep_partial: bool = True,
     times: StageTimes | None = None,
+    schedule: PromptSchedule | None = None,
+    decoder: Decoder | None = None,
 ) -> Iterator[Event]:
     """Generate ``plan`` into the MP4 ``output``, yielding events as the work proceeds.
 
     Args:
         plan: the storyboard's generation plan (resolution in pixels, blocks, segments).
         model: transformer, VAE and spec (the text encoder is not used here).
-        prompt_embeds: one ``[1, n <= 512, text_dim]`` embedding per segment (:func:`encode_plan_prompts`).
+        prompt_embeds: one ``[1, n <= 512, text_dim]`` embedding per segment (:func:`~longlive_cli.text.
+            encode_prompts`); ignored when ``schedule`` is given.
         output: MP4 path; written to a temporary file beside it and renamed when complete.
-        seed: seeds all noise (see :class:`~longlive_cli.sampler.NoiseStream`).
+        seed: seeds all noise (see :class:`~longlive_cli.samplers.base.NoiseStream`).
         overwrite: replace an existing ``output`` (and ``save_latents``).
-        save_latents: also write the latents to this safetensors file (:func:`write_latents`); they
-            are kept on the CPU until the end, ``L x 16 x h x w`` float32 (96 MB for 240 s at 832x480).
+        save_latents: also write the latents to this safetensors file (:func:`~longlive_cli.latents.
+            write_latents`); they are kept on the CPU until the end, ``L x 16 x h x w`` float32 (96 MB for
+            240 s at 832x480).
         should_stop: polled after each block; when it returns True the video so far is finished as
             ``<output stem>.partial.mp4`` (or discarded without ``keep_partial``) and ``Interrupted``
             is yielded instead of ``Finished``. Nothing is ever left under ``output`` itself.
         keep_partial: keep the partial video on a stop.
         times: receives the sampler's stages and ``decode`` / ``encode`` (:mod:`longlive_cli.runtime`).
+        schedule: the prompt of each block (default: the plan's segments with ``prompt_embeds``).
+        decoder: turns latent blocks into frames (default: the model's Wan VAE, streaming).
 
     With ``model.transformer.options.overlap_decode`` each block is decoded and written on a worker
     thread while the next one is generated; ``BlockDone`` then follows one block behind.
@@ -100,11 +92,12 @@ def generate(
         after each block, then ``Finished`` (or ``Interrupted``).
 
     Raises:
-        ValueError: plan and model do not fit (:func:`check_plan_fits`).
-        longlive_cli.video.OutputError: the output cannot be written (checked before generating).
+        InputError: plan and model do not fit (:func:`check_plan_fits`).
+        longlive_cli.errors.OutputError: the output cannot be written (checked before generating).
     """
     check_plan_fits(plan, model)
-    segment_of_block = [plan.segment_for_block(b) for b in range(plan.num_blocks)]
+    geometry = model.spec.geometry
+    schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds)
     kept: list[torch.Tensor] | None = [] if save_latents is not None else None
     overlap = model.transformer.options.overlap_decode
     with (
@@ -112,7 +105,11 @@ def generate(
             output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite
         ) as writer,
         _BlockSink(
-            StreamingDecoder(model.vae), writer, overlap=overlap, keep=kept is not None, times=times
+            decoder or StreamingDecoder(model.vae),
+            writer,
+            overlap=overlap,
+            keep=kept is not None,
+            times=times,
         ) as sink,
     ):
         started = time.perf_counter()
@@ -122,7 +119,7 @@ def generate(
             nonlocal frames_done
             for block, num_frames, latents in sink.finished(pending):
                 frames_done += num_frames
-                if kept is not None:
+                if kept is not None and latents is not None:
                     kept.append(latents)
                 yield BlockDone(
                     block=block.index,
@@ -139,25 +136,25 @@ def generate(
             num_video_frames=plan.num_video_frames,
             fps=plan.fps,
             duration_s=plan.video_duration_s,
-            first_prompt=plan.segments[0].text,
+            first_prompt=schedule.text(0),
             seed=seed,
         )
-        blocks = sample_video(
+        latent_height, latent_width = geometry.latent_size(plan.width, plan.height)
+        blocks = SAMPLERS[model.spec.sampler.name](
             model.transformer,
-            prompt_embeds,
-            segment_of_block,
-            latent_height=plan.height // VAE_SPATIAL_STRIDE,
-            latent_width=plan.width // VAE_SPATIAL_STRIDE,
+            schedule,
+            latent_height=latent_height,
+            latent_width=latent_width,
             seed=seed,
             cfg=model.spec.sampler,
+            geometry=geometry,
             times=times,
         )
         for block in blocks:
             if block.switched:
-                segment = plan.segments[block.segment]
-                yield PromptSwitched(
-                    block=block.index, segment=block.segment, text=segment.text, time_s=segment.effective_s
-                )
+                time_s = geometry.first_video_frame(block.start_frame) / plan.fps
+                text = schedule.text(block.segment)
+                yield PromptSwitched(block=block.index, segment=block.segment, text=text, time_s=time_s)
             sink.submit(block)
             yield from done(sink.depth)
             if should_stop is not None and should_stop() and block.index + 1 < plan.num_blocks:
@@ -173,7 +170,7 @@ def generate(
         with stage(times, "encode"):
             path = writer.close()
         wall = time.perf_counter() - started
-    if kept is not None:
+    if kept is not None and save_latents is not None:
         write_latents(save_latents, torch.cat(kept, dim=1), plan, seed=seed, model=model.spec.name)
     yield Finished(path=path, num_video_frames=frames_done, duration_s=plan.video_duration_s, wall_s=wall)
 
@@ -187,11 +184,11 @@ class _BlockSink:
     waits beside the one being decoded, so memory stays bounded.
     """
 
-    def __init__(self, decoder: StreamingDecoder, writer: VideoWriter, *, overlap: bool, keep: bool, times):
+    def __init__(self, decoder: Decoder, writer: VideoWriter, *, overlap: bool, keep: bool, times):
         self.decoder, self.writer, self.keep, self.times = decoder, writer, keep, times
         self.depth = 1 if overlap else 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="longlive-decode") if overlap else None
-        device = decoder.vae.device
+        device = decoder.device
         self._stream = torch.cuda.Stream(device) if overlap and device.type == "cuda" else None
         self._pending: deque[tuple[SampledBlock, Future]] = deque()
 
@@ -219,7 +216,7 @@ class _BlockSink:
 
     def _work(self, latents: torch.Tensor, ready) -> tuple[int, torch.Tensor | None]:
         with torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext():
-            if ready is not None:
+            if ready is not None and self._stream is not None:
                 self._stream.wait_event(ready)
                 latents.record_stream(self._stream)  # the allocator must not reuse it before we are done
             with stage(self.times, "decode"):
@@ -242,58 +239,33 @@ def partial_path(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}.partial{output.suffix or '.mp4'}")
 
 
-def write_latents(path: str | Path, latents: torch.Tensor, plan: Plan, *, seed: int, model: str) -> Path:
-    """Save ``latents`` ``[1, L, 16, h, w]`` (float32) as safetensors, the plan and seed in the metadata.
-
-    Written to a temporary file beside ``path`` and renamed, so ``path`` is never half-written.
-    """
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    meta = {
-        "format": LATENTS_FORMAT,
-        "plan": json.dumps(dataclasses.asdict(plan)),
-        "seed": str(seed),
-        "model": model,
-    }
-    tmp = path.with_name(f".{path.name}.part-{secrets.token_hex(4)}")
-    try:
-        save_file({"latents": latents.float().contiguous()}, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def read_latents(path: str | Path) -> tuple[torch.Tensor, dict]:
-    """Load a file written by :func:`write_latents`: ``(latents [1, L, 16, h, w], plan as a dict)``.
+def decode_to_video(
+    decoder: Decoder,
+    latents: torch.Tensor,
+    output: str | Path,
+    *,
+    fps: int,
+    frames_per_block: int,
+    overwrite: bool = False,
+) -> Path:
+    """Decode ``latents`` ``[1, L, 16, h, w]`` block by block with ``decoder`` into the MP4 ``output``
+    (``fps`` video frames per second; frames of ``8h x 8w`` pixels for the Wan VAE).
 
     Raises:
-        ValueError: not such a file (names the file and what is wrong).
+        longlive_cli.errors.OutputError: the output cannot be written.
     """
-    from safetensors import SafetensorError, safe_open
-
+    writer: VideoWriter | None = None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != LATENTS_FORMAT or "latents" not in f.keys():  # noqa: SIM118
-                raise ValueError(f"{path} is not a latents file from `longlive generate --save-latents`")
-            latents = f.get_tensor("latents")
-    except (SafetensorError, OSError) as err:
-        raise ValueError(f"cannot read latents file {path}: {err}") from None
-    if latents.ndim != 5 or latents.shape[0] != 1 or latents.shape[2] != 16:
-        raise ValueError(f"{path}: latents have shape {tuple(latents.shape)}, expected [1, L, 16, h, w]")
-    return latents, json.loads(meta["plan"])
-
-
-def decode_to_video(
-    vae, latents: torch.Tensor, output: str | Path, *, fps: int, frames_per_block: int = 3, overwrite=False
-) -> Path:
-    """Decode ``latents`` ``[1, L, 16, h, w]`` block by block into the MP4 ``output``."""
-    decoder = StreamingDecoder(vae)
-    height, width = latents.shape[-2] * VAE_SPATIAL_STRIDE, latents.shape[-1] * VAE_SPATIAL_STRIDE
-    with VideoWriter(output, fps=fps, width=width, height=height, overwrite=overwrite) as writer:
         for start in range(0, latents.shape[1], frames_per_block):
-            block = latents[:, start : start + frames_per_block]
-            writer.write(decoder.decode(block.to(device=next(vae.parameters()).device))[0])
-        return writer.close()
+            frames = decoder.decode(latents[:, start : start + frames_per_block].to(decoder.device))[0]
+            if writer is None:
+                height, width = frames.shape[1], frames.shape[2]
+                writer = VideoWriter(output, fps=fps, width=width, height=height, overwrite=overwrite)
+            writer.write(frames)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is None:
+        raise InputError("the latents hold no frames")
+    return writer.close()

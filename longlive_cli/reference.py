@@ -9,14 +9,19 @@ O(frames^2) per pass and holds every latent, so it is for tests and benchmarks o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
+from .geometry import WAN21, Geometry
+from .models.spec import SamplerConfig
 from .models.transformer import CausalWanTransformer
-from .sampler import LATENT_CHANNELS, NoiseStream, SamplerConfig, flow_schedule
+from .samplers.base import NoiseStream, flow_schedule
 
 
-def block_causal_mask(num_frames: int, tokens_per_frame: int, cfg: SamplerConfig) -> torch.Tensor:
+def block_causal_mask(
+    num_frames: int, tokens_per_frame: int, cfg: SamplerConfig, frames_per_block: int = WAN21.frames_per_block
+) -> torch.Tensor:
     """Boolean ``[S, S]`` mask (True = may attend) over ``num_frames`` latent frames.
 
     A query in block ``b`` (frames ``b*F .. (b+1)*F - 1``) sees key frame ``j`` when
@@ -24,7 +29,7 @@ def block_causal_mask(num_frames: int, tokens_per_frame: int, cfg: SamplerConfig
     ``local_attn_size - sink_size`` frames up to its block's end. Inside a block, attention is
     bidirectional.
     """
-    fpb, window = cfg.frames_per_block, cfg.local_attn_size - cfg.sink_size
+    fpb, window = frames_per_block, cfg.local_attn_size - cfg.sink_size
     frame = torch.arange(num_frames)
     end = (frame // fpb + 1) * fpb  # exclusive end of each query frame's block
     q, k = end[:, None], frame[None, :]
@@ -42,23 +47,24 @@ def naive_sample_video(
     latent_width: int,
     seed: int,
     cfg: SamplerConfig = SamplerConfig(),
+    geometry: Geometry = WAN21,
 ) -> Iterator[torch.Tensor]:
     """Single-prompt generation by full recomputation; yields each block's x0 ``[1, F, 16, h, w]``.
 
-    Uses the same schedule and noise stream as :func:`longlive_cli.sampler.sample_video`, so the
+    Uses the same schedule and noise stream as :func:`longlive_cli.samplers.longlive.sample_longlive`, so the
     two agree to floating-point error when the cache is right.
     """
-    fpb = cfg.frames_per_block
+    fpb = geometry.frames_per_block
     timesteps, sigmas = flow_schedule(cfg)
-    shape = (1, fpb, LATENT_CHANNELS, latent_height, latent_width)
+    shape = (1, fpb, geometry.latent_channels, latent_height, latent_width)
     noise = NoiseStream(seed, num_blocks=num_blocks, block_shape=shape)
     prompt = model.encode_prompt(prompt_embeds)
     tpf = model.tokens_per_frame(latent_height, latent_width)
-    as_model = dict(device=model.device, dtype=model.dtype)
+    as_model: dict[str, Any] = {"device": model.device, "dtype": model.dtype}
     history = torch.zeros((1, 0, *shape[2:]), **as_model)
     for _ in range(num_blocks):
         n = history.shape[1] + fpb
-        mask = block_causal_mask(n, tpf, cfg).to(model.device)
+        mask = block_causal_mask(n, tpf, cfg, fpb).to(model.device)
         x = noise.initial().to(**as_model)
         for i in range(len(timesteps)):
             t = torch.zeros(1, n, device=model.device)

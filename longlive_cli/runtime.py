@@ -20,6 +20,8 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
+from .errors import InputError
+
 #: Attention kernels offered, by our name -> diffusers' ``AttentionBackendName`` value (used with
 #: ``dispatch_attention_fn``). ``sdpa`` is PyTorch's scaled_dot_product_attention, which picks the
 #: FlashAttention-2, memory-efficient or cuDNN kernel on CUDA by itself; ``sdpa-*`` force one of
@@ -72,7 +74,7 @@ class RuntimeOptions:
 
     def __post_init__(self) -> None:
         if self.attention is not None and self.attention not in ATTENTION_BACKENDS:
-            raise ValueError(
+            raise InputError(
                 f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_BACKENDS)}"
             )
 
@@ -81,18 +83,19 @@ class RuntimeOptions:
         """Every switch on for CUDA, off elsewhere; ``overrides`` whose value is not None win.
 
         Raises:
-            ValueError: an unknown option name or attention backend.
+            InputError: an unknown option name or attention backend, or ``compile`` without the static
+                cache (a ValueError, exit 2).
         """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"unknown runtime option(s): {', '.join(unknown)}")
+            raise InputError(f"unknown runtime option(s): {', '.join(unknown)}")
         cuda = torch.device(device).type == "cuda"
         opts = cls(fused_qkv=cuda, rope_cache=cuda, static_cache=cuda, compile=cuda, overlap_decode=cuda)
         opts = replace(opts, **{k: v for k, v in overrides.items() if v is not None})
         if opts.compile and not opts.static_cache:
             if overrides.get("static_cache") is False:
-                raise ValueError("--compile needs the static KV cache (drop --no-static-cache)")
+                raise InputError("--compile needs the static KV cache (drop --no-static-cache)")
             # A growing cache changes the key length each block and would recompile each time.
             opts = replace(opts, static_cache=True)
         return opts
@@ -110,6 +113,40 @@ class RuntimeOptions:
         if self.attention:
             names.append(f"attention {self.attention}")
         return ", ".join(names) or "plain"
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; ``cpu`` and ``cuda`` as given.
+
+    Raises:
+        InputError: ``cuda`` without a CUDA GPU, or an unknown name.
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but PyTorch sees no CUDA GPU. Use --device cpu.")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "float32": torch.float32}
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
+    """``auto`` -> bfloat16 on CUDA, float32 on the CPU; ``bf16``, ``fp16``, ``float32`` or a torch dtype as
+    given.
+
+    Raises:
+        InputError: an unknown name.
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise InputError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
 
 
 class StageTimes:

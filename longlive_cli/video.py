@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -29,13 +28,12 @@ from typing import IO
 import imageio_ffmpeg
 import numpy as np
 
+from .errors import OutputError
+from .fileio import make_temp_beside
+
 __all__ = ["OutputError", "OutputExistsError", "VideoWriter", "check_output", "read_video_info"]
 
 _STDERR_MAX_CHARS = 4000  # ffmpeg's first error lines name the cause; the rest is fallout
-
-
-class OutputError(Exception):
-    """The output video cannot be written: bad folder, ffmpeg failure, or nothing to write."""
 
 
 class OutputExistsError(OutputError):
@@ -187,24 +185,15 @@ class VideoWriter:
             self.temp_path.unlink(missing_ok=True)
             self._state = "aborted"
             raise OutputError(f"Could not start ffmpeg ({cmd[0]}): {err}") from err
+        assert self._proc.stdin is not None  # stdin=PIPE
+        self._stdin: IO[bytes] = self._proc.stdin
         self._state = "open"
 
     def _create_temp_file(self) -> Path:
-        # O_EXCL: never share a temp file with another writer; mode 0o666 lets the umask decide, so the
-        # renamed video gets ordinary file permissions.
-        for _ in range(100):
-            candidate = self.path.with_name(f".{self.path.name}.part-{secrets.token_hex(4)}")
-            try:
-                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                continue
-            except OSError as err:
-                raise OutputError(
-                    f"Cannot create a file in output folder '{self.path.parent}': {err}"
-                ) from err
-            os.close(fd)
-            return candidate
-        raise OutputError(f"Cannot create a temporary file in '{self.path.parent}'")  # pragma: no cover
+        try:
+            return make_temp_beside(self.path)
+        except OSError as err:
+            raise OutputError(f"Cannot create a file in output folder '{self.path.parent}': {err}") from err
 
     @property
     def frames_written(self) -> int:
@@ -237,7 +226,7 @@ class VideoWriter:
             return
         data = np.ascontiguousarray(frames)
         try:
-            self._proc.stdin.write(memoryview(data).cast("B"))
+            self._stdin.write(memoryview(data).cast("B"))  # type: ignore[arg-type]
         except OSError as err:  # BrokenPipeError: ffmpeg exited
             message = self._fail_message(f"ffmpeg stopped accepting frames ({err})")
             self.abort()
@@ -271,7 +260,7 @@ class VideoWriter:
             self.abort()
             raise OutputError(f"No frames were written; '{self.path}' was not created.")
         with contextlib.suppress(OSError):  # ffmpeg already exited: its exit status below says why
-            self._proc.stdin.close()
+            self._stdin.close()
         try:
             returncode = self._proc.wait()
         except BaseException:  # e.g. Ctrl-C while ffmpeg finishes: do not leave it or the temp behind
@@ -305,7 +294,7 @@ class VideoWriter:
         if proc.poll() is None:
             proc.kill()
         with contextlib.suppress(OSError):
-            proc.stdin.close()
+            self._stdin.close()
         proc.wait()
         self._stderr.close()
         self.temp_path.unlink(missing_ok=True)
@@ -313,7 +302,7 @@ class VideoWriter:
     def _fail_message(self, what: str) -> str:
         # Wait for ffmpeg to exit so its error lines are complete, then read them back.
         with contextlib.suppress(OSError):
-            self._proc.stdin.close()
+            self._stdin.close()
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

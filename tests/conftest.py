@@ -1,9 +1,6 @@
-"""Test-wide safety: no test reaches the network or the user's caches."""
+"""Test-wide safety: no test reaches the network or the user's caches; tests marked ``gpu`` need CUDA."""
 
 from __future__ import annotations
-
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -20,20 +17,13 @@ def isolated_caches(tmp_path_factory, monkeypatch):
     return root
 
 
-def populate_hub_cache(repo: str, files: dict[str, Path], *, commit: str = "0" * 40) -> Path:
-    """Lay ``files`` (path in repo -> local file or folder) out as huggingface-hub's cache holds a
-    downloaded snapshot of ``repo`` (``models--owner--name/snapshots/<commit>/...``, ``refs/main``)."""
-    from huggingface_hub import constants
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``gpu`` when PyTorch sees no CUDA GPU."""
+    import torch
 
-    root = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
-    snapshot = root / "snapshots" / commit
-    for name, src in files.items():
-        dest = snapshot / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if Path(src).is_dir():
-            shutil.copytree(src, dest, dirs_exist_ok=True)
-        else:
-            shutil.copyfile(src, dest)
-    (root / "refs").mkdir(parents=True, exist_ok=True)
-    (root / "refs" / "main").write_text(commit)
-    return snapshot
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

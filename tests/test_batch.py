@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
 import signal
 import subprocess
@@ -13,8 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from longlive_cli import pipeline
-from longlive_cli.batch import (
+from longlive_cli.batch import Job, Status, exit_code, parse_shard, select_shard
+from longlive_cli.cli import app
+from longlive_cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
     EXIT_MODEL,
@@ -22,13 +25,8 @@ from longlive_cli.batch import (
     EXIT_PARTIAL,
     EXIT_SIGINT,
     EXIT_SIGTERM,
-    Job,
-    Status,
-    exit_code,
-    parse_shard,
-    select_shard,
 )
-from longlive_cli.cli import app
+from longlive_cli.samplers import SAMPLERS
 from longlive_cli.video import read_video_info
 
 TINY = ["--model", "tiny-random", "--resolution", "64x48"]
@@ -126,11 +124,11 @@ def test_validate_json_for_ci(boards, tmp_path):
 def test_shards_are_disjoint_and_cover_the_list():
     items = [f"s{i}.yaml" for i in range(7)]
     slices = [select_shard(items, k, 3) for k in (1, 2, 3)]
-    assert sorted(sum(slices, [])) == sorted(items)
+    assert sorted(functools.reduce(operator.iadd, slices, [])) == sorted(items)
     assert slices[0] == ["s0.yaml", "s3.yaml", "s6.yaml"]
     assert parse_shard("2/3") == (2, 3)
     for bad in ("0/3", "4/3", "x", "1/"):
-        with pytest.raises(ValueError, match="K/N|between"):
+        with pytest.raises(ValueError, match=r"K/N|between"):
             parse_shard(bad)
 
 
@@ -172,7 +170,7 @@ def test_runtime_failure_exits_1_and_leaves_nothing(boards, tmp_path, monkeypatc
         raise RuntimeError("CUDA out of memory (simulated)")
         yield
 
-    monkeypatch.setattr(pipeline, "sample_video", broken)
+    monkeypatch.setitem(SAMPLERS, "longlive", broken)
     result = invoke("generate", boards[0], "-o", tmp_path / "r.mp4", *TINY)
     assert result.exit_code == EXIT_FAILURE and "out of memory (simulated)" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alpha.yaml", "beta.yaml", "gamma.yaml"]
@@ -253,7 +251,7 @@ def test_interrupt_keeps_a_playable_partial_video_and_never_the_final_name(tmp_p
 
 def test_second_ctrl_c_aborts_and_removes_everything(tmp_path):
     # Slow blocks (larger frames) leave time for the second Ctrl-C to land inside the same block.
-    proc, out = _start(tmp_path, "--resolution", "256x144")
+    proc, _out = _start(tmp_path, "--resolution", "256x144")
     proc.send_signal(signal.SIGINT)
     for line in proc.stderr:  # the first Ctrl-C is acknowledged before the second is sent
         if "press Ctrl-C again" in line:

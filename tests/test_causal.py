@@ -7,10 +7,12 @@ import torch
 from diffusers import WanTransformer3DModel
 
 from longlive_cli.models.kv_cache import KVCache
-from longlive_cli.models.registry import tiny_transformer_config
+from longlive_cli.models.loaders import tiny_transformer_config
+from longlive_cli.models.spec import SamplerConfig
 from longlive_cli.models.transformer import CausalWanTransformer
 from longlive_cli.reference import block_causal_mask, naive_sample_video
-from longlive_cli.sampler import NoiseStream, SamplerConfig, flow_schedule, recache, sample_video
+from longlive_cli.samplers.base import NoiseStream, flow_schedule
+from longlive_cli.samplers.longlive import recache, sample_video
 
 H, W = 4, 6  # latent size: 2x3 = 6 tokens per latent frame
 

@@ -13,7 +13,7 @@ import os
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
-from formats import CFG, DIM, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official
+from helpers import CFG, DIM, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official
 
 from longlive_cli.models.checkpoints import (
     CheckpointError,
@@ -185,7 +185,7 @@ def test_merge_keeps_each_weights_dtype():
 
 
 @pytest.mark.parametrize(
-    "wrapper, adapter, prefix",
+    ("wrapper", "adapter", "prefix"),
     [("generator_lora", None, "base_model.model."), (None, "default", "base_model.model."), (None, None, "")],
 )
 def test_lora_file_formats(tmp_path, wrapper, adapter, prefix):

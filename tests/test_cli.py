@@ -158,14 +158,14 @@ def test_overlong_prompt_is_truncated_with_a_warning_naming_it(tmp_path):
     assert "warning: prompt 1 has" in result.stderr and "512" in result.stderr
 
 
-def test_prompt_embeddings_moved_off_the_gpu_stay_shared_per_unique_prompt():
-    from longlive_cli.cli import _on_cpu
+def test_prompt_embeddings_stay_shared_per_unique_prompt(tmp_path):
+    from longlive_cli import LongLive
 
-    class OnGpu:  # stands in for a CUDA tensor: each .cpu() is a new copy
-        def cpu(self):
-            return object()
-
-    fox, snow = OnGpu(), OnGpu()
-    moved = _on_cpu([fox, snow, fox, fox])
-    assert moved[0] is moved[2] is moved[3]  # one copy for the repeated prompt
-    assert moved[1] is not moved[0] and not isinstance(moved[0], OnGpu)
+    ll = LongLive.from_pretrained("tiny-random", device="cpu")
+    plan = ll.plan(
+        "duration: 3s\nprompts:\n  - {at: 0s, text: fox}\n  - {at: 1s, text: snow}\n  - {at: 2s, text: fox}\n"
+    )
+    ll.encode_prompts([plan])
+    moved = [ll._embeds[s.text] for s in plan.segments]
+    assert moved[0] is moved[2]  # one copy for the repeated prompt
+    assert moved[1] is not moved[0] and moved[0].device.type == "cpu"

@@ -13,7 +13,8 @@ import pytest
 import torch
 from diffusers import AutoencoderKLWan
 
-from longlive_cli.decode import StreamingDecoder, decode_latents, tiny_vae_config
+from longlive_cli.decoders.wan import StreamingDecoder, decode_latents
+from longlive_cli.models.vae import tiny_vae_config
 
 F, H, W = 9, 4, 6  # latent frames, latent height, latent width
 BLOCK = 3
@@ -142,7 +143,7 @@ def test_input_dtype_and_layout_are_handled(vae, latents, whole):
     ids=["4d", "wrong-channels", "no-frames"],
 )
 def test_bad_latent_shapes(vae, shape):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"latents|frames|channels"):
         StreamingDecoder(vae).decode(torch.zeros(shape))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import populate_hub_cache
+from helpers import populate_hub_cache
 
 from longlive_cli import hub
 from longlive_cli.hub import Source, WeightsUnavailableError, fetch, parse_source
@@ -18,7 +18,7 @@ def test_parse_source_forms(tmp_path):
     assert parse_source("w.pt", relative_to=tmp_path) == Source(None, str((tmp_path / "w.pt").resolve()))
     assert parse_source("missing/file.pt:x", relative_to=tmp_path).repo == "missing/file.pt"
     assert parse_source("./nope.pt", relative_to=tmp_path) == Source(None, str(tmp_path / "nope.pt"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="empty weight source"):
         parse_source("  ")
 
 
@@ -73,7 +73,7 @@ def test_unreachable_hub_fails_fast_without_download_attempts(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", spy)
     start = time.perf_counter()
-    with pytest.raises(WeightsUnavailableError, match="cannot be reached: hub.example"):
+    with pytest.raises(WeightsUnavailableError, match=r"cannot be reached: hub\.example"):
         fetch(Source("owner/repo", "x.pt"))
     assert time.perf_counter() - start < 5
     assert calls == [True]  # only the cache was asked

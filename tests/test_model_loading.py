@@ -14,20 +14,29 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import populate_hub_cache
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
-from formats import CFG, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official
+from helpers import (
+    CFG,
+    LAYOUT,
+    LINEARS,
+    peft_format,
+    populate_hub_cache,
+    random_lora,
+    random_wan,
+    save_official,
+)
 from typer.testing import CliRunner
 
 from longlive_cli.cli import EXIT_MODEL, app
-from longlive_cli.decode import tiny_vae_config
+from longlive_cli.latents import read_latents
 from longlive_cli.models import checkpoints
-from longlive_cli.models.registry import PRESETS, components, resolve_model
+from longlive_cli.models.spec import PRESETS, SamplerConfig, components, resolve_model
 from longlive_cli.models.transformer import CausalWanTransformer
-from longlive_cli.pipeline import read_latents
-from longlive_cli.sampler import SamplerConfig, sample_video
+from longlive_cli.models.umt5 import TextEncoder, build_tiny_text_encoder
+from longlive_cli.models.vae import tiny_vae_config
+from longlive_cli.samplers.longlive import sample_video
 from longlive_cli.storyboard import load_storyboard, make_plan
-from longlive_cli.text import TextEncoder, build_tiny_text_encoder, encode_prompts
+from longlive_cli.text import encode_prompts
 
 RANK, ALPHA = 4, 8.0
 STORY = """\

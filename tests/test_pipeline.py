@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from helpers import LIGHTHOUSE_STORY
 
 from longlive_cli import pipeline
-from longlive_cli.decode import decode_latents
+from longlive_cli.decoders.wan import decode_latents
 from longlive_cli.events import BlockDone, Finished, GenerationStarted, PromptSwitched
-from longlive_cli.models.registry import load_model, load_text_encoder, resolve_model
-from longlive_cli.sampler import sample_video
+from longlive_cli.geometry import WAN21
+from longlive_cli.models.loaders import load_model, load_text_encoder
+from longlive_cli.models.spec import resolve_model
+from longlive_cli.samplers.longlive import sample_video
 from longlive_cli.storyboard import make_plan, parse_storyboard
+from longlive_cli.text import encode_prompts
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +27,7 @@ def model():
 def test_events_and_streamed_frames_equal_one_shot_decode(model, tmp_path, monkeypatch):
     plan = make_plan(parse_storyboard(LIGHTHOUSE_STORY))
     text = load_text_encoder(resolve_model("tiny-random"), device="cpu")
-    embeds = pipeline.encode_plan_prompts(text, plan)
+    embeds = encode_prompts(text, [s.text for s in plan.segments])
     written = []
     original_write = pipeline.VideoWriter.write
 
@@ -62,7 +67,7 @@ def test_events_and_streamed_frames_equal_one_shot_decode(model, tmp_path, monke
 
 
 def test_plan_must_fit_the_model(model, tmp_path):
-    plan = make_plan(parse_storyboard(LIGHTHOUSE_STORY), frames_per_block=1)
+    plan = make_plan(parse_storyboard(LIGHTHOUSE_STORY), dataclasses.replace(WAN21, frames_per_block=1))
     with pytest.raises(ValueError, match="blocks of 1 latent frames"):
         next(pipeline.generate(plan, model, [], tmp_path / "x.mp4", seed=0))
     assert list(tmp_path.iterdir()) == []

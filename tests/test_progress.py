@@ -286,7 +286,7 @@ def test_rich_reporter_full_run(terminal: bool) -> None:
 
 def test_rich_reporter_survives_exception_exit() -> None:
     console = Console(file=io.StringIO(), force_terminal=True, width=100)
-    with pytest.raises(RuntimeError), RichReporter(console=console) as rep:
+    with pytest.raises(RuntimeError), RichReporter(console=console) as rep:  # noqa: PT012 (exit on an error)
         rep.handle(started())
         raise RuntimeError("boom")
     assert not rep.progress.live.is_started

@@ -14,10 +14,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from longlive_cli import quantize as q
 from longlive_cli.cli import EXIT_BAD_INPUT, EXIT_MODEL, EXIT_OUTPUT, app
-from longlive_cli.models.registry import tiny_transformer_config
-from longlive_cli.pipeline import read_latents
+from longlive_cli.latents import read_latents
+from longlive_cli.models import int8 as q
+from longlive_cli.models.loaders import tiny_transformer_config
 from longlive_cli.video import read_video_info
 
 runner = CliRunner()

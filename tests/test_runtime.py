@@ -15,10 +15,11 @@ from longlive_cli import pipeline
 from longlive_cli.cli import Attention, app
 from longlive_cli.events import BlockDone, Finished, Interrupted
 from longlive_cli.models.kv_cache import KVCache
-from longlive_cli.models.registry import Model, build_tiny_random, load_model, resolve_model
+from longlive_cli.models.loaders import Model, build_tiny_random, load_model
+from longlive_cli.models.spec import resolve_model
 from longlive_cli.models.transformer import CausalWanTransformer
 from longlive_cli.runtime import ATTENTION_BACKENDS, RuntimeOptions, StageTimes
-from longlive_cli.sampler import sample_video
+from longlive_cli.samplers.longlive import sample_video
 from longlive_cli.storyboard import make_plan, parse_storyboard
 from longlive_cli.video import OutputError
 
@@ -257,7 +258,7 @@ def test_overlapped_stop_keeps_every_generated_block(loaded, tmp_path):
         calls.append(1)
         return len(calls) >= 2
 
-    plan, out, events = run(overlapped, tmp_path, "s.mp4", should_stop=stop_after_two)
+    _plan, out, events = run(overlapped, tmp_path, "s.mp4", should_stop=stop_after_two)
     stopped = events[-1]
     assert isinstance(stopped, Interrupted) and not out.exists()
     assert stopped.num_video_frames == 9 + 12  # blocks 0 and 1, both written before the partial file closed
@@ -302,7 +303,7 @@ def test_cli_speed_flags_give_the_same_video(tmp_path):
 
 
 def test_int8_weights_are_not_fused(wan, embeds):
-    from longlive_cli.quantize import quantize_transformer
+    from longlive_cli.models.int8 import quantize_transformer
 
     quantized = copy.deepcopy(wan)
     quantize_transformer(quantized, "w8")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import pickle
 import textwrap
+from dataclasses import replace
 
 import pytest
 
-from longlive_cli import storyboard as sbmod
+from longlive_cli.geometry import WAN21
 from longlive_cli.storyboard import (
     MAX_DURATION_S,
     Plan,
@@ -17,6 +18,7 @@ from longlive_cli.storyboard import (
     StoryboardError,
     format_plan,
     load_storyboard,
+    loader,
     make_plan,
     parse_resolution,
     parse_storyboard,
@@ -217,9 +219,10 @@ def test_defaults_and_null_optionals():
     assert (sb.width, sb.height, sb.fps) == (None, None, 16)  # no resolution: the model's native one
     assert sb.prompts == (PromptSpec(at_s=0.0, text="hi", line=5),)
     assert (make_plan(sb).width, make_plan(sb).height) == (832, 480)
-    plan = make_plan(sb, default_resolution=(128, 80))
+    small = replace(WAN21, native_resolution=(128, 80))
+    plan = make_plan(sb, small)
     assert (plan.width, plan.height) == (128, 80)
-    assert (make_plan(parse_storyboard(GOOD), default_resolution=(128, 80)).width) == 832  # the file wins
+    assert (make_plan(parse_storyboard(GOOD), small).width) == 832  # the file wins
 
 
 def test_yaml_sexagesimal_and_leading_zero_times():
@@ -429,7 +432,7 @@ def test_recursive_alias_rejected():
 
 
 def test_node_count_limit_while_composing(monkeypatch):
-    monkeypatch.setattr(sbmod, "MAX_YAML_NODES", 50)
+    monkeypatch.setattr(loader, "MAX_YAML_NODES", 50)
     err = parse_err("x: [" + ", ".join(["1"] * 100) + "]\n")
     assert "more than 50 nodes" in str(err)
     assert err.line == 1
@@ -753,7 +756,7 @@ def test_round_half_up_for_duration_and_prompts():
 
 
 def test_switch_blocks_with_other_block_size():
-    plan = make_plan(simple_sb(10.0, 0.0, 5.0), frames_per_block=4)
+    plan = make_plan(simple_sb(10.0, 0.0, 5.0), replace(WAN21, frames_per_block=4))
     # L = 4 * round(160 / 16) = 40; 5 s -> latent 20 -> block 5 (latent 20, video frame 77).
     assert (plan.num_latent_frames, plan.num_blocks) == (40, 10)
     assert plan.segments[1].start_block == 5
@@ -761,8 +764,8 @@ def test_switch_blocks_with_other_block_size():
 
 
 def test_frames_per_block_must_be_positive():
-    with pytest.raises(ValueError):
-        make_plan(simple_sb(), frames_per_block=0)
+    with pytest.raises(ValueError, match="frames_per_block"):
+        make_plan(simple_sb(), replace(WAN21, frames_per_block=0))
 
 
 # --------------------------------------------------------------------------- overrides

@@ -14,13 +14,14 @@ import random
 import string
 import subprocess
 import time
+from dataclasses import replace
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from longlive_cli import storyboard as sbmod
+from longlive_cli.geometry import WAN21
 from longlive_cli.storyboard import (
     MAX_DURATION_S,
     MAX_FILE_BYTES,
@@ -32,6 +33,7 @@ from longlive_cli.storyboard import (
     StoryboardError,
     format_plan,
     load_storyboard,
+    loader,
     make_plan,
     parse_storyboard,
 )
@@ -829,7 +831,7 @@ def hand_built(draw) -> tuple[Storyboard, dict]:
     duration = draw(st.one_of(st.floats(0, MAX_DURATION_S + 10), _ANY_TIME))
     n = draw(st.integers(0, 12))
     if draw(st.booleans()):
-        times: list = [0.0] + sorted(draw(st.lists(st.floats(0.01, 250), max_size=n)))
+        times: list = [0.0, *sorted(draw(st.lists(st.floats(0.01, 250), max_size=n)))]
     else:
         times = draw(st.lists(_ANY_TIME, max_size=n))
     texts = st.one_of(
@@ -863,7 +865,8 @@ def hand_built(draw) -> tuple[Storyboard, dict]:
 def test_make_plan_gives_a_valid_plan_or_a_storyboard_error(case):
     sb, overrides = case
     try:
-        plan = make_plan(sb, **overrides)
+        geometry = replace(WAN21, frames_per_block=overrides["frames_per_block"])
+        plan = make_plan(sb, geometry, **{k: v for k, v in overrides.items() if k != "frames_per_block"})
     except StoryboardError as err:
         check_error(err, path=None)
         return
@@ -878,4 +881,4 @@ def test_make_plan_gives_a_valid_plan_or_a_storyboard_error(case):
 def test_module_limits_are_consistent():
     # The written-node limit must fit the largest storyboard (see its comment) and stay below the
     # expanded one (an alias counts once written, at least once expanded).
-    assert 7 * MAX_PROMPTS + 20 < sbmod.MAX_YAML_WRITTEN_NODES <= sbmod.MAX_YAML_NODES
+    assert 7 * MAX_PROMPTS + 20 < loader.MAX_YAML_WRITTEN_NODES <= loader.MAX_YAML_NODES

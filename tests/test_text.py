@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from longlive_cli.text import (
+from longlive_cli.models.umt5 import (
     TEXT_LEN,
     TextEncoder,
     build_tiny_text_encoder,
     build_tiny_tokenizer,
     clean_prompt,
-    encode_prompts,
 )
+from longlive_cli.text import encode_prompts
 
 LONG_PROMPT = "a " * 300  # one byte token per char: 599 tokens + </s> after cleaning
 
@@ -121,7 +121,7 @@ def test_bare_string_and_empty_rejected(enc):
         enc.encode("a red fox")
     with pytest.raises(TypeError):
         encode_prompts(enc, "a red fox")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one prompt"):
         enc.encode([])
 
 

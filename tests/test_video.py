@@ -95,7 +95,7 @@ def test_exception_in_with_leaves_nothing(tmp_path):
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom), VideoWriter(tmp_path / "out.mp4", fps=FPS, width=W, height=H) as writer:
+    with pytest.raises(Boom), VideoWriter(tmp_path / "out.mp4", fps=FPS, width=W, height=H) as writer:  # noqa: PT012
         writer.write(_frames(4))
         raise Boom
     assert list(tmp_path.iterdir()) == []
@@ -103,7 +103,7 @@ def test_exception_in_with_leaves_nothing(tmp_path):
     # With overwrite, a failed run leaves the old file as it was.
     target = tmp_path / "old.mp4"
     target.write_bytes(b"precious")
-    with pytest.raises(Boom), VideoWriter(target, fps=FPS, width=W, height=H, overwrite=True) as writer:
+    with pytest.raises(Boom), VideoWriter(target, fps=FPS, width=W, height=H, overwrite=True) as writer:  # noqa: PT012
         writer.write(_frames(4))
         raise Boom
     assert target.read_bytes() == b"precious"
@@ -116,7 +116,7 @@ def test_abort_deletes_temp(tmp_path):
     writer.abort()
     writer.abort()  # idempotent
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="aborted"):
         writer.write(_frames(1))
 
 
@@ -165,7 +165,7 @@ def test_folder_as_target(tmp_path):
 def test_wrong_frames_are_rejected(tmp_path, bad):
     writer = VideoWriter(tmp_path / "out.mp4", fps=FPS, width=W, height=H)
     try:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="frames must"):
             writer.write(bad)
         assert writer.frames_written == 0
     finally:

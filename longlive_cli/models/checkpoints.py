@@ -28,13 +28,15 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from ..errors import ModelError
+from ..fileio import atomic_output
 
 if TYPE_CHECKING:
     from diffusers import WanTransformer3DModel
@@ -54,8 +56,8 @@ _MAX_LISTED = 10
 _CACHE_FORMAT = 1
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be used; ``str()`` names the file, what is wrong and what to do."""
+class CheckpointError(ModelError, ValueError):
+    """A checkpoint file cannot be used (exit 3); ``str()`` names the file, what is wrong and what to do."""
 
 
 def _listing(names: Iterable[str], limit: int = _MAX_LISTED) -> str:
@@ -384,11 +386,11 @@ def _parameters_on_meta() -> Iterator[None]:
         if param is not None and param.device.type != "meta":
             module._parameters[name] = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
 
-    torch.nn.Module.register_parameter = register_on_meta
+    torch.nn.Module.register_parameter = register_on_meta  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        torch.nn.Module.register_parameter = original
+        torch.nn.Module.register_parameter = original  # type: ignore[method-assign]
 
 
 def _file_identity(path: Path) -> dict[str, Any]:
@@ -427,15 +429,9 @@ def _save_atomic(sd: Mapping[str, torch.Tensor], dest: Path) -> None:
     from safetensors.torch import save_file
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(dest) as tmp:  # readers see either no file or the whole file
         # safetensors refuses views and shared storage; every entry is written as its own block.
-        save_file({k: v.contiguous() for k, v in sd.items()}, tmp)
-        os.replace(tmp, dest)  # readers see either no file or the whole file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp))
 
 
 def _check_against_model(

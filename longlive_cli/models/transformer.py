@@ -28,14 +28,15 @@ argument of ``attn2`` carries a :class:`PromptContext`. The block itself is not 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from diffusers import WanTransformer3DModel
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 
+from ..geometry import WAN21
 from ..runtime import MASKLESS_BACKENDS, RuntimeOptions
-from ..text import TEXT_LEN
 from .kv_cache import CacheWrite, KVCache
 
 log = logging.getLogger(__name__)
@@ -160,13 +161,15 @@ class CausalWanTransformer(torch.nn.Module):
 
     Args:
         wan: the diffusers transformer; its attention processors are replaced by the cached ones.
+        text_len: text positions cross-attended to (Wan: 512); shorter prompt embeddings are zero-padded.
 
     The model predicts the flow ``v`` (noise minus x0) for the frames it is given.
     """
 
-    def __init__(self, wan: WanTransformer3DModel) -> None:
+    def __init__(self, wan: WanTransformer3DModel, *, text_len: int = WAN21.text_len) -> None:
         super().__init__()
         self.wan = wan
+        self.text_len = text_len
         for i, block in enumerate(wan.blocks):
             block.attn1.set_processor(CachedSelfAttnProcessor(i))
             block.attn2.set_processor(CachedCrossAttnProcessor(i))
@@ -182,7 +185,7 @@ class CausalWanTransformer(torch.nn.Module):
         self.options = RuntimeOptions()
         self._rope_cache: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self._rope_parts_cache: dict[tuple[int, int], tuple] = {}
-        self._compiled_blocks = None  # torch.compile'd _run_blocks, when options.compile
+        self._compiled_blocks: Callable[..., torch.Tensor] | None = None  # torch.compile'd _run_blocks
         self._compiled_frames: int | None = None  # pass size the compiled blocks are used for
         self._compiled_ok = False  # the compiled blocks have run once (later errors are real)
 
@@ -271,11 +274,13 @@ class CausalWanTransformer(torch.nn.Module):
             ValueError: ``L`` > 512.
         """
         rows = text_embeds.shape[1]
-        if rows > TEXT_LEN:
-            raise ValueError(f"a prompt embedding has {rows} token rows; the transformer reads {TEXT_LEN}")
+        if rows > self.text_len:
+            raise ValueError(
+                f"a prompt embedding has {rows} token rows; the transformer reads {self.text_len}"
+            )
         text = text_embeds.to(device=self.device, dtype=self.dtype)
-        if rows < TEXT_LEN:
-            text = torch.nn.functional.pad(text, (0, 0, 0, TEXT_LEN - rows))
+        if rows < self.text_len:
+            text = torch.nn.functional.pad(text, (0, 0, 0, self.text_len - rows))
         context = self.wan.condition_embedder.text_embedder(text)
         kv = {i: CachedCrossAttnProcessor.project_kv(b.attn2, context) for i, b in enumerate(self.wan.blocks)}
         return PromptContext(context=context, kv=kv)
@@ -306,14 +311,14 @@ class CausalWanTransformer(torch.nn.Module):
         rope = self.wan.rope
         sizes = [rope.t_dim, rope.h_dim, rope.w_dim]
         dtype = torch.float64 if self.dtype == torch.float32 else torch.float32
-        parts = []
+        built = []
         for full in (rope.freqs_cos, rope.freqs_sin):
             t, h, w = full.to(dtype).split(sizes, dim=1)
             hw = torch.cat(
                 [h[:hp].view(hp, 1, -1).expand(hp, wp, -1), w[:wp].view(1, wp, -1).expand(hp, wp, -1)], dim=-1
             )
-            parts.append((t, hw))
-        parts = tuple(parts)
+            built.append((t, hw))
+        parts = tuple(built)
         if self.options.rope_cache:
             self._rope_parts_cache[hp, wp] = parts
         return parts
@@ -340,6 +345,7 @@ class CausalWanTransformer(torch.nn.Module):
         return x
 
     def _run_compiled(self, x, prompt, block_temb, inputs) -> torch.Tensor:
+        assert self._compiled_blocks is not None
         try:
             out = self._compiled_blocks(x, prompt, block_temb, inputs)
         except Exception as err:  # a missing compiler or an unsupported op must not stop a video

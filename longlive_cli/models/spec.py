@@ -1,4 +1,4 @@
-"""Model presets, model spec files, and loading the parts a model is made of.
+"""Model presets and model spec files: what a model is made of, where its files come from, its numbers.
 
 A preset is a built-in :class:`ModelSpec`; ``--model`` also takes a spec file (YAML) or a folder
 holding ``longlive-model.yaml``. Sources (Hub references or local paths) are described in
@@ -13,33 +13,49 @@ tokenizer and the VAE from the original ``Wan-AI/Wan2.1-T2V-1.3B`` repo (the pat
 
 ``tiny-random`` is the same architecture family at toy size with random weights built in-process:
 no download, noise-like video; for trying the tool and for tests.
+
+Torch-free: ``longlive validate`` and ``--dry-run`` plan with a spec without loading PyTorch. Loading the
+parts is :mod:`longlive_cli.models.loaders`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import torch
-
+from ..errors import ModelError
+from ..geometry import WAN21, Geometry
 from ..hub import Source, fetch, parse_source
-from ..sampler import SamplerConfig
-
-if TYPE_CHECKING:  # the heavy libraries load only when a model is built
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
-
-    from ..text import TextEncoder
-    from .transformer import CausalWanTransformer
 
 DEFAULT_MODEL = "longlive-1.3b"
 SPEC_FILE_IN_DIR = "longlive-model.yaml"
+#: The samplers a spec may name (the keys of :data:`longlive_cli.samplers.SAMPLERS`; a test keeps them equal).
+SAMPLER_NAMES = ("longlive",)
 
 
-class ModelUnavailableError(RuntimeError):
-    """The chosen model cannot be loaded here; ``str()`` says why and what to do."""
+class ModelUnavailableError(ModelError):
+    """The chosen model cannot be loaded here; ``str()`` says why and what to do (exit 3)."""
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Sampling hyper-parameters (defaults: LongLive ``configs/longlive_interactive_inference.yaml``).
+
+    ``local_attn_size`` and ``sink_size`` are in latent frames; ``denoising_steps`` are indices into the
+    shifted 1000-step table (``warp_denoising_step``). The block size is the model's
+    (:attr:`~longlive_cli.geometry.Geometry.frames_per_block`). ``name`` picks the sampler
+    (:data:`longlive_cli.samplers.SAMPLERS`; spec-file key ``sampler``).
+    """
+
+    name: str = "longlive"
+    local_attn_size: int = 12
+    sink_size: int = 3
+    denoising_steps: tuple[int, ...] = (1000, 750, 500, 250)
+    timestep_shift: float = 5.0
+    num_train_timesteps: int = 1000
+    global_sink: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,9 +68,10 @@ class ModelSpec:
     official LongLive checkpoint files; ``text_encoder``/``vae`` may be original Wan ``.pth`` files;
     ``tokenizer`` a tokenizer folder. ``base=None`` means: build tiny random weights. ``quantized`` is a
     transformer file written by ``longlive quantize`` (:mod:`longlive_cli.quantize`) with ``scheme``; it
-    replaces the base/generator transformer (its config is in the file). Sampler sizes are
-    in latent frames; ``native_resolution`` is ``(width, height)`` in pixels, used when a storyboard
-    gives none. ``spec_dir`` is the folder relative sources resolve against.
+    replaces the base/generator transformer (its config is in the file). ``geometry`` holds the model's
+    numbers (fps, block size, strides, native resolution; a spec file sets ``fps``, ``frames_per_block``
+    and ``native_resolution``); sampler sizes are in latent frames. ``spec_dir`` is the folder relative
+    sources resolve against.
     """
 
     name: str
@@ -68,8 +85,7 @@ class ModelSpec:
     tokenizer: str | None = None
     vae: str | None = None
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    fps: int = 16
-    native_resolution: tuple[int, int] = (832, 480)
+    geometry: Geometry = WAN21
     quantized: str | None = None
     scheme: str | None = None
     spec_dir: Path | None = None
@@ -86,7 +102,9 @@ PRESETS: dict[str, ModelSpec] = {
         vae="Wan-AI/Wan2.1-T2V-1.3B:Wan2.1_VAE.pth",
     ),
     # Small native size: the Wan VAE decoder's causal 3-D convolutions are slow on CPU at 832x480.
-    "tiny-random": ModelSpec(name="tiny-random", base=None, native_resolution=(128, 80)),
+    "tiny-random": ModelSpec(
+        name="tiny-random", base=None, geometry=replace(WAN21, native_resolution=(128, 80))
+    ),
 }
 
 # Approximate sizes for messages and `longlive download` (from the Hub listings named in the issue
@@ -97,8 +115,9 @@ KNOWN_SIZES = {
     "Wan-AI/Wan2.1-T2V-1.3B-Diffusers:text_encoder": "22.7 GB",
 }
 
-_SPEC_KEYS = {f.name for f in fields(ModelSpec)} - {"name", "sampler", "spec_dir"}
-_SAMPLER_KEYS = {f.name for f in fields(SamplerConfig)}
+_SPEC_KEYS = {f.name for f in fields(ModelSpec)} - {"name", "sampler", "spec_dir", "geometry"}
+_SAMPLER_KEYS = {f.name for f in fields(SamplerConfig)} - {"name"} | {"sampler"}
+_GEOMETRY_KEYS = {"fps", "frames_per_block", "native_resolution"}  # the numbers a spec file may set
 
 
 def load_spec(path: str | Path) -> ModelSpec:
@@ -117,12 +136,19 @@ def load_spec(path: str | Path) -> ModelSpec:
         raise ModelUnavailableError(f"cannot read model spec {path}: {err}") from None
     if not isinstance(data, dict):
         raise ModelUnavailableError(f"{path}: a model spec is a YAML mapping (base:, generator:, ...)")
-    unknown = sorted(set(map(str, data)) - _SPEC_KEYS - _SAMPLER_KEYS)
+    unknown = sorted(set(map(str, data)) - _SPEC_KEYS - _SAMPLER_KEYS - _GEOMETRY_KEYS)
     if unknown:
-        allowed = ", ".join(sorted(_SPEC_KEYS | _SAMPLER_KEYS))
+        allowed = ", ".join(sorted(_SPEC_KEYS | _SAMPLER_KEYS | _GEOMETRY_KEYS))
         raise ModelUnavailableError(f"{path}: unknown key(s) {', '.join(unknown)}. Allowed: {allowed}")
     spec_kw: dict[str, Any] = {k: v for k, v in data.items() if k in _SPEC_KEYS}
     sampler_kw: dict[str, Any] = {k: v for k, v in data.items() if k in _SAMPLER_KEYS}
+    if "sampler" in sampler_kw:
+        sampler_kw["name"] = sampler_kw.pop("sampler")
+        if sampler_kw["name"] not in SAMPLER_NAMES:
+            raise ModelUnavailableError(
+                f"{path}: sampler: {sampler_kw['name']!r} is not one of {', '.join(SAMPLER_NAMES)}"
+            )
+    geometry_kw: dict[str, Any] = {k: v for k, v in data.items() if k in _GEOMETRY_KEYS}
     if "base" not in spec_kw:
         raise ModelUnavailableError(f"{path}: 'base' is required (a diffusers-layout Hub repo or folder)")
     keys = (
@@ -143,14 +169,17 @@ def load_spec(path: str | Path) -> ModelSpec:
         raise ModelUnavailableError(f"{path}: 'quantized' and 'scheme' go together")
     if spec_kw.get("quantized") is not None and (spec_kw.get("generator") or spec_kw.get("lora")):
         raise ModelUnavailableError(f"{path}: a 'quantized' transformer replaces 'generator' and 'lora'")
-    if "native_resolution" in spec_kw:
-        spec_kw["native_resolution"] = tuple(spec_kw["native_resolution"])
+    if "native_resolution" in geometry_kw:
+        geometry_kw["native_resolution"] = tuple(geometry_kw["native_resolution"])
     if "denoising_steps" in sampler_kw:
         sampler_kw["denoising_steps"] = tuple(sampler_kw["denoising_steps"])
     try:
         sampler = SamplerConfig(**sampler_kw)
-        return ModelSpec(name=str(path), spec_dir=path.parent.resolve(), sampler=sampler, **spec_kw)
-    except TypeError as err:
+        geometry = replace(WAN21, **geometry_kw)
+        return ModelSpec(
+            name=str(path), spec_dir=path.parent.resolve(), sampler=sampler, geometry=geometry, **spec_kw
+        )
+    except (TypeError, ValueError) as err:
         raise ModelUnavailableError(f"{path}: {err}") from None
 
 
@@ -247,181 +276,3 @@ def fetch_components(spec: ModelSpec, parts: list[Component], *, offline: bool) 
 def converted_cache_dir() -> Path:
     """Where converted transformers are cached: ``$LONGLIVE_CACHE`` or ``~/.cache/longlive-cli``."""
     return Path(os.environ.get("LONGLIVE_CACHE", Path.home() / ".cache" / "longlive-cli")) / "converted"
-
-
-@dataclass
-class Model:
-    """A loaded video model: the causal transformer, the VAE and the spec they came from."""
-
-    spec: ModelSpec
-    transformer: CausalWanTransformer
-    vae: AutoencoderKLWan
-
-
-def tiny_transformer_config() -> dict:
-    """``WanTransformer3DModel`` kwargs of the tiny-random preset: Wan2.1's layout at toy size
-    (2 layers, 2 heads of 12 channels, text_dim 32 = the tiny UMT5's d_model)."""
-    return dict(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=16,
-        ffn_dim=48,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        eps=1e-6,
-        rope_max_seq_len=1024,
-    )
-
-
-def wan_1_3b_transformer_config() -> dict:
-    """``WanTransformer3DModel`` kwargs of Wan2.1-T2V-1.3B (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``
-    ``transformer/config.json``): 30 layers, 12 heads of 128 channels, FFN 8960, text_dim 4096."""
-    return dict(
-        patch_size=(1, 2, 2),
-        num_attention_heads=12,
-        attention_head_dim=128,
-        in_channels=16,
-        out_channels=16,
-        text_dim=4096,
-        freq_dim=256,
-        ffn_dim=8960,
-        num_layers=30,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        eps=1e-6,
-        rope_max_seq_len=1024,
-    )
-
-
-def build_tiny_random(seed: int = 0) -> tuple[WanTransformer3DModel, AutoencoderKLWan, TextEncoder]:
-    """Tiny random transformer, VAE and text encoder, identical for the same ``seed``."""
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
-
-    from ..decode import tiny_vae_config
-    from ..text import build_tiny_text_encoder
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        wan = WanTransformer3DModel(**tiny_transformer_config())
-        vae = AutoencoderKLWan(**tiny_vae_config())
-    return wan, vae, build_tiny_text_encoder(seed)
-
-
-def _place(module: torch.nn.Module, device: torch.device | str, dtype: torch.dtype) -> torch.nn.Module:
-    # Cast only when asked: the official inference casts every module alike; float32 stays as built.
-    module = module.to(device=device) if dtype == torch.float32 else module.to(device=device, dtype=dtype)
-    return module.eval().requires_grad_(False)
-
-
-def load_text_encoder(
-    spec: ModelSpec, *, device: torch.device | str, dtype: torch.dtype = torch.float32, offline: bool = False
-) -> TextEncoder:
-    """The spec's UMT5 text encoder and tokenizer on ``device``.
-
-    LongLive runs the encoder in float32 on CUDA too (``utils/wan_wrapper.py``); ``dtype`` is what
-    the caller wants (callers free it before generation).
-
-    Raises:
-        WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
-    """
-    from ..text import TextEncoder
-
-    if spec.base is None:
-        from ..text import build_tiny_text_encoder
-
-        text = build_tiny_text_encoder(seed=0)  # the text part of build_tiny_random(seed=0)
-        _place(text.text_encoder, device, dtype)
-        return text
-    paths = fetch_components(spec, components(spec, for_video=False), offline=offline)
-    encoder, tokenizer = paths["text_encoder"], paths["tokenizer"]
-    try:
-        if encoder.is_file():
-            return TextEncoder.from_wan_checkpoint(encoder, tokenizer, torch_dtype=dtype, device=device)
-        text = TextEncoder.from_pretrained(encoder.parent, subfolder_encoder=encoder.name, torch_dtype=dtype)
-        if tokenizer != encoder.parent / "tokenizer":
-            from transformers import AutoTokenizer
-
-            text = TextEncoder(text.text_encoder, AutoTokenizer.from_pretrained(tokenizer))
-        _place(text.text_encoder, device, dtype)
-        return text
-    except (OSError, ValueError) as err:
-        raise ModelUnavailableError(f"cannot load the text encoder from {encoder}: {err}") from None
-
-
-def load_model(
-    spec: ModelSpec, *, device: torch.device | str, dtype: torch.dtype, offline: bool = False
-) -> Model:
-    """Load the spec's causal transformer (generator weights, LoRA merged) and VAE on ``device``.
-
-    The transformer runs in ``dtype``; the VAE too. Converted generator weights are cached under
-    :func:`converted_cache_dir` so later runs memory-map them.
-
-    Raises:
-        WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
-    """
-    from .transformer import CausalWanTransformer
-
-    if spec.base is None:
-        wan, vae, _ = build_tiny_random()
-        if spec.quantized:
-            from ..quantize import load_quantized
-
-            path = fetch_components(spec, components(spec, for_text=False), offline=offline)["quantized"]
-            wan = load_quantized(path, scheme=spec.scheme, device=device, dtype=dtype)
-    else:
-        from diffusers import WanTransformer3DModel
-
-        from ..decode import load_vae
-        from .checkpoints import CheckpointError, load_transformer
-
-        paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
-        try:
-            if "quantized" in paths:
-                from ..quantize import load_quantized
-
-                wan = load_quantized(paths["quantized"], scheme=spec.scheme, device=device, dtype=dtype)
-            elif "generator" in paths:
-                config = json.loads(paths["transformer_config"].read_text())
-                wan = load_transformer(
-                    config,
-                    generator=paths["generator"],
-                    generator_key=spec.generator_key,
-                    lora=paths.get("lora"),
-                    lora_rank=spec.lora_rank,
-                    lora_alpha=spec.lora_alpha,
-                    cache_dir=converted_cache_dir(),
-                    dtype=dtype,
-                )
-            else:
-                wan = WanTransformer3DModel.from_pretrained(
-                    paths["transformer"], torch_dtype=dtype, low_cpu_mem_usage=False
-                )
-            vae = load_vae(paths["vae"])
-        except (CheckpointError, OSError, ValueError) as err:
-            raise ModelUnavailableError(f"cannot load model {spec.name}: {err}") from None
-    # A quantized transformer is built on ``device`` in ``dtype`` already (torchao tensors are not cast).
-    transformer = CausalWanTransformer(wan if spec.quantized else _place(wan, device, dtype))
-    return Model(spec=spec, transformer=transformer, vae=_place(vae, device, dtype))
-
-
-def load_vae_only(spec: ModelSpec, *, device: torch.device | str, offline: bool = False) -> AutoencoderKLWan:
-    """Just the spec's VAE, in float32 (for ``longlive decode``).
-
-    Raises:
-        WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
-    """
-    if spec.base is None:
-        return _place(build_tiny_random()[1], device, torch.float32)
-    from ..decode import load_vae
-
-    vae_part = [p for p in components(spec, for_text=False) if p.role == "vae"]
-    path = fetch_components(spec, vae_part, offline=offline)["vae"]
-    try:
-        return _place(load_vae(path), device, torch.float32)
-    except (OSError, ValueError) as err:
-        raise ModelUnavailableError(f"cannot load the VAE from {path}: {err}") from None

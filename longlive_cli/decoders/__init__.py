@@ -1,0 +1,34 @@
+"""Decoders: latent blocks in, RGB video frames out, streaming with their own carried state.
+
+A decoder turns each finished block of normalized Wan latents ``[1, F, 16, h, w]`` (batch, latent frames,
+channels, height/8, width/8) into the video frames it adds, as uint8 ``[1, T, H, W, 3]`` on the CPU
+(``T = 4F - 3`` for the first block of a video, ``4F`` after it), so that decoding a video block by block
+equals decoding it at once. The pipeline sees nothing else of it.
+
+Implementations: :class:`~longlive_cli.decoders.wan.StreamingDecoder` (the Wan VAE, the default).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+__all__ = ["Decoder"]
+
+
+class Decoder(Protocol):
+    """What the pipeline needs of a decoder (see the module docs for shapes)."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where the decoder computes (the pipeline orders its work after the block's on CUDA)."""
+        ...
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """The frames ``latents`` add to the video: uint8 ``[1, T, H, W, 3]`` on the CPU."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the carried state: the next block starts a new video."""
+        ...

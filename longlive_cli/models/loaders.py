@@ -1,0 +1,233 @@
+"""Loading a model's parts: the causal transformer (official checkpoints, LoRA, INT8), the VAE, the UMT5
+encoder.
+
+What to load and from where is the spec's (:mod:`longlive_cli.models.spec`); the file formats are the
+converters' (:mod:`~longlive_cli.models.checkpoints` for the transformer, :mod:`~longlive_cli.models.vae`,
+:mod:`~longlive_cli.models.umt5`, :mod:`~longlive_cli.models.int8`). ``tiny-random`` is built here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..geometry import Geometry
+from .spec import ModelSpec, ModelUnavailableError, components, converted_cache_dir, fetch_components
+
+if TYPE_CHECKING:  # the heavy libraries load only when a model is built
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    from .transformer import CausalWanTransformer
+    from .umt5 import TextEncoder
+
+__all__ = [
+    "Model",
+    "build_tiny_random",
+    "load_model",
+    "load_text_encoder",
+    "load_vae_only",
+    "tiny_transformer_config",
+    "wan_1_3b_transformer_config",
+]
+
+
+@dataclass
+class Model:
+    """A loaded video model: the causal transformer, the VAE and the spec they came from.
+
+    ``geometry`` is the spec's, with what the transformer's config says filled in (latent channels,
+    patch size, RoPE table length).
+    """
+
+    spec: ModelSpec
+    transformer: CausalWanTransformer
+    vae: AutoencoderKLWan
+
+    @property
+    def geometry(self) -> Geometry:
+        return geometry_from_config(self.spec.geometry, self.transformer.wan.config)
+
+
+def geometry_from_config(geometry: Geometry, config) -> Geometry:
+    """``geometry`` with the numbers a ``WanTransformer3DModel`` config fixes (``in_channels``,
+    ``patch_size``, ``rope_max_seq_len``) taken from ``config``; a relative-RoPE geometry (no table)
+    keeps None."""
+    rope = geometry.rope_max_latent_frames and config.rope_max_seq_len
+    return replace(
+        geometry,
+        latent_channels=config.in_channels,
+        patch_size=tuple(config.patch_size),
+        rope_max_latent_frames=rope or None,
+    )
+
+
+def tiny_transformer_config() -> dict:
+    """``WanTransformer3DModel`` kwargs of the tiny-random preset: Wan2.1's layout at toy size
+    (2 layers, 2 heads of 12 channels, text_dim 32 = the tiny UMT5's d_model)."""
+    return dict(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=16,
+        ffn_dim=48,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+        rope_max_seq_len=1024,
+    )
+
+
+def wan_1_3b_transformer_config() -> dict:
+    """``WanTransformer3DModel`` kwargs of Wan2.1-T2V-1.3B (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``
+    ``transformer/config.json``): 30 layers, 12 heads of 128 channels, FFN 8960, text_dim 4096."""
+    return dict(
+        patch_size=(1, 2, 2),
+        num_attention_heads=12,
+        attention_head_dim=128,
+        in_channels=16,
+        out_channels=16,
+        text_dim=4096,
+        freq_dim=256,
+        ffn_dim=8960,
+        num_layers=30,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+        rope_max_seq_len=1024,
+    )
+
+
+def build_tiny_random(seed: int = 0) -> tuple[WanTransformer3DModel, AutoencoderKLWan, TextEncoder]:
+    """Tiny random transformer, VAE and text encoder, identical for the same ``seed``."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    from .umt5 import build_tiny_text_encoder
+    from .vae import tiny_vae_config
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        wan = WanTransformer3DModel(**tiny_transformer_config())
+        vae = AutoencoderKLWan(**tiny_vae_config())
+    return wan, vae, build_tiny_text_encoder(seed)
+
+
+def _place(module: torch.nn.Module, device: torch.device | str, dtype: torch.dtype) -> torch.nn.Module:
+    # Cast only when asked: the official inference casts every module alike; float32 stays as built.
+    module = module.to(device=device) if dtype == torch.float32 else module.to(device=device, dtype=dtype)
+    return module.eval().requires_grad_(False)
+
+
+def load_text_encoder(
+    spec: ModelSpec, *, device: torch.device | str, dtype: torch.dtype = torch.float32, offline: bool = False
+) -> TextEncoder:
+    """The spec's UMT5 text encoder and tokenizer on ``device``.
+
+    LongLive runs the encoder in float32 on CUDA too (``utils/wan_wrapper.py``); ``dtype`` is what
+    the caller wants (callers free it before generation).
+
+    Raises:
+        WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
+    """
+    from .umt5 import TextEncoder
+
+    if spec.base is None:
+        from .umt5 import build_tiny_text_encoder
+
+        text = build_tiny_text_encoder(seed=0)  # the text part of build_tiny_random(seed=0)
+        _place(text.text_encoder, device, dtype)
+        return text
+    paths = fetch_components(spec, components(spec, for_video=False), offline=offline)
+    encoder, tokenizer = paths["text_encoder"], paths["tokenizer"]
+    try:
+        if encoder.is_file():
+            return TextEncoder.from_wan_checkpoint(encoder, tokenizer, torch_dtype=dtype, device=device)
+        text = TextEncoder.from_pretrained(encoder.parent, subfolder_encoder=encoder.name, torch_dtype=dtype)
+        if tokenizer != encoder.parent / "tokenizer":
+            from transformers import AutoTokenizer
+
+            text = TextEncoder(text.text_encoder, AutoTokenizer.from_pretrained(tokenizer))
+        _place(text.text_encoder, device, dtype)
+        return text
+    except (OSError, ValueError) as err:
+        raise ModelUnavailableError(f"cannot load the text encoder from {encoder}: {err}") from None
+
+
+def load_model(
+    spec: ModelSpec, *, device: torch.device | str, dtype: torch.dtype, offline: bool = False
+) -> Model:
+    """Load the spec's causal transformer (generator weights, LoRA merged) and VAE on ``device``.
+
+    The transformer runs in ``dtype``; the VAE too. Converted generator weights are cached under
+    :func:`converted_cache_dir` so later runs memory-map them.
+
+    Raises:
+        WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
+    """
+    from .transformer import CausalWanTransformer
+
+    if spec.base is None:
+        wan, vae, _ = build_tiny_random()
+        if spec.quantized:
+            from .int8 import load_quantized
+
+            path = fetch_components(spec, components(spec, for_text=False), offline=offline)["quantized"]
+            wan = load_quantized(path, scheme=spec.scheme or "", device=device, dtype=dtype)
+    else:
+        from diffusers import WanTransformer3DModel
+
+        from .checkpoints import CheckpointError, load_transformer
+        from .vae import load_vae
+
+        paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
+        try:
+            if "quantized" in paths:
+                from .int8 import load_quantized
+
+                wan = load_quantized(paths["quantized"], scheme=spec.scheme or "", device=device, dtype=dtype)
+            elif "generator" in paths:
+                config = json.loads(paths["transformer_config"].read_text())
+                wan = load_transformer(
+                    config,
+                    generator=paths["generator"],
+                    generator_key=spec.generator_key,
+                    lora=paths.get("lora"),
+                    lora_rank=spec.lora_rank,
+                    lora_alpha=spec.lora_alpha,
+                    cache_dir=converted_cache_dir(),
+                    dtype=dtype,
+                )
+            else:
+                wan = WanTransformer3DModel.from_pretrained(
+                    paths["transformer"], torch_dtype=dtype, low_cpu_mem_usage=False
+                )
+            vae = load_vae(paths["vae"])
+        except (CheckpointError, OSError, ValueError) as err:
+            raise ModelUnavailableError(f"cannot load model {spec.name}: {err}") from None
+    # A quantized transformer is built on ``device`` in ``dtype`` already (torchao tensors are not cast).
+    transformer = CausalWanTransformer(wan if spec.quantized else _place(wan, device, dtype))
+    return Model(spec=spec, transformer=transformer, vae=_place(vae, device, dtype))
+
+
+def load_vae_only(spec: ModelSpec, *, device: torch.device | str, offline: bool = False) -> AutoencoderKLWan:
+    """Just the spec's VAE, in float32 (for ``longlive decode``).
+
+    Raises:
+        WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
+    """
+    if spec.base is None:
+        return _place(build_tiny_random()[1], device, torch.float32)
+    from .vae import load_vae
+
+    vae_part = [p for p in components(spec, for_text=False) if p.role == "vae"]
+    path = fetch_components(spec, vae_part, offline=offline)["vae"]
+    try:
+        return _place(load_vae(path), device, torch.float32)
+    except (OSError, ValueError) as err:
+        raise ModelUnavailableError(f"cannot load the VAE from {path}: {err}") from None
