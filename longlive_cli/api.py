@@ -32,6 +32,7 @@ import torch
 from .errors import InputError
 from .events import Event, Finished, Interrupted
 from .geometry import Geometry
+from .logs import quiet_noisy_imports
 from .models.spec import DEFAULT_MODEL, ModelSpec, components, fetch_components, resolve_model
 from .plans import StoryboardSource, plan_storyboard
 from .runtime import RuntimeOptions, StageTimes, resolve_device, resolve_dtype
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["LongLive", "generate", "resolve_seed"]
 
 log = logging.getLogger(__name__)
+quiet_noisy_imports()  # torchao builds without optional kernels warn when diffusers imports them
 
 
 def resolve_seed(seed: int | None) -> int:

@@ -96,6 +96,41 @@ JsonOpt = Annotated[
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
+# generate's own (and those `live` will share)
+StoryboardsArg = Annotated[
+    list[str],
+    typer.Argument(help="Storyboard YAML files; - reads one from standard input.", show_default=False),
+]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option("-o", "--output", help="MP4 to write; a folder (or a path ending in /) for <name>.mp4."),
+]
+SeedOpt = Annotated[int | None, typer.Option(help="Noise seed; overrides the storyboards'.", min=0)]
+SeedOffsetOpt = Annotated[int, typer.Option(help="Added to every seed (for variants).", min=0)]
+ResolutionOpt = Annotated[
+    str | None, typer.Option(help="WxH in pixels, multiples of 16; overrides [default: model's native].")
+]
+DurationOpt = Annotated[str | None, typer.Option(help="Video length (e.g. 30s, 1:30); overrides.")]
+ShardOpt = Annotated[str | None, typer.Option(help="K/N: generate only the K-th of N deterministic slices.")]
+FailFastOpt = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed storyboard.")]
+KeepPartialOpt = Annotated[
+    bool, typer.Option(help="On Ctrl-C/SIGTERM keep the video so far as <name>.partial.mp4.")
+]
+SaveLatentsOpt = Annotated[
+    Path | None,
+    typer.Option(help="Also save the latents (safetensors) for `longlive decode` (one storyboard)."),
+]
+Int8Opt = Annotated[bool, typer.Option("--int8", help="Quantize the transformer in memory after loading.")]
+SchemeOpt = Annotated[
+    Scheme | None,
+    typer.Option(
+        help="With --int8: w8a8 (dynamic int8 activations), w8 (weight-only) [default: w8a8], "
+        "or fp8 (CUDA, compute capability >= 8.9)."
+    ),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plans and exit.")]
+
+
 def _switch(name: str, help: str) -> Any:
     return typer.Option(f"--{name}/--no-{name}", help=help, rich_help_panel=SPEED, show_default=False)
 
@@ -145,49 +180,24 @@ def _errors_to_exit(debug: bool) -> Iterator[None]:
 # --------------------------------------------------------------------------- generate
 @app.command()
 def generate(
-    storyboards: Annotated[
-        list[str],
-        typer.Argument(help="Storyboard YAML files; - reads one from standard input.", show_default=False),
-    ],
-    output: Annotated[
-        str | None,
-        typer.Option("-o", "--output", help="MP4 to write; a folder (or a path ending in /) for <name>.mp4."),
-    ] = None,
+    storyboards: StoryboardsArg,
+    output: OutputOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
-    seed: Annotated[int | None, typer.Option(help="Noise seed; overrides the storyboards'.", min=0)] = None,
-    seed_offset: Annotated[int, typer.Option(help="Added to every seed (for variants).", min=0)] = 0,
-    resolution: Annotated[
-        str | None, typer.Option(help="WxH in pixels, multiples of 16; overrides [default: model's native].")
-    ] = None,
-    duration: Annotated[str | None, typer.Option(help="Video length (e.g. 30s, 1:30); overrides.")] = None,
-    shard: Annotated[
-        str | None, typer.Option(help="K/N: generate only the K-th of N deterministic slices of the list.")
-    ] = None,
+    seed: SeedOpt = None,
+    seed_offset: SeedOffsetOpt = 0,
+    resolution: ResolutionOpt = None,
+    duration: DurationOpt = None,
+    shard: ShardOpt = None,
     force: ForceOpt = False,
-    fail_fast: Annotated[
-        bool, typer.Option("--fail-fast", help="Stop at the first failed storyboard.")
-    ] = False,
-    keep_partial: Annotated[
-        bool, typer.Option(help="On Ctrl-C/SIGTERM keep the video so far as <name>.partial.mp4.")
-    ] = True,
+    fail_fast: FailFastOpt = False,
+    keep_partial: KeepPartialOpt = True,
     offline: OfflineOpt = False,
-    save_latents: Annotated[
-        Path | None,
-        typer.Option(help="Also save the latents (safetensors) for `longlive decode` (one storyboard)."),
-    ] = None,
-    int8: Annotated[
-        bool, typer.Option("--int8", help="Quantize the transformer in memory after loading.")
-    ] = False,
-    scheme: Annotated[
-        Scheme | None,
-        typer.Option(
-            help="With --int8: w8a8 (dynamic int8 activations), w8 (weight-only) [default: w8a8], "
-            "or fp8 (CUDA, compute capability >= 8.9)."
-        ),
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plans and exit.")] = False,
+    save_latents: SaveLatentsOpt = None,
+    int8: Int8Opt = False,
+    scheme: SchemeOpt = None,
+    dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
