@@ -23,7 +23,8 @@ from __future__ import annotations
 import gc
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,9 @@ from .storyboard import Plan
 if TYPE_CHECKING:
     from .models.int8 import QuantizeSummary
     from .models.loaders import Model
+    from .models.umt5 import TextEncoder
+    from .pipeline import FrameSink
+    from .schedule import PromptSchedule
 
 __all__ = ["LongLive", "generate", "resolve_seed"]
 
@@ -80,6 +84,8 @@ class LongLive:
         self._model = model
         self._ready = False  # quantized (with int8) and configured with options
         self._embeds: dict[str, torch.Tensor] = {}  # prompt text -> [1, n, text_dim] on the CPU
+        self._encoder: TextEncoder | None = None  # kept by encode_prompt (live sessions)
+        self._encoder_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(
@@ -211,7 +217,7 @@ class LongLive:
     def stream(
         self,
         plan: Plan,
-        output: str | Path,
+        output: str | Path | None,
         *,
         seed: int | None = None,
         overwrite: bool = False,
@@ -220,26 +226,31 @@ class LongLive:
         keep_partial: bool = True,
         times: StageTimes | None = None,
         prompt_embeds: list[torch.Tensor] | None = None,
+        schedule: PromptSchedule | None = None,
+        sinks: Sequence[FrameSink] = (),
+        should_finish: Callable[[], bool] | None = None,
     ) -> Iterator[Event]:
         """Make ``plan``'s video into the MP4 ``output``, yielding the pipeline's events
         (:func:`longlive_cli.pipeline.generate` documents them and the arguments).
 
         ``seed`` (default: the plan's, else a random one reported in ``GenerationStarted``);
-        ``prompt_embeds``: one ``[1, n, text_dim]`` per segment instead of encoding the prompts.
+        ``prompt_embeds``: one ``[1, n, text_dim]`` per segment instead of encoding the prompts;
+        ``schedule``: a prompt source that replaces the plan's prompts (``longlive live``); ``sinks`` and
+        ``should_finish`` as the pipeline's.
 
         Raises:
             InputError, ModelError, OutputError: as :meth:`encode_prompts`, :meth:`load` and the pipeline.
         """
         from .pipeline import generate as run_pipeline
 
-        if prompt_embeds is None:
+        if prompt_embeds is None and schedule is None:
             self.encode_prompts([plan])
             prompt_embeds = [self._embeds[s.text] for s in plan.segments]
         model = self.load()
         yield from run_pipeline(
             plan,
             model,
-            prompt_embeds,
+            prompt_embeds or [],
             output,
             seed=resolve_seed(plan.seed if seed is None else seed),
             overwrite=overwrite,
@@ -247,7 +258,44 @@ class LongLive:
             should_stop=should_stop,
             keep_partial=keep_partial,
             times=times,
+            schedule=schedule,
+            sinks=sinks,
+            should_finish=should_finish,
         )
+
+    def encode_prompt(self, text: str) -> torch.Tensor:
+        """One prompt's UMT5 embedding ``[1, n <= 512, text_dim]`` on the CPU (rows past its tokens dropped),
+        keeping the text encoder loaded for the next call, as a live session needs;
+        :meth:`release_text_encoder` frees it. Nothing is kept per prompt.
+
+        Raises:
+            ModelError: the text encoder cannot be loaded.
+        """
+        from .models.loaders import load_text_encoder
+        from .text import encode_prompts
+
+        with self._encoder_lock:
+            if self._encoder is None:
+                self._encoder = load_text_encoder(
+                    self.spec, device=self.device, dtype=self.dtype, offline=self.offline
+                )
+
+            def warn(index: int, prompt: str, tokens: int) -> None:
+                log.warning(
+                    "the prompt has %d tokens; the text encoder reads the first %d",
+                    tokens,
+                    self.geometry.text_len,
+                )
+
+            return encode_prompts(self._encoder, [text], on_truncate=warn)[0].cpu()
+
+    def release_text_encoder(self) -> None:
+        """Free the text encoder kept by :meth:`encode_prompt`."""
+        with self._encoder_lock:
+            self._encoder = None
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
 
     def generate(
         self, storyboard: Plan | StoryboardSource, output: str | Path, **kwargs: Any

@@ -293,6 +293,162 @@ def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: boo
                 break
 
 
+# --------------------------------------------------------------------------- live
+@app.command()
+def live(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Record the session to this MP4.")
+    ] = None,
+    stream: Annotated[
+        str | None,
+        typer.Option(help="Stream MPEG-TS as it is made: - (stdout), udp://, srt://, rtmp://, a .ts path."),
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="The first prompt (else the first line read).")] = None,
+    prompts_from: Annotated[
+        Path | None, typer.Option(help="Read prompts from this FIFO or growing file instead of stdin.")
+    ] = None,
+    duration: DurationOpt = None,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="Let the stream's frames out at the video's fps.")
+    ] = False,
+    events_file: Annotated[
+        Path | None, typer.Option("--events", help="Write the JSON events to this file.")
+    ] = None,
+    save_session: Annotated[
+        Path | None, typer.Option(help="The session storyboard [default: the recording's name with .yaml].")
+    ] = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    seed: SeedOpt = None,
+    resolution: ResolutionOpt = None,
+    save_latents: SaveLatentsOpt = None,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    int8: Int8Opt = False,
+    scheme: SchemeOpt = None,
+    force: ForceOpt = False,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    compile: CompileOpt = None,
+    fused_qkv: FusedQkvOpt = None,
+    static_cache: StaticCacheOpt = None,
+    rope_cache: RopeCacheOpt = None,
+    overlap: OverlapOpt = None,
+    attention: AttentionOpt = None,
+) -> None:
+    """Steer a video while it is made: prompts one per line (stdin or --prompts-from), recorded, streamed.
+
+    Each new line switches the prompt at the next block. Commands: :quit, :pause, :resume, :help. The end of
+    standard input finishes the video without --duration, and only ends the reading with it.
+    """
+    from .batch import JsonLines, StopSignals
+    from .live import LiveOptions, check_targets
+
+    setup_logging(quiet=quiet, debug=debug)
+    with _errors_to_exit(debug):
+        check_targets(output, stream, json_out)
+        if scheme is not None and not int8:
+            raise InputError("--scheme goes with --int8")
+        events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
+        events = events or (JsonLines() if json_out else None)
+        speed: dict[str, Any] = {
+            "compile": compile,
+            "fused_qkv": fused_qkv,
+            "static_cache": static_cache,
+            "rope_cache": rope_cache,
+        }
+        speed |= {"overlap_decode": overlap, "attention": attention.value if attention is not None else None}
+        opts = LiveOptions(
+            output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
+        )
+        with StopSignals() as stop:
+            code = _run_live(
+                opts,
+                model,
+                device.value,
+                dtype.value,
+                speed,
+                offline,
+                int8,
+                scheme,
+                save_latents,
+                stop,
+                events,
+                quiet,
+            )
+    raise typer.Exit(code)
+
+
+def _run_live(
+    opts, model, device, dtype, speed, offline, int8, scheme, save_latents, stop, events, quiet
+) -> int:
+    """Load, start the session, render its events; the exit code (130/143 after Ctrl-C/SIGTERM)."""
+    from .api import LongLive
+    from .events import Interrupted, PromptSwitched
+    from .live import (
+        PromptReceived,
+        PromptShown,
+        PromptSuperseded,
+        SessionSummary,
+        StreamBehind,
+        close_session,
+        start_session,
+    )
+    from .progress import make_reporter
+
+    int8_scheme = (scheme or Scheme.w8a8).value if int8 else None
+    ll = LongLive.from_pretrained(
+        model, device=device, dtype=dtype, options=speed, offline=offline, int8=int8_scheme
+    )
+    ll.load()
+    session, _reader = start_session(ll, opts, stopping=stop.requested)
+    interrupted = False
+    try:
+        with make_reporter(quiet=quiet) as reporter:
+            for event in session.run(
+                should_stop=stop.requested, save_latents=save_latents, overwrite=opts.force
+            ):
+                if events:
+                    events.event(event)
+                if isinstance(event, PromptReceived):
+                    typer.echo(f"received: {event.text}", err=True)
+                elif isinstance(event, PromptSuperseded):
+                    typer.echo(f"superseded before it was shown: {event.text}", err=True)
+                elif isinstance(event, PromptShown) and not quiet:
+                    typer.echo(
+                        f"prompt on screen at block {event.block}, {event.latency_s:.2f} s after it arrived",
+                        err=True,
+                    )
+                elif isinstance(event, StreamBehind) and not quiet:
+                    typer.echo(f"stream behind real time at {event.video_s:.2f} s of video", err=True)
+                elif isinstance(event, SessionSummary):
+                    typer.echo(_live_summary(event), err=True)
+                elif isinstance(event, Interrupted):
+                    interrupted = True
+                    kept = f"kept {event.path}" if event.path else "nothing kept"
+                    typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
+                if isinstance(event, (PromptSwitched, Interrupted)) or type(event).__module__.endswith(
+                    "events"
+                ):
+                    reporter.handle(event)
+    finally:
+        close_session(session)
+        ll.release_text_encoder()
+    return stop.exit_code if interrupted else 0
+
+
+def _live_summary(event: Any) -> str:
+    if event.latency_median_s is None:
+        latency = "no prompt switch"
+    else:
+        latency = (
+            f"prompt-to-frame latency median {event.latency_median_s:.2f} s, max {event.latency_max_s:.2f} s"
+        )
+    where = f"; session storyboard {event.session_path}" if event.session_path else ""
+    return f"{event.switches} switches, {latency}, {event.generation_fps:.1f} fps{where}"
+
+
 # --------------------------------------------------------------------------- the other commands
 @app.command()
 def validate(

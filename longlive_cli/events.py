@@ -59,9 +59,11 @@ class BlockDone:
 
 @dataclass(frozen=True)
 class Finished:
-    """The output file is complete and in place under its final name."""
+    """The output file is complete and in place under its final name (``path``; None when no file was
+    asked for). ``duration_s``: seconds of video made (shorter than planned after ``longlive live``'s
+    ``:quit``)."""
 
-    path: Path
+    path: Path | None
     num_video_frames: int
     duration_s: float
     wall_s: float

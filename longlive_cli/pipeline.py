@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -30,7 +31,7 @@ from .schedule import FixedSchedule, PromptSchedule
 from .storyboard import Plan
 from .video import VideoWriter
 
-__all__ = ["check_plan_fits", "decode_to_video", "generate", "partial_path"]
+__all__ = ["FrameSink", "check_plan_fits", "decode_to_video", "generate", "partial_path"]
 
 
 def check_plan_fits(plan: Plan, model: Model) -> None:
@@ -52,7 +53,7 @@ def generate(
     plan: Plan,
     model: Model,
     prompt_embeds: Sequence[torch.Tensor],
-    output: str | Path,
+    output: str | Path | None,
     *,
     seed: int,
     overwrite: bool = False,
@@ -62,6 +63,8 @@ def generate(
     times: StageTimes | None = None,
     schedule: PromptSchedule | None = None,
     decoder: Decoder | None = None,
+    sinks: Sequence[FrameSink] = (),
+    should_finish: Callable[[], bool] | None = None,
 ) -> Iterator[Event]:
     """Generate ``plan`` into the MP4 ``output``, yielding events as the work proceeds.
 
@@ -70,7 +73,8 @@ def generate(
         model: transformer, VAE and spec (the text encoder is not used here).
         prompt_embeds: one ``[1, n <= 512, text_dim]`` embedding per segment (:func:`~longlive_cli.text.
             encode_prompts`); ignored when ``schedule`` is given.
-        output: MP4 path; written to a temporary file beside it and renamed when complete.
+        output: MP4 path; written to a temporary file beside it and renamed when complete. None: no MP4
+            (``sinks`` only; ``Finished.path`` is then None).
         seed: seeds all noise (see :class:`~longlive_cli.samplers.base.NoiseStream`).
         overwrite: replace an existing ``output`` (and ``save_latents``).
         save_latents: also write the latents to this safetensors file (:func:`~longlive_cli.latents.
@@ -83,6 +87,11 @@ def generate(
         times: receives the sampler's stages and ``decode`` / ``encode`` (:mod:`longlive_cli.runtime`).
         schedule: the prompt of each block (default: the plan's segments with ``prompt_embeds``).
         decoder: turns latent blocks into frames (default: the model's Wan VAE, streaming).
+        sinks: more consumers of every block's frames (``write(frames)`` with uint8 ``[T, H, W, 3]``), fed
+            after the MP4, in order (a live stream); the caller closes them.
+        should_finish: polled after each block; when it returns True the video ends there as if that
+            were its last block (written under ``output``, ``Finished`` yielded): ``longlive live``'s
+            ``:quit``.
 
     With ``model.transformer.options.overlap_decode`` each block is decoded and written on a worker
     thread while the next one is generated; ``BlockDone`` then follows one block behind.
@@ -100,13 +109,16 @@ def generate(
     schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds)
     kept: list[torch.Tensor] | None = [] if save_latents is not None else None
     overlap = model.transformer.options.overlap_decode
+    writer: VideoWriter | _NoFile = (
+        VideoWriter(output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite)
+        if output is not None
+        else _NoFile()
+    )
     with (
-        VideoWriter(
-            output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite
-        ) as writer,
+        writer,
         _BlockSink(
             decoder or StreamingDecoder(model.vae),
-            writer,
+            [writer, *sinks],
             overlap=overlap,
             keep=kept is not None,
             times=times,
@@ -136,7 +148,7 @@ def generate(
             num_video_frames=plan.num_video_frames,
             fps=plan.fps,
             duration_s=plan.video_duration_s,
-            first_prompt=schedule.text(0),
+            first_prompt=plan.segments[0].text,
             seed=seed,
         )
         latent_height, latent_width = geometry.latent_size(plan.width, plan.height)
@@ -159,20 +171,47 @@ def generate(
             yield from done(sink.depth)
             if should_stop is not None and should_stop() and block.index + 1 < plan.num_blocks:
                 yield from done(0)
-                partial = writer.close(partial_path(output)) if keep_partial else None
-                if not keep_partial:
+                partial = writer.close(partial_path(output)) if keep_partial and output is not None else None
+                if partial is None:
                     writer.abort()
                 yield Interrupted(
                     path=partial, num_video_frames=frames_done, duration_s=frames_done / plan.fps
                 )
                 return
+            if should_finish is not None and should_finish():
+                break
         yield from done(0)
         with stage(times, "encode"):
             path = writer.close()
         wall = time.perf_counter() - started
     if kept is not None and save_latents is not None:
         write_latents(save_latents, torch.cat(kept, dim=1), plan, seed=seed, model=model.spec.name)
-    yield Finished(path=path, num_video_frames=frames_done, duration_s=plan.video_duration_s, wall_s=wall)
+    yield Finished(path=path, num_video_frames=frames_done, duration_s=frames_done / plan.fps, wall_s=wall)
+
+
+class FrameSink(Protocol):
+    """Anything that takes a block's video frames, uint8 ``[T, H, W, 3]`` on the CPU, in order."""
+
+    def write(self, frames: torch.Tensor) -> None: ...
+
+
+class _NoFile:
+    """The MP4 writer's stand-in when no file is asked for (a live stream only)."""
+
+    def write(self, frames: torch.Tensor) -> None:
+        pass
+
+    def close(self, path: str | Path | None = None) -> None:
+        return None
+
+    def abort(self) -> None:
+        pass
+
+    def __enter__(self) -> _NoFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 class _BlockSink:
@@ -184,8 +223,8 @@ class _BlockSink:
     waits beside the one being decoded, so memory stays bounded.
     """
 
-    def __init__(self, decoder: Decoder, writer: VideoWriter, *, overlap: bool, keep: bool, times):
-        self.decoder, self.writer, self.keep, self.times = decoder, writer, keep, times
+    def __init__(self, decoder: Decoder, writers: Sequence[FrameSink], *, overlap: bool, keep: bool, times):
+        self.decoder, self.writers, self.keep, self.times = decoder, writers, keep, times
         self.depth = 1 if overlap else 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="longlive-decode") if overlap else None
         device = decoder.device
@@ -222,7 +261,8 @@ class _BlockSink:
             with stage(self.times, "decode"):
                 frames = self.decoder.decode(latents)[0]
             with stage(self.times, "encode"):
-                self.writer.write(frames)
+                for writer in self.writers:
+                    writer.write(frames)
             return frames.shape[0], latents.float().cpu() if self.keep else None
 
     def __enter__(self) -> _BlockSink:

@@ -86,8 +86,9 @@ def summary_line(event: Finished) -> str:
     """
     fps = event.generation_fps
     fps_text = f"{fps:.1f} fps" if math.isfinite(fps) else "-- fps"
+    what = f"Wrote {event.path}" if event.path is not None else "Streamed"
     return (
-        f"Wrote {event.path} — {event.duration_s:.2f} s of video, "
+        f"{what} — {event.duration_s:.2f} s of video, "
         f"{event.num_video_frames} frames in {format_duration(event.wall_s)} ({fps_text})"
     )
 

@@ -1,0 +1,504 @@
+"""``longlive live``: steer a video while it is being made, from prompts typed one per line.
+
+The pieces:
+
+* :class:`PromptReader` reads lines from standard input, or from a path another program writes to (a FIFO,
+  reopened whenever its writer closes it, or a regular file followed as it grows). Each line is decoded
+  (UTF-8), checked (not empty, at most :data:`~longlive_cli.storyboard.schema.MAX_PROMPT_CHARS` characters)
+  and either handed to the schedule as a prompt or run as a command (``:quit``, ``:pause``, ``:resume``,
+  ``:help``). A bad line gets one message on standard error and is ignored.
+* :class:`LiveSchedule` is the :class:`~longlive_cli.schedule.PromptSchedule` the sampler asks before each
+  block. A prompt that arrived before block ``b`` starts is in force from block ``b`` (the same re-cache as a
+  storyboard's switch); when several arrive during one block, the newest wins and the others are reported as
+  superseded. Prompts are encoded as they arrive, on one worker thread, so a block waits for an embedding
+  only when its prompt came in just before it. ``:pause`` holds the next block (the KV cache is kept).
+* :class:`LiveSession` runs the pipeline with that schedule, streams and records, measures each switch's
+  prompt-to-frame latency (wall seconds from the line arriving to the first decoded frame under it), and
+  rewrites the session storyboard after every switch, so that ``longlive generate session.yaml`` (same seed)
+  makes the same latents.
+
+A session always has a planned length (``duration``; the model's longest, 240 s, when not given): the noise
+stream is laid out for it, as for a storyboard of that length. ``:quit``, the end of standard input without
+``--duration``, or Ctrl-C end it earlier; the session storyboard then keeps the planned duration and says
+where the session stopped: ``longlive generate`` of it makes the planned length, whose first part is the
+session, latent for latent (later blocks never change earlier ones).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from .errors import InputError
+from .events import BlockDone, Event, Finished, Interrupted, PromptSwitched
+from .fileio import atomic_output
+from .storyboard import Plan
+from .storyboard.schema import MAX_PROMPT_CHARS
+
+__all__ = ["LiveSchedule", "LiveSession", "PromptReader"]
+
+log = logging.getLogger(__name__)
+
+HELP = (
+    "type a prompt and press Enter to switch to it at the next block; commands: :quit (finish the video "
+    "here), :pause / :resume (hold and continue generating; the cache is kept), :help"
+)
+
+
+# --------------------------------------------------------------------------- events of a live session
+@dataclass(frozen=True)
+class PromptReceived:
+    """A prompt line arrived (``at_s``: wall seconds since the session started)."""
+
+    text: str
+    at_s: float
+
+
+@dataclass(frozen=True)
+class PromptSuperseded:
+    """A prompt arrived while a newer one was already waiting for the same block; it was not shown."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class PromptShown:
+    """The first frames under the prompt switched to at ``block`` are decoded and written, ``latency_s``
+    wall seconds after its line arrived."""
+
+    block: int
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class StreamBehind:
+    """``--realtime``: the stream's buffer ran dry after ``video_s`` seconds of video (generation is slower
+    than real time); the stream waits for the next frame."""
+
+    video_s: float
+
+
+@dataclass(frozen=True)
+class StreamClosed:
+    """The live stream ended before the session (its consumer went away); the recording goes on."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """The end of a session: prompt-to-frame latency over its switches (None without a switch), generation
+    FPS (video frames per wall second) and where the session storyboard is."""
+
+    switches: int
+    latency_median_s: float | None
+    latency_max_s: float | None
+    generation_fps: float
+    session_path: Path | None
+
+
+# --------------------------------------------------------------------------- the schedule
+@dataclass
+class _Prompt:
+    text: str
+    received: float  # time.monotonic() of the line's arrival
+    embedding: Future = field(repr=False)
+
+
+class LiveSchedule:
+    """Prompts that arrive while generating (see the module docs).
+
+    Args:
+        encode: text -> UMT5 embedding ``[1, n, text_dim]`` (run on a worker thread).
+        num_blocks: the planned length in blocks.
+        stopping: polled while paused; True ends the pause (Ctrl-C).
+    """
+
+    def __init__(self, encode: Callable[[str], torch.Tensor], num_blocks: int, stopping: Callable[[], bool]):
+        self._encode, self.num_blocks, self._stopping = encode, num_blocks, stopping
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="longlive-encode")
+        self._lock = threading.Condition()
+        self._pending: list[_Prompt] = []
+        self._segments: list[_Prompt] = []
+        self.switch_blocks: list[int] = []  # first block of each segment
+        self.side_events: list[Any] = []  # for the session to yield (appended from other threads)
+        self.paused = False
+        self.finish_requested = False
+        self.started = time.monotonic()  # the session's clock starts when prompts can first arrive
+
+    def submit(self, text: str) -> None:
+        """A new prompt: start encoding it now; it takes effect at the next block that starts."""
+        prompt = _Prompt(text, time.monotonic(), self._pool.submit(self._encode, text))
+        with self._lock:
+            if self._pending and self._segments:  # before the first prompt is taken, both wait in line
+                self.side_events.append(PromptSuperseded(self._pending[-1].text))
+                self._pending = []
+            self._pending.append(prompt)
+            self._lock.notify_all()
+
+    def pause(self, paused: bool) -> None:
+        with self._lock:
+            self.paused = paused
+            self._lock.notify_all()
+
+    def finish(self) -> None:
+        """End the session after the block being generated."""
+        with self._lock:
+            self.finish_requested, self.paused = True, False
+            self._lock.notify_all()
+
+    def wait_for_first(self, timeout: float | None = None) -> str | None:
+        """Block until the first prompt has arrived (or finish was asked) and make it block 0's; its text, or
+        None when the input ended first. Lines after it switch at block 1 or later."""
+        with self._lock:
+            self._lock.wait_for(lambda: self._pending or self.finish_requested, timeout=timeout)
+            if not self._pending:
+                return None
+            self._segments.append(self._pending.pop(0))
+            self.switch_blocks.append(0)
+            return self._segments[0].text
+
+    # PromptSchedule
+    def segment_for_block(self, block: int) -> int:
+        with self._lock:
+            while self.paused and not self.finish_requested and not self._stopping():
+                self._lock.wait(timeout=0.2)
+            if self._pending and block > 0:  # block 0 is the first prompt's
+                self._segments.append(self._pending.pop())
+                self.switch_blocks.append(block)
+            return len(self._segments) - 1
+
+    def embedding(self, segment: int) -> torch.Tensor:
+        return self._segments[segment].embedding.result()
+
+    def text(self, segment: int) -> str:
+        return self._segments[segment].text
+
+    def received(self, segment: int) -> float:
+        return self._segments[segment].received
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- reading lines
+class PromptReader:
+    """Reads prompt lines into ``schedule`` on a daemon thread (see the module docs).
+
+    Args:
+        schedule: where prompts and commands go.
+        source: None for standard input, else a path (FIFO or regular file).
+        end_on_eof: standard input's end finishes the session (no ``--duration``); otherwise it only ends
+            the reading.
+        stdin: the binary stream used for standard input (tests).
+    """
+
+    def __init__(
+        self,
+        schedule: LiveSchedule,
+        *,
+        source: Path | None = None,
+        end_on_eof: bool = True,
+        stdin: IO[bytes] | None = None,
+    ) -> None:
+        import sys
+
+        self.schedule, self.source, self.end_on_eof = schedule, source, end_on_eof
+        self._stdin = stdin if stdin is not None else sys.stdin.buffer
+        self.eof = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="longlive-prompts", daemon=True)
+
+    def start(self) -> PromptReader:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            if self.source is None:
+                self._read(self._stdin)
+                self.eof.set()
+                if self.end_on_eof:
+                    log.info("end of input: finishing after the current block")
+                    self.schedule.finish()
+            elif stat.S_ISFIFO(os.stat(self.source).st_mode):
+                while not self.schedule.finish_requested:  # a writer comes, writes, goes; wait for the next
+                    with open(self.source, "rb") as fifo:
+                        self._read(fifo)
+            else:
+                with open(self.source, "rb") as f:
+                    while not self.schedule.finish_requested:  # follow the file as it grows
+                        self._read(f)
+                        time.sleep(0.1)
+        except OSError as err:
+            log.error("cannot read prompts from %s: %s", self.source or "standard input", err)
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self.handle(raw)
+            if self.schedule.finish_requested:
+                return
+
+    def handle(self, raw: bytes) -> None:
+        """One line: a prompt, a command, or a message for what is wrong with it."""
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as err:
+            log.warning(
+                "ignored a line that is not UTF-8 (byte 0x%02x at %d); save prompts as UTF-8",
+                raw[err.start],
+                err.start,
+            )
+            return
+        if not line:
+            log.warning("ignored an empty line; type a prompt, or :help")
+            return
+        if line.startswith(":"):
+            self._command(line)
+        elif len(line) > MAX_PROMPT_CHARS:
+            log.warning(
+                "ignored a prompt of %d characters (the limit is %d); shorten it", len(line), MAX_PROMPT_CHARS
+            )
+        else:
+            self.schedule.side_events.append(PromptReceived(line, time.monotonic()))
+            self.schedule.submit(line)
+
+    def _command(self, line: str) -> None:
+        name = line.split()[0].lower()
+        if name == ":quit":
+            log.info(":quit: finishing after the current block")
+            self.schedule.finish()
+        elif name in (":pause", ":resume"):
+            log.info("%s", "paused: :resume to go on" if name == ":pause" else "resumed")
+            self.schedule.pause(name == ":pause")
+        elif name == ":help":
+            log.info("%s", HELP)
+        else:
+            log.warning("unknown command %s; %s", name, HELP)
+
+
+# --------------------------------------------------------------------------- the session
+class LiveSession:
+    """One live session: a :class:`~longlive_cli.LongLive` model, a plan for the planned length, a prompt
+    source, and where the video goes (a recording, a stream, or both).
+
+    Args:
+        ll: the loaded model (:class:`~longlive_cli.api.LongLive`).
+        plan: the planned video (size, length, seed); its prompt is the first prompt.
+        recording: the MP4 to write (temporary file renamed at the end), or None.
+        sinks: more frame consumers (the stream, paced or not).
+        session_path: where the session storyboard is kept (rewritten after every switch), or None.
+        schedule: the live schedule fed by a :class:`PromptReader`.
+    """
+
+    def __init__(
+        self,
+        ll: Any,
+        plan: Plan,
+        *,
+        recording: Path | None,
+        sinks: list[Any],
+        session_path: Path | None,
+        schedule: LiveSchedule,
+    ) -> None:
+        self.ll, self.plan, self.recording, self.sinks = ll, plan, recording, sinks
+        self.session_path, self.schedule = session_path, schedule
+        self.latencies: list[float] = []
+
+    def run(
+        self, *, should_stop: Callable[[], bool], keep_partial: bool = True, **stream_kwargs: Any
+    ) -> Iterator[Any]:
+        """The pipeline's events interleaved with the session's own, ending with :class:`SessionSummary`.
+
+        Raises:
+            LongLiveError: as :meth:`LongLive.stream`.
+        """
+        schedule = self.schedule
+        self.save_session()
+        last: Event | None = None
+        events = self.ll.stream(
+            self.plan,
+            self.recording,
+            seed=self.plan.seed,
+            schedule=schedule,
+            sinks=self.sinks,
+            should_stop=should_stop,
+            should_finish=lambda: schedule.finish_requested,
+            keep_partial=keep_partial,
+            **stream_kwargs,
+        )
+        switched_at: dict[int, int] = {}  # block -> segment, for the latency of its first frames
+        for event in events:
+            yield from self._side_events()
+            if isinstance(event, PromptSwitched):
+                switched_at[event.block] = event.segment
+                self.save_session()
+            yield event
+            if isinstance(event, BlockDone) and event.block in switched_at:
+                latency = time.monotonic() - schedule.received(switched_at.pop(event.block))
+                self.latencies.append(latency)
+                yield PromptShown(event.block, latency)
+            last = event
+        yield from self._side_events()
+        stopped = None
+        if isinstance(last, Finished | Interrupted):
+            stopped = last.duration_s if last.num_video_frames < self.plan.num_video_frames else None
+        self.save_session(stopped_at_s=stopped)
+        yield self.summary(last)
+
+    def _side_events(self) -> Iterator[Any]:
+        while self.schedule.side_events:
+            event = self.schedule.side_events.pop(0)
+            if isinstance(event, PromptReceived):
+                event = PromptReceived(event.text, event.at_s - self.schedule.started)
+            yield event
+
+    def summary(self, last: Event | None) -> SessionSummary:
+        fps = 0.0
+        if isinstance(last, Finished):
+            fps = last.generation_fps
+        elif isinstance(last, Interrupted):
+            fps = last.num_video_frames / max(time.monotonic() - self.schedule.started, 1e-9)
+        lat = self.latencies
+        return SessionSummary(
+            switches=len(lat),
+            latency_median_s=statistics.median(lat) if lat else None,
+            latency_max_s=max(lat) if lat else None,
+            generation_fps=fps,
+            session_path=self.session_path,
+        )
+
+    def save_session(self, *, stopped_at_s: float | None = None) -> None:
+        """Write the session storyboard: seed, resolution, planned duration and every prompt at the time
+        it took effect (block start: latent frame ``3b`` -> ``at = 3b * 4 / fps``)."""
+        if self.session_path is None:
+            return
+        import yaml
+
+        plan, geometry = self.plan, self.ll.geometry
+        prompts = []
+        for segment, block in enumerate(self.schedule.switch_blocks):
+            at = block * geometry.block_video_frames / geometry.fps
+            prompts.append({"at": f"{at:g}s", "text": self.schedule.text(segment)})
+        data = {
+            "seed": plan.seed,
+            "resolution": f"{plan.width}x{plan.height}",
+            "duration": f"{plan.duration_s:g}s",
+            "prompts": prompts or [{"at": "0s", "text": plan.segments[0].text}],
+        }
+        header = "# made by `longlive live`; `longlive generate` of this file makes the same latents\n"
+        if stopped_at_s is not None:
+            header += (
+                f"# the session stopped at {stopped_at_s:.2f} s of the planned {plan.duration_s:g} s: "
+                f"the first {stopped_at_s:.2f} s of `longlive generate` are the session\n"
+            )
+        with contextlib.suppress(OSError), atomic_output(self.session_path) as tmp:
+            tmp.write_text(
+                header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+            )
+
+
+def check_targets(recording: Path | None, stream: str | None, json_to_stdout: bool) -> None:
+    """The outputs a session needs: a recording and/or a stream; JSON on stdout only when stdout is free.
+
+    Raises:
+        InputError: neither output, or ``--json`` with ``--stream -``.
+    """
+    if recording is None and stream is None:
+        raise InputError("longlive live needs -o FILE.mp4 (a recording), --stream TARGET, or both")
+    if json_to_stdout and stream == "-":
+        raise InputError("--json writes to standard output, which --stream - uses; use --events FILE")
+
+
+@dataclass
+class LiveOptions:
+    """What ``longlive live`` was asked for (the command-line options, parsed)."""
+
+    recording: Path | None
+    stream: str | None = None
+    realtime: bool = False
+    prompt: str | None = None
+    prompts_from: Path | None = None
+    duration: str | None = None
+    seed: int | None = None
+    resolution: str | None = None
+    save_session: Path | None = None
+    force: bool = False
+
+
+def start_session(
+    ll: Any, opts: LiveOptions, *, stopping: Callable[[], bool]
+) -> tuple[LiveSession, PromptReader]:
+    """Plan the session, check its outputs, start reading prompts and open the stream: everything before the
+    first block. Waits for the first prompt when ``--prompt`` is not given.
+
+    Raises:
+        InputError: bad options, or the input ended before a first prompt. OutputError: an output exists
+        without ``force`` or cannot be written.
+    """
+    from .api import resolve_seed
+    from .plans import plan_storyboard
+    from .stream import RealtimePacer, StreamSink
+    from .video import check_output
+
+    geometry = ll.geometry
+    if opts.recording is not None:
+        check_output(opts.recording, overwrite=opts.force)
+    session_path = opts.save_session or (opts.recording.with_suffix(".yaml") if opts.recording else None)
+    if session_path is not None and session_path.exists() and not opts.force:
+        raise InputError(
+            f"{session_path} already exists (the session storyboard); use --force or --save-session"
+        )
+    schedule = LiveSchedule(ll.encode_prompt, 0, stopping)
+    reader = PromptReader(schedule, source=opts.prompts_from, end_on_eof=opts.duration is None)
+    if opts.prompt is not None:
+        reader.handle(opts.prompt.encode())
+    reader.start()
+    if opts.prompt is None:
+        log.info("type the first prompt (%s)", HELP)
+    first = schedule.wait_for_first()
+    if first is None:
+        raise InputError("the input ended before a first prompt; give one with --prompt or on the first line")
+    duration = opts.duration if opts.duration is not None else geometry.max_duration_s
+    storyboard = {"duration": duration, "prompts": [{"at": 0, "text": first}]}
+    plan = plan_storyboard(
+        storyboard, geometry, name="<live session>", seed=resolve_seed(opts.seed), resolution=opts.resolution
+    )
+    schedule.num_blocks = plan.num_blocks
+    sinks: list[Any] = []
+    if opts.stream is not None:
+
+        def closed(reason: str) -> None:
+            log.warning("%s; the recording goes on", reason)
+            schedule.side_events.append(StreamClosed(reason))
+
+        sink: Any = StreamSink(
+            opts.stream, fps=plan.fps, width=plan.width, height=plan.height, on_closed=closed
+        )
+        if opts.realtime:
+            sink = RealtimePacer(
+                sink, fps=plan.fps, on_behind=lambda s: schedule.side_events.append(StreamBehind(s))
+            )
+        sinks.append(sink)
+    session = LiveSession(
+        ll, plan, recording=opts.recording, sinks=sinks, session_path=session_path, schedule=schedule
+    )
+    return session, reader
+
+
+def close_session(session: LiveSession) -> None:
+    """Flush and close the stream (paced frames go out first) and stop encoding prompts."""
+    for sink in session.sinks:
+        sink.close()
+    session.schedule.close()
