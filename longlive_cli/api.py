@@ -289,6 +289,14 @@ class LongLive:
 
             return encode_prompts(self._encoder, [text], on_truncate=warn)[0].cpu()
 
+    @property
+    def text_encoder_bytes(self) -> int:
+        """Bytes of the weights of the text encoder kept by :meth:`encode_prompt` (0 when none is kept)."""
+        encoder = self._encoder
+        if encoder is None:
+            return 0
+        return sum(p.numel() * p.element_size() for p in encoder.text_encoder.parameters())
+
     def release_text_encoder(self) -> None:
         """Free the text encoder kept by :meth:`encode_prompt`."""
         with self._encoder_lock:

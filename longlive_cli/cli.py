@@ -417,7 +417,8 @@ def _run_live(
                     typer.echo(f"superseded before it was shown: {event.text}", err=True)
                 elif isinstance(event, PromptShown) and not quiet:
                     typer.echo(
-                        f"prompt on screen at block {event.block}, {event.latency_s:.2f} s after it arrived",
+                        f"prompt on screen at block {event.block}, {event.latency_s:.2f} s after it arrived "
+                        f"(text encoder {event.encode_s:.2f} s)",
                         err=True,
                     )
                 elif isinstance(event, StreamBehind) and not quiet:
@@ -439,6 +440,8 @@ def _run_live(
 
 
 def _live_summary(event: Any) -> str:
+    from .api import human_bytes
+
     if event.latency_median_s is None:
         latency = "no prompt switch"
     else:
@@ -446,7 +449,12 @@ def _live_summary(event: Any) -> str:
             f"prompt-to-frame latency median {event.latency_median_s:.2f} s, max {event.latency_max_s:.2f} s"
         )
     where = f"; session storyboard {event.session_path}" if event.session_path else ""
-    return f"{event.switches} switches, {latency}, {event.generation_fps:.1f} fps{where}"
+    encoder = (
+        f"; text encoder kept loaded: {human_bytes(event.text_encoder_bytes)}"
+        if event.text_encoder_bytes
+        else ""
+    )
+    return f"{event.switches} switches, {latency}, {event.generation_fps:.1f} fps{encoder}{where}"
 
 
 # --------------------------------------------------------------------------- the other commands

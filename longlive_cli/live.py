@@ -76,10 +76,12 @@ class PromptSuperseded:
 @dataclass(frozen=True)
 class PromptShown:
     """The first frames under the prompt switched to at ``block`` are decoded and written, ``latency_s``
-    wall seconds after its line arrived."""
+    wall seconds after its line arrived; ``encode_s`` of them went to the text encoder (on its worker thread,
+    so it adds to the latency only where the block waited for it)."""
 
     block: int
     latency_s: float
+    encode_s: float
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,15 @@ class StreamClosed:
 @dataclass(frozen=True)
 class SessionSummary:
     """The end of a session: prompt-to-frame latency over its switches (None without a switch), generation
-    FPS (video frames per wall second) and where the session storyboard is."""
+    FPS (video frames per wall second), where the session storyboard is, and the memory the text encoder
+    kept loaded for the session took (bytes of its weights; 0 when every prompt came from a cache)."""
 
     switches: int
     latency_median_s: float | None
     latency_max_s: float | None
     generation_fps: float
     session_path: Path | None
+    text_encoder_bytes: int
 
 
 # --------------------------------------------------------------------------- the schedule
@@ -114,7 +118,8 @@ class SessionSummary:
 class _Prompt:
     text: str
     received: float  # time.monotonic() of the line's arrival
-    embedding: Future = field(repr=False)
+    embedding: Future = field(repr=False, default_factory=Future)
+    encode_s: float = 0.0  # wall seconds the text encoder took for it
 
 
 class LiveSchedule:
@@ -140,13 +145,23 @@ class LiveSchedule:
 
     def submit(self, text: str) -> None:
         """A new prompt: start encoding it now; it takes effect at the next block that starts."""
-        prompt = _Prompt(text, time.monotonic(), self._pool.submit(self._encode, text))
+        prompt = _Prompt(text, time.monotonic())
+        prompt.embedding = self._pool.submit(self._timed_encode, prompt)
         with self._lock:
             if self._pending and self._segments:  # before the first prompt is taken, both wait in line
                 self.side_events.append(PromptSuperseded(self._pending[-1].text))
                 self._pending = []
             self._pending.append(prompt)
             self._lock.notify_all()
+
+    def _timed_encode(self, prompt: _Prompt) -> torch.Tensor:
+        start = time.monotonic()
+        embedding = self._encode(prompt.text)
+        prompt.encode_s = time.monotonic() - start
+        return embedding
+
+    def encode_seconds(self, segment: int) -> float:
+        return self._segments[segment].encode_s
 
     def pause(self, paused: bool) -> None:
         with self._lock:
@@ -346,9 +361,10 @@ class LiveSession:
                 self.save_session()
             yield event
             if isinstance(event, BlockDone) and event.block in switched_at:
-                latency = time.monotonic() - schedule.received(switched_at.pop(event.block))
+                segment = switched_at.pop(event.block)
+                latency = time.monotonic() - schedule.received(segment)
                 self.latencies.append(latency)
-                yield PromptShown(event.block, latency)
+                yield PromptShown(event.block, latency, schedule.encode_seconds(segment))
             last = event
         yield from self._side_events()
         stopped = None
@@ -377,6 +393,7 @@ class LiveSession:
             latency_max_s=max(lat) if lat else None,
             generation_fps=fps,
             session_path=self.session_path,
+            text_encoder_bytes=self.ll.text_encoder_bytes,
         )
 
     def save_session(self, *, stopped_at_s: float | None = None) -> None:
