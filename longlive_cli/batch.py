@@ -24,6 +24,7 @@ from .errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, InputError
 if TYPE_CHECKING:
     from .api import LongLive
     from .events import Event
+    from .models.spec import ModelSpec
     from .storyboard import Plan
 
 log = logging.getLogger(__name__)
@@ -193,14 +194,14 @@ class BatchRun:
         jobs: list[Job],
         *,
         model: str,
-        geometry: Any,
+        spec: ModelSpec,
         save_latents: Path | None,
         overrides: dict[str, Any],
         force: bool,
         batch: bool,
         json_out: bool,
     ) -> None:
-        self.jobs, self.model, self.geometry = jobs, model, geometry
+        self.jobs, self.model, self.spec = jobs, model, spec
         self.save_latents, self.overrides, self.force, self.batch = save_latents, overrides, force, batch
         self.events = JsonLines() if json_out else None
         self.plans: dict[str, Plan] = {}
@@ -230,7 +231,7 @@ class BatchRun:
         """
         from .models.spec import resolve_model
 
-        geometry = resolve_model(model).geometry
+        spec = resolve_model(model)
         if shard is not None:
             storyboards = select_shard(storyboards, *parse_shard(shard))
         if list(storyboards).count(STDIN) > 1:
@@ -246,7 +247,7 @@ class BatchRun:
         return cls(
             jobs,
             model=model,
-            geometry=geometry,
+            spec=spec,
             save_latents=save_latents,
             overrides=overrides,
             force=force,
@@ -262,6 +263,7 @@ class BatchRun:
     def plan_all(self, *, fail_fast: bool, on_plan: Callable[[str, Plan], None] | None = None) -> None:
         """Plan every job and check its outputs; a bad storyboard or output fails only its own job.
         ``on_plan(name, plan)`` is called for each plan (``--dry-run`` prints it; the job is then done)."""
+        from .models.spec import check_length
         from .plans import plan_storyboard
         from .video import check_free_space, check_output, estimate_mp4_bytes
 
@@ -270,7 +272,8 @@ class BatchRun:
             try:
                 source = sys.stdin.read() if job.name == STDIN else Path(job.name)
                 name = "<stdin>" if job.name == STDIN else None
-                plan = plan_storyboard(source, self.geometry, name=name, **self.overrides)
+                plan = plan_storyboard(source, self.spec.geometry, name=name, **self.overrides)
+                check_length(self.spec, plan.num_blocks)
                 if on_plan is not None:
                     on_plan(job.name, plan)
                     job.status = Status.done

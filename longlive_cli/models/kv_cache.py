@@ -17,8 +17,37 @@ eviction, when the block starting at latent frame 12 is written, drops frames 3-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
+
+from .rope import apply_rope
+
+
+class AttentionCache(Protocol):
+    """What the cached self-attention processor talks to: one pass's key/value source and sink.
+
+    :meth:`assign` is called once per transformer pass, before any layer runs, with the pass's
+    frames; its result (the pass's *plan*) is handed back to :meth:`attend`, which each layer calls
+    with its keys *before* RoPE, its values and the RoPE tables of the pass's own frames. The cache
+    decides what to store (rotated or not) and returns the keys/values to attend to and an optional
+    boolean key mask ``[1, 1, 1, keys]`` (True = attend). :class:`KVCache` is LongLive's; Rolling
+    Forcing's cache (:mod:`longlive_cli.samplers.rolling_forcing`) keeps a sink without RoPE and
+    rotates it to a new position in every pass; a relative-RoPE cache would rotate all its keys
+    at attention time.
+    """
+
+    def assign(self, start_frame: int, num_frames: int) -> Any: ...
+
+    def attend(
+        self,
+        layer: int,
+        plan: Any,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]: ...
 
 
 @dataclass(frozen=True)
@@ -186,6 +215,23 @@ class KVCache:
             # Consecutive frames usually land in consecutive slots; a per-frame copy keeps it simple.
             self.k[layer, :, slot * tpf : (slot + 1) * tpf] = k[:, i * tpf : (i + 1) * tpf]
             self.v[layer, :, slot * tpf : (slot + 1) * tpf] = v[:, i * tpf : (i + 1) * tpf]
+
+    def attend(
+        self,
+        layer: int,
+        plan: CacheWrite,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:class:`AttentionCache` for LongLive: rotate the pass's keys (``[B, F * tokens_per_frame,
+        heads, head_dim]``, before RoPE) by ``cos``/``sin``, store them with the values, and return
+        :meth:`read` with ``plan.key_mask`` (static caches: hides empty slots; None when full)."""
+        k = apply_rope(k, cos, sin)
+        self.write(layer, plan, k, v)
+        keys, values = self.read(layer, plan)
+        return keys, values, plan.key_mask
 
     def read(self, layer: int, plan: CacheWrite) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values ``[B, num_valid * tokens_per_frame, heads, head_dim]`` to attend to (views).

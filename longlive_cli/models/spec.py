@@ -32,7 +32,7 @@ from ..hub import Source, fetch, parse_source
 DEFAULT_MODEL = "longlive-1.3b"
 SPEC_FILE_IN_DIR = "longlive-model.yaml"
 #: The samplers a spec may name (the keys of :data:`longlive_cli.samplers.SAMPLERS`; a test keeps them equal).
-SAMPLER_NAMES = ("longlive",)
+SAMPLER_NAMES = ("longlive", "rolling-forcing")
 
 
 class ModelUnavailableError(ModelError):
@@ -200,6 +200,26 @@ def resolve_model(name: str) -> ModelSpec:
         f"unknown model {name!r}: not a preset ({', '.join(PRESETS)}), nor a model spec file, nor a "
         f"folder with {SPEC_FILE_IN_DIR}."
     )
+
+
+def check_length(spec: ModelSpec, num_blocks: int) -> None:
+    """Refuse a video too short for the spec's sampler: Rolling Forcing's window of S blocks (S denoising
+    steps) must fill once, so it needs at least S blocks; LongLive's sampler needs one.
+
+    Raises:
+        InputError: too few blocks; the message gives the shortest duration that works.
+    """
+    from ..errors import InputError
+
+    g = spec.geometry
+    needed = len(spec.sampler.denoising_steps) if spec.sampler.name == "rolling-forcing" else 1
+    if num_blocks < needed:
+        shortest = (needed - 0.5) * g.block_video_frames / g.fps  # rounds half up to `needed` blocks
+        raise InputError(
+            f"{spec.name} ({spec.sampler.name}, {len(spec.sampler.denoising_steps)} steps) needs at least "
+            f"{needed} blocks ({needed * g.frames_per_block} latent frames, {needed * g.block_s:g} s of "
+            f"video); this video has {num_blocks}. Make the duration at least {shortest:g} s."
+        )
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,13 @@
 The Wan blocks, embedders and output head are diffusers' own modules, used as they are. What this
 file adds is what LongLive changes (NVlabs/LongLive v1.0 ``wan/modules/causal_model.py``):
 
-* a self-attention processor that applies RoPE at the *absolute* latent-frame index, stores the
-  keys (after RoPE) and values in a :class:`~longlive_cli.models.kv_cache.KVCache`, and attends the
-  current block's queries to everything in the cache (frame sink + local window; no mask, so
-  attention inside the block is bidirectional);
+* a self-attention processor that applies RoPE at the *absolute* latent-frame index to the queries
+  and hands the keys (before RoPE), the values and the pass's RoPE tables to an attention cache
+  (:class:`~longlive_cli.models.kv_cache.AttentionCache`), which stores what it keeps and returns
+  the keys/values to attend to. LongLive's :class:`~longlive_cli.models.kv_cache.KVCache` stores
+  keys after RoPE and returns everything it holds (frame sink + local window; no mask, so attention
+  inside the block is bidirectional); Rolling Forcing's cache
+  (:mod:`longlive_cli.samplers.rolling_forcing`) keeps its sink without RoPE and places it anew;
 * a cross-attention processor that reads text keys/values computed once per prompt;
 * per-frame timesteps (``[B, F]``), with the sinusoidal timestep embedding computed in float64 as
   the official ``sinusoidal_embedding_1d`` does.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from diffusers import WanTransformer3DModel
@@ -37,7 +41,8 @@ from diffusers.models.attention_dispatch import dispatch_attention_fn
 
 from ..geometry import WAN21
 from ..runtime import MASKLESS_BACKENDS, RuntimeOptions
-from .kv_cache import CacheWrite, KVCache
+from .kv_cache import AttentionCache, KVCache
+from .rope import apply_rope
 
 log = logging.getLogger(__name__)
 
@@ -61,27 +66,16 @@ class SelfAttentionInputs:
     """Per-pass inputs of the self-attention processors.
 
     ``cos``/``sin``: RoPE tables ``[1, S, 1, head_dim]`` for the pass's ``S`` query tokens.
-    ``cache``/``write``: the KV cache and where this pass writes (cached path), or ``None``.
+    ``cache``/``write``: the attention cache and its plan for this pass (what ``cache.assign``
+    returned: for a :class:`KVCache`, where this pass writes) on the cached path, or ``None``.
     ``attn_mask``: boolean ``[S, S]`` (True = may attend) for the uncached reference path.
     """
 
     cos: torch.Tensor
     sin: torch.Tensor
-    cache: KVCache | None = None
-    write: CacheWrite | None = None
+    cache: AttentionCache | None = None
+    write: Any = None
     attn_mask: torch.Tensor | None = None
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent channel pairs of ``x`` ``[B, S, heads, head_dim]`` by RoPE angles.
-
-    ``cos``/``sin`` are ``[1, S, 1, head_dim]`` with each angle repeated for its pair. The
-    rotation runs in the tables' dtype (float64 for float32 models, like the official
-    ``causal_rope_apply``) and the result is cast back to ``x.dtype``.
-    """
-    x1, x2 = x.to(cos.dtype).unflatten(-1, (-1, 2)).unbind(-1)
-    c, s = cos[..., 0::2], sin[..., 1::2]
-    return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2).to(x.dtype)
 
 
 def _project_qkv(attn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -91,7 +85,8 @@ def _project_qkv(attn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 class CachedSelfAttnProcessor:
-    """Self-attention of one layer: RoPE at absolute frames, KV-cache write, attend to the cache.
+    """Self-attention of one layer: RoPE at absolute frames; with a cache, the cache stores this pass's
+    keys/values and gives the keys/values to attend to (:meth:`AttentionCache.attend`).
 
     ``backend``: diffusers attention backend name (None: its default), set by ``configure``.
     """
@@ -107,12 +102,11 @@ class CachedSelfAttnProcessor:
         k = attn.norm_k(k).unflatten(2, (attn.heads, -1))
         v = v.unflatten(2, (attn.heads, -1))
         q = apply_rope(q, inputs.cos, inputs.sin)
-        k = apply_rope(k, inputs.cos, inputs.sin)
         mask = inputs.attn_mask
-        if inputs.cache is not None:
-            inputs.cache.write(self.layer, inputs.write, k, v)
-            k, v = inputs.cache.read(self.layer, inputs.write)
-            mask = inputs.write.key_mask  # static cache: hides empty slots (None when full)
+        if inputs.cache is None:
+            k = apply_rope(k, inputs.cos, inputs.sin)
+        else:  # the cache gets the keys before RoPE: it decides what to store and what to attend to
+            k, v, mask = inputs.cache.attend(self.layer, inputs.write, k, v, inputs.cos, inputs.sin)
         backend = None if mask is not None and self.backend in MASKLESS_BACKENDS else self.backend
         out = dispatch_attention_fn(q, k, v, attn_mask=mask, backend=backend)
         out = out.flatten(2, 3).type_as(q)
@@ -366,8 +360,9 @@ class CausalWanTransformer(torch.nn.Module):
         prompt: PromptContext,
         *,
         start_frame: int,
-        cache: KVCache | None = None,
+        cache: AttentionCache | None = None,
         attn_mask: torch.Tensor | None = None,
+        frame_positions: tuple[int, ...] | None = None,
     ) -> torch.Tensor:
         """Flow prediction for ``F`` latent frames starting at absolute latent frame ``start_frame``.
 
@@ -377,8 +372,12 @@ class CausalWanTransformer(torch.nn.Module):
                 scale, float.
             prompt: text conditioning from :meth:`encode_prompt`.
             start_frame: absolute latent index of the first frame (RoPE position, cache slots).
-            cache: cached path: write these frames' keys/values, attend to the whole cache.
+            cache: cached path: the cache stores these frames' keys/values and gives the keys/values
+                to attend to (a :class:`KVCache`: write them, attend to the whole cache).
             attn_mask: uncached path: boolean ``[S, S]`` mask over the ``F*(h/2)*(w/2)`` tokens.
+            frame_positions: uncached path: the RoPE frame index of each of the ``F`` frames, in
+                place of ``start_frame, start_frame + 1, ...`` (reference computations that place a
+                frame at another position than its neighbours'; :mod:`longlive_cli.reference`).
 
         Returns:
             ``[B, F, C, h, w]`` flow prediction in the model dtype.
@@ -402,10 +401,18 @@ class CausalWanTransformer(torch.nn.Module):
             temb = temb.unsqueeze(1).expand(b, f, -1)  # one timestep per video: the cheap path
             block_temb = tproj  # [B, 6, dim]
 
-        cos, sin = self.rope(start_frame, f, hp, wp)
+        if frame_positions is None:
+            cos, sin = self.rope(start_frame, f, hp, wp)
+        else:
+            if cache is not None or len(frame_positions) != f:
+                raise ValueError("frame_positions needs the uncached path and one position per frame")
+            tables = [self.rope(p, 1, hp, wp) for p in frame_positions]
+            cos, sin = (torch.cat([table[i] for table in tables], dim=1) for i in (0, 1))
         write = cache.assign(start_frame, f) if cache is not None else None
         inputs = SelfAttentionInputs(cos.to(x.device), sin.to(x.device), cache, write, attn_mask)
-        if self._compiled_blocks is not None and cache is not None and f == self._compiled_frames:
+        # The compiled blocks are traced for LongLive's (static) KVCache; other caches run eagerly.
+        compiled = self._compiled_blocks is not None and isinstance(cache, KVCache)
+        if compiled and f == self._compiled_frames:
             x = self._run_compiled(x, prompt, block_temb, inputs)
         else:
             x = self._run_blocks(x, prompt, block_temb, inputs)

@@ -6,7 +6,9 @@ the blocks in order, each as soon as it is final, with memory bounded whatever t
 spec names its sampler (``sampler:``); :data:`SAMPLERS` maps the names to the functions.
 
 Implementations: ``longlive`` (:func:`~longlive_cli.samplers.longlive.sample_longlive`: LongLive's block
-sampler with KV re-cache at prompt switches).
+sampler with KV re-cache at prompt switches) and ``rolling-forcing``
+(:func:`~longlive_cli.samplers.rolling_forcing.sample_rolling`: Rolling Forcing's window of S blocks at
+staggered noise levels; also Causal Forcing's long-video model with S = 4).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .base import NoiseStream, SampledBlock, flow_schedule
 from .longlive import sample_longlive
+from .rolling_forcing import sample_rolling
 
 if TYPE_CHECKING:
     from ..geometry import Geometry
@@ -44,7 +47,7 @@ class Sampler(Protocol):
     ) -> Iterator[SampledBlock]: ...
 
 
-SAMPLERS: dict[str, Sampler] = {"longlive": sample_longlive}
+SAMPLERS: dict[str, Sampler] = {"longlive": sample_longlive, "rolling-forcing": sample_rolling}
 
 
 def get_sampler(name: str) -> Sampler:

@@ -60,9 +60,10 @@ class NoiseStream:
         """The next block's starting noise ``[1, F, 16, h, w]``."""
         return torch.randn(self.block_shape, generator=self._initial)
 
-    def step(self) -> torch.Tensor:
-        """Fresh noise for one re-noising step, ``[1, F, 16, h, w]``."""
-        return torch.randn(self.block_shape, generator=self._step)
+    def step(self, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Fresh noise for one re-noising step, ``[1, F, 16, h, w]`` (or ``shape``: Rolling Forcing
+        draws a whole window's shape at a time)."""
+        return torch.randn(self.block_shape if shape is None else shape, generator=self._step)
 
     def block(self, num_steps: int, device: torch.device) -> torch.Tensor:
         """A block's initial noise and ``num_steps`` step noises, ``[1 + num_steps, 1, F, 16, h, w]``,
