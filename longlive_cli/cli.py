@@ -601,10 +601,11 @@ def decode(
 
 @app.command()
 def info(debug: DebugOpt = False) -> None:
-    """Show the version, the model presets and the installed torch (without importing it)."""
+    """Show the version, the torch build, cuDNN, NVIDIA driver, GPUs (without importing torch), presets."""
     from importlib.metadata import PackageNotFoundError, version
 
     from .models.spec import PRESETS
+    from .system import describe
 
     setup_logging(debug=debug)
     try:
@@ -612,6 +613,8 @@ def info(debug: DebugOpt = False) -> None:
     except PackageNotFoundError:
         torch_version = "not installed"
     typer.echo(f"longlive-cli {__version__} (torch {torch_version})")
+    for line in describe():
+        typer.echo(line)
     typer.echo("model presets:")
     for name, spec in PRESETS.items():
         source = spec.base or "built in-process, random weights (noise-like video)"

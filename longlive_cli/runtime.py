@@ -35,7 +35,10 @@ ATTENTION_BACKENDS = {
     "sdpa-math": "_native_math",
     "flash-attn": "flash",
 }
-MASKLESS_BACKENDS = frozenset({"_native_flash", "flash"})
+#: Forced backends that are not given a mask: FlashAttention takes none, and cuDNN's and the memory-efficient
+#: kernel's mask support depends on the build and shape; the passes that need a mask (a static cache still
+#: filling, the naive reference) use PyTorch's default choice instead, which handles any mask.
+MASKLESS_BACKENDS = frozenset({"_native_flash", "flash", "_native_cudnn", "_native_efficient"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class RuntimeOptions:
             (PyTorch SDPA).
         overlap_decode: decode each finished block with the VAE and pipe it to ffmpeg on a worker
             thread (its own CUDA stream on CUDA) while the next block is generated.
+        strict: a speed option that fails when used (compile error, attention backend unavailable) is an
+            error instead of being switched off with a warning (``--strict-speed``, for benchmarks and CI).
     """
 
     fused_qkv: bool = False
@@ -71,12 +76,22 @@ class RuntimeOptions:
     compile_backend: str | Callable = "inductor"
     attention: str | None = None
     overlap_decode: bool = False
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if self.attention is not None and self.attention not in ATTENTION_BACKENDS:
             raise InputError(
                 f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_BACKENDS)}"
             )
+        if self.attention == "flash-attn":
+            import importlib.util
+
+            if importlib.util.find_spec("flash_attn") is None:
+                raise InputError(
+                    "--attention flash-attn needs the flash-attn package (pip install flash-attn, which "
+                    "builds against your torch and CUDA); or use --attention sdpa-flash, PyTorch's own "
+                    "FlashAttention"
+                )
 
     @classmethod
     def for_device(cls, device: torch.device | str, **overrides) -> RuntimeOptions:
@@ -107,7 +122,11 @@ class RuntimeOptions:
 
     def describe(self) -> str:
         """One line naming the switches that are on, e.g. ``fused-qkv, rope-cache, compile``."""
-        names = [f.name.replace("_", "-") for f in fields(self) if getattr(self, f.name) is True]
+        names = [
+            f.name.replace("_", "-")
+            for f in fields(self)
+            if getattr(self, f.name) is True and f.name != "strict"
+        ]
         if self.compile and self.compile_mode:
             names[names.index("compile")] = f"compile ({self.compile_mode})"
         if self.attention:
@@ -119,12 +138,21 @@ def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; ``cpu`` and ``cuda`` as given.
 
     Raises:
-        InputError: ``cuda`` without a CUDA GPU, or an unknown name.
+        InputError: ``cuda`` without a CUDA GPU; ``auto`` or ``cuda`` when a GPU is present that this torch
+            cannot use (driver too old for its CUDA build: :func:`~longlive_cli.system.cuda_unusable_reason`);
+            an unknown name.
     """
+    from .system import cuda_unusable_reason
+
+    if device in ("auto", "cuda") and not torch.cuda.is_available():
+        reason = cuda_unusable_reason()
+        if reason is not None:  # a GPU that torch cannot use: never fall to the CPU without a word
+            raise InputError(f"{reason} To run on the CPU anyway, pass --device cpu.")
+        if device == "cuda":
+            raise InputError("--device cuda was asked for, but PyTorch sees no CUDA GPU. Use --device cpu.")
+        return "cpu"
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for, but PyTorch sees no CUDA GPU. Use --device cpu.")
+        return "cuda"
     if device not in ("cpu", "cuda"):
         raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
     return device

@@ -311,3 +311,82 @@ def test_int8_weights_are_not_fused(wan, embeds):
     assert model.quantized and not hasattr(model.wan.blocks[0].attn1, "to_qkv")
     blocks = list(sample_video(model, embeds[:1], [0] * 2, latent_height=6, latent_width=8, seed=1))
     assert torch.isfinite(blocks[-1].latents).all()
+
+
+def _second_graph_fails():
+    """A torch.compile backend that runs the first graph eagerly and fails on the second (the cache-full
+    graph, first compiled at block 4): a failure after compiled calls have already succeeded."""
+    graphs = []
+
+    def backend(graph, example_inputs):
+        graphs.append(graph)
+        if len(graphs) > 1:
+            raise RuntimeError("recompile limit reached (simulated)")
+        return graph.forward
+
+    return backend, graphs
+
+
+def test_a_compile_failure_at_a_later_call_falls_back_and_the_video_is_unchanged(wan, embeds, plain, caplog):
+    backend, graphs = _second_graph_fails()
+    torch._dynamo.reset()
+    options = RuntimeOptions(static_cache=True, compile=True, compile_backend=backend)
+    model = CausalWanTransformer(copy.deepcopy(wan)).configure(options)
+    with caplog.at_level(logging.WARNING, logger="longlive_cli.models.transformer"):
+        blocks = sample_video(model, embeds, SEGMENTS, latent_height=10, latent_width=16, seed=3)
+        out = torch.cat([b.latents for b in blocks], dim=1)
+    assert len(graphs) == 2 and model._compiled_ok  # the first graph ran compiled before the failure
+    assert caplog.text.count("compile failed") == 1 and "recompile limit reached" in caplog.text
+    assert len(model.fallbacks) == 1 and model.fallbacks[0].startswith("compile: ")
+    assert "recompile limit reached" in model.fallbacks[0]
+    assert rel_diff(out, plain) < 1e-5
+    torch._dynamo.reset()
+
+
+def test_strict_speed_turns_a_fallback_into_an_error(wan, embeds):
+    from longlive_cli.errors import GenerationError
+
+    backend, _ = _second_graph_fails()
+    torch._dynamo.reset()
+    options = RuntimeOptions(static_cache=True, compile=True, compile_backend=backend, strict=True)
+    model = CausalWanTransformer(copy.deepcopy(wan)).configure(options)
+    with pytest.raises(GenerationError, match="--strict-speed"):
+        list(sample_video(model, embeds, SEGMENTS, latent_height=10, latent_width=16, seed=3))
+    torch._dynamo.reset()
+
+
+def test_an_attention_backend_that_fails_its_probe_is_switched_off(wan, embeds, plain, monkeypatch, caplog):
+    from longlive_cli.errors import GenerationError
+    from longlive_cli.models import transformer
+
+    original = transformer.dispatch_attention_fn
+
+    def no_cudnn(q, k, v, attn_mask=None, backend=None):
+        if backend == "_native_cudnn":
+            raise RuntimeError("cuDNN attention is not available (simulated)")
+        return original(q, k, v, attn_mask=attn_mask, backend=backend)
+
+    monkeypatch.setattr(transformer, "dispatch_attention_fn", no_cudnn)
+    with caplog.at_level(logging.WARNING, logger="longlive_cli.models.transformer"):
+        out = generate_latents(wan, embeds, RuntimeOptions(attention="sdpa-cudnn"))
+    assert "attention sdpa-cudnn failed" in caplog.text and "not available (simulated)" in caplog.text
+    assert torch.equal(out, plain)
+    with pytest.raises(GenerationError, match="attention sdpa-cudnn failed"):
+        CausalWanTransformer(copy.deepcopy(wan)).configure(
+            RuntimeOptions(attention="sdpa-cudnn", strict=True)
+        )
+
+
+def test_flash_attn_without_its_package_is_refused_when_the_options_are_read(monkeypatch):
+    import importlib.util
+
+    from longlive_cli.errors import InputError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else real(name, *a)
+    )
+    with pytest.raises(InputError, match="needs the flash-attn package"):
+        RuntimeOptions(attention="flash-attn")
+    result = CliRunner().invoke(app, ["generate", "x.yaml", "--attention", "flash-attn", "-m", "tiny-random"])
+    assert result.exit_code == 2

@@ -98,12 +98,14 @@ def torchao_config(scheme: str):
         Int8WeightOnlyConfig,
     )
 
+    # set_inductor_config=False: torchao would otherwise change torch._inductor's global settings for the
+    # whole process (coordinate-descent tuning, ...), which slows the first compile and changes other code.
     if scheme == "w8a8":
-        return Int8DynamicActivationInt8WeightConfig()
+        return Int8DynamicActivationInt8WeightConfig(set_inductor_config=False)
     if scheme == "w8":
-        return Int8WeightOnlyConfig()
+        return Int8WeightOnlyConfig(set_inductor_config=False)
     if scheme == "fp8":
-        return Float8DynamicActivationFloat8WeightConfig()
+        return Float8DynamicActivationFloat8WeightConfig(set_inductor_config=False)
     raise SchemeError(f"unknown quantization scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
 
 

@@ -123,8 +123,9 @@ class KVCache:
         if static:
             # Fixed addresses let torch.compile's CUDA graphs (mode="reduce-overhead") treat the
             # in-place cache writes as mutations of static inputs (as transformers' StaticCache does).
-            torch._dynamo.mark_static_address(self.k)
-            torch._dynamo.mark_static_address(self.v)
+            # guard=False: with a guard (the default up to torch 2.8) every new cache recompiles the graphs.
+            torch._dynamo.mark_static_address(self.k, guard=False)
+            torch._dynamo.mark_static_address(self.v, guard=False)
         self._token_index: dict[tuple[int, ...], torch.Tensor] = {}  # static: per slot pattern
         self._key_mask: dict[int, torch.Tensor] = {}  # static: per number of valid slots
 

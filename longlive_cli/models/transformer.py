@@ -39,6 +39,7 @@ import torch
 from diffusers import WanTransformer3DModel
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 
+from ..errors import GenerationError
 from ..geometry import WAN21
 from ..runtime import MASKLESS_BACKENDS, RuntimeOptions
 from .kv_cache import AttentionCache, KVCache
@@ -181,7 +182,8 @@ class CausalWanTransformer(torch.nn.Module):
         self._rope_parts_cache: dict[tuple[int, int], tuple] = {}
         self._compiled_blocks: Callable[..., torch.Tensor] | None = None  # torch.compile'd _run_blocks
         self._compiled_frames: int | None = None  # pass size the compiled blocks are used for
-        self._compiled_ok = False  # the compiled blocks have run once (later errors are real)
+        self.fallbacks: list[str] = []  # speed options switched off after failing, with why
+        self._compiled_ok = False  # the compiled blocks have run (for tests and benchmarks)
 
     def configure(self, options: RuntimeOptions, *, frames_per_block: int = 3) -> CausalWanTransformer:
         """Apply the fast-path ``options`` (see :class:`~longlive_cli.runtime.RuntimeOptions`).
@@ -197,14 +199,22 @@ class CausalWanTransformer(torch.nn.Module):
                     attn.fuse_projections()
                     # The processor reads only to_qkv now; dropping the separate weights keeps memory flat.
                     del attn.to_q, attn.to_k, attn.to_v
+        previous, self.options = self.options, options  # _fall_back reads options.strict
+        backend = options.attention_backend
+        if backend is not None:
+            try:
+                self._probe_attention(backend)
+            except Exception as err:
+                self._fall_back(f"attention {options.attention}", err)
+                backend = None
         for block in self.wan.blocks:
-            block.attn1.processor.backend = block.attn2.processor.backend = options.attention_backend
+            block.attn1.processor.backend = block.attn2.processor.backend = backend
         self._rope_cache.clear()
         self._rope_parts_cache.clear()
         same_compile = (options.compile, options.compile_mode, options.compile_backend) == (
-            self.options.compile,
-            self.options.compile_mode,
-            self.options.compile_backend,
+            previous.compile,
+            previous.compile_mode,
+            previous.compile_backend,
         )
         if not (same_compile and frames_per_block == self._compiled_frames):  # else keep compiled code
             self._compiled_blocks, self._compiled_frames, self._compiled_ok = None, None, False
@@ -217,8 +227,16 @@ class CausalWanTransformer(torch.nn.Module):
                     fullgraph=True,
                 )
                 self._compiled_frames = frames_per_block
-        self.options = options
         return self
+
+    def _probe_attention(self, backend: str) -> None:
+        """One call of ``backend`` before the video starts: at a pass's real size on CUDA (3 latent frames
+        of queries against 12 of keys at the native resolution), small on the CPU."""
+        tokens = WAN21.tokens_per_frame(*WAN21.native_resolution) if self.device.type == "cuda" else 8
+        fpb = WAN21.frames_per_block
+        q = torch.zeros(1, fpb * tokens, self.heads, self.head_dim, device=self.device, dtype=self.dtype)
+        k = torch.zeros(1, 4 * fpb * tokens, self.heads, self.head_dim, device=self.device, dtype=self.dtype)
+        dispatch_attention_fn(q, k, k, backend=backend)
 
     @property
     def quantized(self) -> bool:
@@ -342,16 +360,23 @@ class CausalWanTransformer(torch.nn.Module):
         assert self._compiled_blocks is not None
         try:
             out = self._compiled_blocks(x, prompt, block_temb, inputs)
-        except Exception as err:  # a missing compiler or an unsupported op must not stop a video
-            if self._compiled_ok:
-                raise  # it ran before: this is a real error, not a compilation problem
-            log.warning(
-                "torch.compile failed (%s: %s); running the transformer eagerly", type(err).__name__, err
-            )
+        except Exception as err:  # a missing compiler, an unsupported op, a recompile limit: at any call
+            self._fall_back("compile", err, "running the transformer eagerly")
             self._compiled_blocks = None
             return self._run_blocks(x, prompt, block_temb, inputs)
         self._compiled_ok = True
         return out
+
+    def _fall_back(self, option: str, err: Exception, instead: str = "switched off") -> None:
+        """Switch ``option`` off with one warning and remember it in :attr:`fallbacks`; with
+        ``options.strict`` raise :class:`~longlive_cli.errors.GenerationError` instead."""
+        reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+        if self.options.strict:
+            raise GenerationError(
+                f"{option} failed and --strict-speed forbids switching it off: {reason}"
+            ) from err
+        log.warning("%s failed (%s); %s, generation goes on", option, reason, instead)
+        self.fallbacks.append(f"{option}: {reason}")
 
     def forward(
         self,
