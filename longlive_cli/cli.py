@@ -152,6 +152,14 @@ RopeCacheOpt = Annotated[
 OverlapOpt = Annotated[
     bool | None, _switch("overlap", "Decode and encode each block while the next is generated.")
 ]
+StrictSpeedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict-speed",
+        help="A speed option that fails is an error, not switched off.",
+        rich_help_panel=SPEED,
+    ),
+]
 AttentionOpt = Annotated[
     Attention | None,
     typer.Option(help="Attention kernel (default: PyTorch SDPA picks one).", rich_help_panel=SPEED),
@@ -208,6 +216,7 @@ def generate(
     rope_cache: RopeCacheOpt = None,
     overlap: OverlapOpt = None,
     attention: AttentionOpt = None,
+    strict_speed: StrictSpeedOpt = False,
 ) -> None:
     """Generate continuous videos from storyboards (several run one after another with one model load)."""
     from .batch import BatchRun
@@ -230,15 +239,9 @@ def generate(
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if run.finished or dry_run:
         _finish(run)
-    options = {
-        "compile": compile,
-        "compile_mode": None if compile_mode is CompileMode.default else compile_mode.value,
-        "fused_qkv": fused_qkv,
-        "static_cache": static_cache,
-        "rope_cache": rope_cache,
-        "overlap_decode": overlap,
-        "attention": attention.value if attention is not None else None,
-    }
+    options = _speed(
+        compile, compile_mode, fused_qkv, static_cache, rope_cache, overlap, attention, strict_speed
+    )
     scheme_name = (scheme or Scheme.w8a8).value if int8 else None
     try:
         run.load(device=device.value, dtype=dtype.value, options=options, offline=offline, int8=scheme_name)
@@ -336,6 +339,7 @@ def live(
     rope_cache: RopeCacheOpt = None,
     overlap: OverlapOpt = None,
     attention: AttentionOpt = None,
+    strict_speed: StrictSpeedOpt = False,
 ) -> None:
     """Steer a video while it is made: prompts one per line (stdin or --prompts-from), recorded, streamed.
 
@@ -352,13 +356,16 @@ def live(
             raise InputError("--scheme goes with --int8")
         events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
         events = events or (JsonLines() if json_out else None)
-        speed: dict[str, Any] = {
-            "compile": compile,
-            "fused_qkv": fused_qkv,
-            "static_cache": static_cache,
-            "rope_cache": rope_cache,
-        }
-        speed |= {"overlap_decode": overlap, "attention": attention.value if attention is not None else None}
+        speed = _speed(
+            compile,
+            CompileMode.default,
+            fused_qkv,
+            static_cache,
+            rope_cache,
+            overlap,
+            attention,
+            strict_speed,
+        )
         opts = LiveOptions(
             output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
         )
@@ -455,6 +462,75 @@ def _live_summary(event: Any) -> str:
         else ""
     )
     return f"{event.switches} switches, {latency}, {event.generation_fps:.1f} fps{encoder}{where}"
+
+
+# --------------------------------------------------------------------------- bench
+@app.command()
+def bench(
+    model: ModelOpt = "tiny-random",
+    resolution: ResolutionOpt = None,
+    blocks: Annotated[
+        int, typer.Option(help="Blocks to generate (a prompt switch in the middle).", min=2)
+    ] = 8,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    int8: Int8Opt = False,
+    scheme: SchemeOpt = None,
+    compare_plain: Annotated[
+        bool,
+        typer.Option("--compare-plain", help="Also run the plain path: speed ratio and latent difference."),
+    ] = False,
+    strict_speed: StrictSpeedOpt = False,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+    compile: CompileOpt = None,
+    compile_mode: CompileModeOpt = CompileMode.default,
+    fused_qkv: FusedQkvOpt = None,
+    static_cache: StaticCacheOpt = None,
+    rope_cache: RopeCacheOpt = None,
+    overlap: OverlapOpt = None,
+    attention: AttentionOpt = None,
+) -> None:
+    """Measure a model on this machine before downloading it: its architecture with random weights (or its
+    cached weights), time to first frame, steady FPS, block latency, where the time goes, peak memory."""
+    import json as json_lib
+
+    setup_logging(quiet=json_out, debug=debug)
+    with _errors_to_exit(debug):
+        from .bench import format_report, run_bench
+
+        if scheme is not None and not int8:
+            raise InputError("--scheme goes with --int8")
+        options = _speed(
+            compile, compile_mode, fused_qkv, static_cache, rope_cache, overlap, attention, strict_speed
+        )
+        report = run_bench(
+            model,
+            device=device.value,
+            dtype=dtype.value,
+            resolution=resolution,
+            blocks=blocks,
+            options=options,
+            int8=(scheme or Scheme.w8a8).value if int8 else None,
+            compare_plain=compare_plain,
+        )
+        typer.echo(json_lib.dumps(report) if json_out else format_report(report))
+
+
+def _speed(
+    compile, compile_mode, fused_qkv, static_cache, rope_cache, overlap, attention, strict
+) -> dict[str, Any]:
+    """The speed options as overrides of :meth:`RuntimeOptions.for_device` (None: the device's default)."""
+    return {
+        "compile": compile,
+        "compile_mode": None if compile_mode is CompileMode.default else compile_mode.value,
+        "fused_qkv": fused_qkv,
+        "static_cache": static_cache,
+        "rope_cache": rope_cache,
+        "overlap_decode": overlap,
+        "attention": attention.value if attention is not None else None,
+        "strict": strict or None,
+    }
 
 
 # --------------------------------------------------------------------------- the other commands
