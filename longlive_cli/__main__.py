@@ -1,0 +1,5 @@
+"""``python -m longlive_cli``: the ``longlive`` command."""
+
+from .cli import main
+
+main()
