@@ -390,3 +390,14 @@ def test_flash_attn_without_its_package_is_refused_when_the_options_are_read(mon
         RuntimeOptions(attention="flash-attn")
     result = CliRunner().invoke(app, ["generate", "x.yaml", "--attention", "flash-attn", "-m", "tiny-random"])
     assert result.exit_code == 2
+
+
+def test_the_static_cache_keeps_one_buffer_per_layer():
+    """A compiled in-place write into one [layers, ...] buffer becomes a full-size copy per layer."""
+    cache = KVCache(num_layers=3, batch_size=1, tokens_per_frame=4, heads=2, head_dim=8, static=True)
+    pointers = {t.data_ptr() for t in (*cache._k, *cache._v)}
+    assert len(cache._k) == 3 and len(pointers) == 6
+    assert cache._k[0].shape == (1, 12 * 4, 2, 8) and cache.k.shape == (3, 1, 12 * 4, 2, 8)
+    write = cache.assign(0, 3)
+    cache.write(1, write, torch.ones(1, 12, 2, 8), torch.ones(1, 12, 2, 8))
+    assert cache._k[1][:, :12].eq(1).all() and not cache._k[0].any() and not cache._k[2].any()

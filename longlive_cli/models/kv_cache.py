@@ -72,9 +72,9 @@ class CacheWrite:
 class KVCache:
     """Bounded per-layer key/value buffers for the causal transformer.
 
-    Tensors ``k`` and ``v`` have shape ``[num_layers, B, capacity_frames * tokens_per_frame, heads,
-    head_dim]`` (keys after RoPE). ``slot_frames`` lists the absolute latent frame held by each
-    slot (``-1``: empty).
+    Each layer has its own key and value buffer, ``[B, capacity_frames * tokens_per_frame, heads, head_dim]``
+    (keys after RoPE); :attr:`k` and :attr:`v` stack them for inspection. ``slot_frames`` lists the absolute
+    latent frame held by each slot (``-1``: empty).
 
     Args:
         num_layers: transformer blocks (30 for Wan2.1-1.3B).
@@ -114,9 +114,11 @@ class KVCache:
         self.capacity_frames = capacity_frames
         self.sink_frames = sink_frames
         self.tokens_per_frame = tokens_per_frame
-        shape = (num_layers, batch_size, capacity_frames * tokens_per_frame, heads, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        shape = (batch_size, capacity_frames * tokens_per_frame, heads, head_dim)
+        # One buffer per layer (transformers' StaticCache pattern): a compiled in-place write into one
+        # [layers, ...] buffer is functionalized into a full-size temporary per layer (+3.45 GB at 832x480).
+        self._k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self._v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
         self.slot_frames: list[int] = [-1] * capacity_frames
         self._first_frame: int | None = None  # first frame written since the last clear
         self.static = static
@@ -124,10 +126,21 @@ class KVCache:
             # Fixed addresses let torch.compile's CUDA graphs (mode="reduce-overhead") treat the
             # in-place cache writes as mutations of static inputs (as transformers' StaticCache does).
             # guard=False: with a guard (the default up to torch 2.8) every new cache recompiles the graphs.
-            torch._dynamo.mark_static_address(self.k, guard=False)
-            torch._dynamo.mark_static_address(self.v, guard=False)
+            for buffer in (*self._k, *self._v):
+                torch._dynamo.mark_static_address(buffer, guard=False)
         self._token_index: dict[tuple[int, ...], torch.Tensor] = {}  # static: per slot pattern
         self._key_mask: dict[int, torch.Tensor] = {}  # static: per number of valid slots
+
+    @property
+    def k(self) -> torch.Tensor:
+        """All layers' keys stacked, ``[num_layers, B, capacity_frames * tokens_per_frame, heads, head_dim]``
+        (a copy, for inspection; the cache keeps one buffer per layer)."""
+        return torch.stack(self._k)
+
+    @property
+    def v(self) -> torch.Tensor:
+        """All layers' values stacked, as :attr:`k`."""
+        return torch.stack(self._v)
 
     @property
     def ring_frames(self) -> int:
@@ -192,7 +205,7 @@ class KVCache:
         if slots not in self._token_index:
             tpf = self.tokens_per_frame
             index = torch.cat([torch.arange(s * tpf, (s + 1) * tpf) for s in slots])
-            self._token_index[slots] = index.to(self.k.device)
+            self._token_index[slots] = index.to(self._k[0].device)
         return self._token_index[slots]
 
     def _mask_for(self, num_valid: int) -> torch.Tensor | None:
@@ -202,20 +215,20 @@ class KVCache:
             mask = (
                 torch.arange(self.capacity_frames * self.tokens_per_frame) < num_valid * self.tokens_per_frame
             )
-            self._key_mask[num_valid] = mask.view(1, 1, 1, -1).to(self.k.device)
+            self._key_mask[num_valid] = mask.view(1, 1, 1, -1).to(self._k[0].device)
         return self._key_mask[num_valid]
 
     def write(self, layer: int, plan: CacheWrite, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store one layer's keys/values ``[B, num_frames * tokens_per_frame, heads, head_dim]``."""
         if plan.token_index is not None:
-            self.k[layer].index_copy_(1, plan.token_index, k)
-            self.v[layer].index_copy_(1, plan.token_index, v)
+            self._k[layer].index_copy_(1, plan.token_index, k)
+            self._v[layer].index_copy_(1, plan.token_index, v)
             return
         tpf = self.tokens_per_frame
         for i, slot in enumerate(plan.frame_slots):
             # Consecutive frames usually land in consecutive slots; a per-frame copy keeps it simple.
-            self.k[layer, :, slot * tpf : (slot + 1) * tpf] = k[:, i * tpf : (i + 1) * tpf]
-            self.v[layer, :, slot * tpf : (slot + 1) * tpf] = v[:, i * tpf : (i + 1) * tpf]
+            self._k[layer][:, slot * tpf : (slot + 1) * tpf] = k[:, i * tpf : (i + 1) * tpf]
+            self._v[layer][:, slot * tpf : (slot + 1) * tpf] = v[:, i * tpf : (i + 1) * tpf]
 
     def attend(
         self,
@@ -241,6 +254,6 @@ class KVCache:
         head_dim]``; attend with ``plan.key_mask``.
         """
         if self.static:
-            return self.k[layer], self.v[layer]
+            return self._k[layer], self._v[layer]
         end = plan.num_valid * self.tokens_per_frame
-        return self.k[layer, :, :end], self.v[layer, :, :end]
+        return self._k[layer][:, :end], self._v[layer][:, :end]
