@@ -131,6 +131,25 @@ SchemeOpt = Annotated[
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plans and exit.")]
 
 
+# live's own
+RecordingOpt = Annotated[Path | None, typer.Option("-o", "--output", help="Record the session to this MP4.")]
+StreamOpt = Annotated[
+    str | None,
+    typer.Option(help="Stream MPEG-TS as it is made: - (stdout), udp://, srt://, rtmp://, a .ts path."),
+]
+PromptOpt = Annotated[str | None, typer.Option(help="The first prompt (else the first line read).")]
+PromptsFromOpt = Annotated[
+    Path | None, typer.Option(help="Read prompts from this FIFO or growing file instead of stdin.")
+]
+RealtimeOpt = Annotated[
+    bool, typer.Option("--realtime", help="Let the stream's frames out at the video's fps.")
+]
+EventsFileOpt = Annotated[Path | None, typer.Option("--events", help="Write the JSON events to this file.")]
+SaveSessionOpt = Annotated[
+    Path | None, typer.Option(help="The session storyboard [default: the recording's name with .yaml].")
+]
+
+
 def _switch(name: str, help: str) -> Any:
     return typer.Option(f"--{name}/--no-{name}", help=help, rich_help_panel=SPEED, show_default=False)
 
@@ -299,27 +318,14 @@ def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: boo
 # --------------------------------------------------------------------------- live
 @app.command()
 def live(
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Record the session to this MP4.")
-    ] = None,
-    stream: Annotated[
-        str | None,
-        typer.Option(help="Stream MPEG-TS as it is made: - (stdout), udp://, srt://, rtmp://, a .ts path."),
-    ] = None,
-    prompt: Annotated[str | None, typer.Option(help="The first prompt (else the first line read).")] = None,
-    prompts_from: Annotated[
-        Path | None, typer.Option(help="Read prompts from this FIFO or growing file instead of stdin.")
-    ] = None,
+    output: RecordingOpt = None,
+    stream: StreamOpt = None,
+    prompt: PromptOpt = None,
+    prompts_from: PromptsFromOpt = None,
     duration: DurationOpt = None,
-    realtime: Annotated[
-        bool, typer.Option("--realtime", help="Let the stream's frames out at the video's fps.")
-    ] = False,
-    events_file: Annotated[
-        Path | None, typer.Option("--events", help="Write the JSON events to this file.")
-    ] = None,
-    save_session: Annotated[
-        Path | None, typer.Option(help="The session storyboard [default: the recording's name with .yaml].")
-    ] = None,
+    realtime: RealtimeOpt = False,
+    events_file: EventsFileOpt = None,
+    save_session: SaveSessionOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     seed: SeedOpt = None,
     resolution: ResolutionOpt = None,
@@ -369,26 +375,21 @@ def live(
         opts = LiveOptions(
             output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
         )
+        load = {
+            "model": model,
+            "device": device.value,
+            "dtype": dtype.value,
+            "options": speed,
+            "offline": offline,
+        }
+        load["int8"] = (scheme or Scheme.w8a8).value if int8 else None
         with StopSignals() as stop:
-            code = _run_live(
-                opts,
-                model,
-                device.value,
-                dtype.value,
-                speed,
-                offline,
-                int8,
-                scheme,
-                save_latents,
-                stop,
-                events,
-                quiet,
-            )
+            code = _run_live(opts, load, save_latents, stop, events, quiet)
     raise typer.Exit(code)
 
 
 def _run_live(
-    opts, model, device, dtype, speed, offline, int8, scheme, save_latents, stop, events, quiet
+    opts: Any, load: dict[str, Any], save_latents: Path | None, stop: Any, events: Any, quiet: bool
 ) -> int:
     """Load, start the session, render its events; the exit code (130/143 after Ctrl-C/SIGTERM)."""
     from .api import LongLive
@@ -404,10 +405,7 @@ def _run_live(
     )
     from .progress import make_reporter
 
-    int8_scheme = (scheme or Scheme.w8a8).value if int8 else None
-    ll = LongLive.from_pretrained(
-        model, device=device, dtype=dtype, options=speed, offline=offline, int8=int8_scheme
-    )
+    ll = LongLive.from_pretrained(load.pop("model"), **load)
     ll.load()
     session, _reader = start_session(ll, opts, stopping=stop.requested)
     interrupted = False
