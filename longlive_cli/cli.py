@@ -375,7 +375,7 @@ def live(
         opts = LiveOptions(
             output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
         )
-        load = {
+        load: dict[str, Any] = {
             "model": model,
             "device": device.value,
             "dtype": dtype.value,
