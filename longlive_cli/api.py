@@ -345,16 +345,19 @@ def generate(
     dtype: str | torch.dtype = "auto",
     offline: bool = False,
     seed: int | None = None,
+    resolution: str | tuple[int, int] | None = None,
+    duration: str | float | None = None,
     overwrite: bool = False,
     **kwargs: Any,
 ) -> Finished | Interrupted:
     """Make one video in one call: ``LongLive.from_pretrained(model, ...).generate(storyboard, output)``.
 
-    ``seed`` overrides the storyboard's; ``kwargs`` go to :meth:`LongLive.stream` (``save_latents``,
-    ``should_stop``, ...).
+    ``seed``, ``resolution`` and ``duration`` override the storyboard's (:meth:`LongLive.plan`); ``kwargs`` go
+    to :meth:`LongLive.stream` (``save_latents``, ``should_stop``, ...).
 
     Raises:
         InputError, ModelError, OutputError, GenerationError: see :mod:`longlive_cli.errors`.
     """
     ll = LongLive.from_pretrained(model, device=device, dtype=dtype, offline=offline)
-    return ll.generate(ll.plan(storyboard, seed=seed), output, overwrite=overwrite, **kwargs)
+    plan = ll.plan(storyboard, seed=seed, resolution=resolution, duration=duration)
+    return ll.generate(plan, output, overwrite=overwrite, **kwargs)
