@@ -51,11 +51,8 @@ def test_one_call_generate_writes_the_same_video_as_the_cli(tmp_path):
         story, tmp_path / "api.mp4", model="tiny-random", device="cpu", seed=5, resolution="64x48"
     )
     assert isinstance(result, Finished) and result.path == (tmp_path / "api.mp4").absolute()
-    cli = runner.invoke(
-        app,
-        ["generate", str(story), "-o", str(tmp_path / "cli.mp4"), "-m", "tiny-random", "--seed", "5", "-q"]
-        + ["--resolution", "64x48"],
-    )
+    args = ["generate", str(story), "-o", str(tmp_path / "cli.mp4"), "-m", "tiny-random", "--seed", "5"]
+    cli = runner.invoke(app, [*args, "-q", "--resolution", "64x48"])
     assert cli.exit_code == 0, cli.output
     assert (tmp_path / "api.mp4").read_bytes() == (tmp_path / "cli.mp4").read_bytes()
 
