@@ -34,7 +34,7 @@ from .errors import InputError
 from .events import Event, Finished, Interrupted
 from .geometry import Geometry
 from .logs import quiet_noisy_imports
-from .models.spec import DEFAULT_MODEL, ModelSpec, components, fetch_components, resolve_model
+from .models.spec import DEFAULT_MODEL, ModelSpec, components, fetch_components, resolve_spec
 from .plans import StoryboardSource, plan_storyboard
 from .runtime import RuntimeOptions, StageTimes, resolve_device, resolve_dtype
 from .storyboard import Plan
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .pipeline import FrameSink
     from .schedule import PromptSchedule
 
-__all__ = ["LongLive", "generate", "resolve_seed"]
+__all__ = ["LongLive", "generate", "resolve_seed", "resolve_spec"]
 
 log = logging.getLogger(__name__)
 quiet_noisy_imports()  # torchao builds without optional kernels warn when diffusers imports them
@@ -97,6 +97,7 @@ class LongLive:
         options: RuntimeOptions | Mapping[str, Any] | None = None,
         offline: bool = False,
         int8: str | None = None,
+        rope: str | None = None,
     ) -> LongLive:
         """Resolve ``model`` (a preset name, a spec file, or a folder with ``longlive-model.yaml``) and find
         its files (downloading them into the Hugging Face cache unless ``offline``).
@@ -110,12 +111,14 @@ class LongLive:
             offline: use only the local Hugging Face cache.
             int8: quantize the transformer in memory after loading with this scheme (``w8a8``, ``w8``,
                 ``fp8``; :mod:`longlive_cli.models.int8`).
+            rope: temporal RoPE, ``absolute`` or ``relative``, in place of the model's (None: keep it;
+                :func:`~longlive_cli.models.spec.with_rope`). Relative RoPE has no length limit.
 
         Raises:
             ModelError: unknown model, bad spec file, weights missing or unreachable (exit 3).
-            InputError: unusable device, dtype or scheme, or ``int8`` on a quantized model (exit 2).
+            InputError: unusable device, dtype, scheme or rope, or ``int8`` on a quantized model (exit 2).
         """
-        spec = resolve_model(model)
+        spec = resolve_spec(model, rope)
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         if int8 is not None:
@@ -346,15 +349,16 @@ def generate(
     offline: bool = False,
     seed: int | None = None,
     overwrite: bool = False,
+    rope: str | None = None,
     **kwargs: Any,
 ) -> Finished | Interrupted:
     """Make one video in one call: ``LongLive.from_pretrained(model, ...).generate(storyboard, output)``.
 
-    ``seed`` overrides the storyboard's; ``kwargs`` go to :meth:`LongLive.stream` (``save_latents``,
-    ``should_stop``, ...).
+    ``seed`` overrides the storyboard's; ``rope`` the model's temporal RoPE (``"relative"``: no length limit);
+    ``kwargs`` go to :meth:`LongLive.stream` (``save_latents``, ``should_stop``, ...).
 
     Raises:
         InputError, ModelError, OutputError, GenerationError: see :mod:`longlive_cli.errors`.
     """
-    ll = LongLive.from_pretrained(model, device=device, dtype=dtype, offline=offline)
+    ll = LongLive.from_pretrained(model, device=device, dtype=dtype, offline=offline, rope=rope)
     return ll.generate(ll.plan(storyboard, seed=seed), output, overwrite=overwrite, **kwargs)

@@ -71,6 +71,11 @@ class Attention(str, Enum):  # the keys of runtime.ATTENTION_BACKENDS (a test ke
     flash_attn = "flash-attn"
 
 
+class Rope(str, Enum):  # models.spec.ROPE_NAMES (a test keeps them equal)
+    absolute = "absolute"
+    relative = "relative"
+
+
 class CompileMode(str, Enum):  # torch.compile modes
     default = "default"
     reduce_overhead = "reduce-overhead"
@@ -129,6 +134,13 @@ SchemeOpt = Annotated[
     ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plans and exit.")]
+RopeOpt = Annotated[
+    Rope | None,
+    typer.Option(
+        help="Temporal RoPE: absolute (the model's table: at most 240 s) or relative (a frame's rank in the "
+        "attention window: no length limit) [default: the model's; longlive-1.3b-infinite is relative]."
+    ),
+]
 
 
 def _switch(name: str, help: str) -> Any:
@@ -195,6 +207,7 @@ def generate(
     keep_partial: KeepPartialOpt = True,
     offline: OfflineOpt = False,
     save_latents: SaveLatentsOpt = None,
+    rope: RopeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     dry_run: DryRunOpt = False,
@@ -226,6 +239,7 @@ def generate(
             force=force,
             dry_run=dry_run,
             json_out=json_out,
+            rope=rope.value if rope is not None else None,
         )
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if run.finished or dry_run:
@@ -318,6 +332,7 @@ def live(
         Path | None, typer.Option(help="The session storyboard [default: the recording's name with .yaml].")
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
+    rope: RopeOpt = None,
     seed: SeedOpt = None,
     resolution: ResolutionOpt = None,
     save_latents: SaveLatentsOpt = None,
@@ -365,7 +380,7 @@ def live(
         with StopSignals() as stop:
             code = _run_live(
                 opts,
-                model,
+                (model, rope.value if rope is not None else None),
                 device.value,
                 dtype.value,
                 speed,
@@ -398,8 +413,9 @@ def _run_live(
     from .progress import make_reporter
 
     int8_scheme = (scheme or Scheme.w8a8).value if int8 else None
+    name, rope = model
     ll = LongLive.from_pretrained(
-        model, device=device, dtype=dtype, options=speed, offline=offline, int8=int8_scheme
+        name, device=device, dtype=dtype, options=speed, offline=offline, int8=int8_scheme, rope=rope
     )
     ll.load()
     session, _reader = start_session(ll, opts, stopping=stop.requested)
@@ -464,6 +480,7 @@ def validate(
         list[str], typer.Argument(help="Storyboard YAML files; - for stdin.", show_default=False)
     ],
     model: Annotated[str, typer.Option("--model", "-m", help="Model the plan is for.")] = DEFAULT_MODEL,
+    rope: RopeOpt = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="One JSON object per storyboard on stdout.")
     ] = False,
@@ -472,13 +489,13 @@ def validate(
 ) -> None:
     """Check storyboards and print their generation plans; exit 2 if any is invalid."""
     from .batch import JsonLines
-    from .models.spec import resolve_model
+    from .models.spec import resolve_spec
     from .plans import plan_storyboard
     from .storyboard import StoryboardError, format_plan
 
     setup_logging(quiet=quiet, debug=debug)
     with _errors_to_exit(debug):
-        geometry = resolve_model(model).geometry
+        geometry = resolve_spec(model, rope.value if rope is not None else None).geometry
     events = JsonLines() if json_out else None
     failed = 0
     for path in storyboards:
@@ -581,7 +598,7 @@ def decode(
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
         from .decoders.wan import StreamingDecoder
-        from .latents import read_latents
+        from .latents import open_latents
         from .models.loaders import load_vae_only
         from .models.spec import resolve_model
         from .pipeline import decode_to_video
@@ -590,7 +607,7 @@ def decode(
 
         check_output(output, overwrite=force)
         spec = resolve_model(model)
-        z, plan = read_latents(latents)
+        z, plan = open_latents(latents)
         vae = load_vae_only(spec, device=resolve_device(device.value), offline=offline)
         fpb = plan.get("frames_per_block", spec.geometry.frames_per_block)
         path = decode_to_video(
@@ -613,10 +630,12 @@ def info(debug: DebugOpt = False) -> None:
         torch_version = "not installed"
     typer.echo(f"longlive-cli {__version__} (torch {torch_version})")
     typer.echo("model presets:")
+    width = max(map(len, PRESETS))
     for name, spec in PRESETS.items():
         source = spec.base or "built in-process, random weights (noise-like video)"
+        rope = ", relative RoPE" if spec.sampler.rope == "relative" else ""
         default = "  [default]" if name == DEFAULT_MODEL else ""
-        typer.echo(f"  {name:<14} {source}{default}")
+        typer.echo(f"  {name:<{width}} {source}{rope}{default}")
 
 
 def version_callback(value: bool) -> None:

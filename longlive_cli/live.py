@@ -17,7 +17,8 @@ The pieces:
   rewrites the session storyboard after every switch, so that ``longlive generate session.yaml`` (same seed)
   makes the same latents.
 
-A session always has a planned length (``duration``; the model's longest, 240 s, when not given): the noise
+A session always has a planned length (``duration``; when not given the model's longest, 240 s, or one hour
+with relative RoPE, :data:`LIVE_UNBOUNDED_S`): the noise
 stream is laid out for it, as for a storyboard of that length. ``:quit``, the end of standard input without
 ``--duration``, or Ctrl-C end it earlier; the session storyboard then keeps the planned duration and says
 where the session stopped: ``longlive generate`` of it makes the planned length, whose first part is the
@@ -50,6 +51,10 @@ from .storyboard.schema import MAX_PROMPT_CHARS
 __all__ = ["LiveSchedule", "LiveSession", "PromptReader"]
 
 log = logging.getLogger(__name__)
+
+#: The planned length of a session without ``--duration`` on a relative-RoPE model (whose own bound, 24 h,
+#: would lay out a day of noise before the first block): one hour. Absolute RoPE: the model's 240 s.
+LIVE_UNBOUNDED_S = 3600.0
 
 HELP = (
     "type a prompt and press Enter to switch to it at the next block; commands: :quit (finish the video "
@@ -487,7 +492,7 @@ def start_session(
     first = schedule.wait_for_first()
     if first is None:
         raise InputError("the input ended before a first prompt; give one with --prompt or on the first line")
-    duration = opts.duration if opts.duration is not None else geometry.max_duration_s
+    duration = opts.duration if opts.duration is not None else min(geometry.max_duration_s, LIVE_UNBOUNDED_S)
     storyboard = {"duration": duration, "prompts": [{"at": 0, "text": first}]}
     plan = plan_storyboard(
         storyboard, geometry, name="<live session>", seed=resolve_seed(opts.seed), resolution=opts.resolution

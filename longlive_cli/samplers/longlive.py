@@ -93,7 +93,11 @@ def sample_longlive(
     shape = (1, fpb, geometry.latent_channels, latent_height, latent_width)
     noise = NoiseStream(seed, num_blocks=schedule.num_blocks, block_shape=shape)
     cache = model.new_cache(
-        latent_height, latent_width, capacity_frames=cfg.local_attn_size, sink_frames=cfg.sink_size
+        latent_height,
+        latent_width,
+        capacity_frames=cfg.local_attn_size,
+        sink_frames=cfg.sink_size,
+        rope=cfg.rope,
     )
     zero = torch.zeros(1, device=model.device)
     recent: torch.Tensor | None = None  # x0 of the last local_attn_size latent frames

@@ -317,7 +317,7 @@ def check_duration(duration_s: Any, geometry: Geometry = WAN21, *, origin: str =
     if duration_s > geometry.max_duration_s:
         raise StoryboardError(
             f"{_fmt_s(duration_s)} is longer than the maximum of {_fmt_s(geometry.max_duration_s)}{origin}. "
-            f"{_duration_limits(geometry)} Split the story into several videos.",
+            f"{_duration_limits(geometry)} {_way_out(geometry)}",
             field="duration",
         )
     num_latent = geometry.latent_frames(duration_s)
@@ -334,13 +334,28 @@ def check_duration(duration_s: Any, geometry: Geometry = WAN21, *, origin: str =
 
 
 def _duration_limits(geometry: Geometry) -> str:
-    """Why durations stop at ``geometry.max_duration_s``: the RoPE table (if any) and the trained length."""
-    trained = f"LongLive was trained and evaluated for up to {geometry.max_trained_s:g} s."
+    """Why durations stop at ``geometry.max_duration_s``: the RoPE table (if any) and the trained length; with
+    relative RoPE (no table), the planning bound."""
     table = geometry.rope_max_latent_frames
     if table is None:
-        return trained
+        return (
+            f"With relative RoPE the model sets no limit; {_fmt_s(geometry.max_trained_s)} is this tool's "
+            "bound for one video (its noise is laid out for the whole length when it starts)."
+        )
+    trained = f"LongLive was trained and evaluated for up to {geometry.max_trained_s:g} s."
     covered_s = geometry.video_frames(table) // geometry.fps
     return f"The model's positional table covers {table} latent frames (about {covered_s} s) and " + trained
+
+
+def _way_out(geometry: Geometry) -> str:
+    """What to do about a storyboard too long for ``geometry``: split it, or (absolute RoPE) use relative
+    RoPE."""
+    if geometry.rope_max_latent_frames is None:
+        return "Split the story into several videos."
+    return (
+        "Split the story into several videos, or use relative RoPE, whose length only the disk limits: "
+        "--model longlive-1.3b-infinite (or --rope relative)."
+    )
 
 
 # --------------------------------------------------------------------------- prompts
