@@ -487,7 +487,7 @@ class CausalWanTransformer(torch.nn.Module):
         elif not getattr(cache, "relative_rope", False):
             cos, sin = self.rope(start_frame, f, hp, wp)  # before assign: an error leaves the cache as it was
         write = cache.assign(start_frame, f) if cache is not None else None
-        if cache is not None and getattr(cache, "relative_rope", False):  # queries at their frames' ranks
+        if write is not None and getattr(cache, "relative_rope", False):  # queries at their frames' ranks
             cos, sin = self.rope_at(tuple(write.query_positions), hp, wp)
         inputs = SelfAttentionInputs(cos.to(x.device), sin.to(x.device), cache, write, attn_mask)
         # The compiled blocks are traced for LongLive's (static) KVCache; other caches (relative RoPE
