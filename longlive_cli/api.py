@@ -171,7 +171,8 @@ class LongLive:
         number: dict[str, int] = {}  # prompt -> its 1-based number in the first plan that has it
         for plan in plans:
             for seg in plan.segments:
-                number.setdefault(seg.text, seg.index + 1)
+                for text in seg.texts:  # a weighted prompt's texts are encoded one by one, then blended
+                    number.setdefault(text, seg.index + 1)
         missing = [t for t in number if t not in self._embeds]
         if not missing:
             return
@@ -237,7 +238,8 @@ class LongLive:
         (:func:`longlive_cli.pipeline.generate` documents them and the arguments).
 
         ``seed`` (default: the plan's, else a random one reported in ``GenerationStarted``);
-        ``prompt_embeds``: one ``[1, n, text_dim]`` per segment instead of encoding the prompts;
+        ``prompt_embeds``: one ``[1, n, text_dim]`` per segment instead of encoding the prompts (a weighted
+        prompt's blended conditioning, :func:`~longlive_cli.blending.segment_embedding`);
         ``schedule``: a prompt source that replaces the plan's prompts (``longlive live``); ``sinks`` and
         ``should_finish`` as the pipeline's.
 
@@ -247,8 +249,10 @@ class LongLive:
         from .pipeline import generate as run_pipeline
 
         if prompt_embeds is None and schedule is None:
+            from .blending import segment_embedding
+
             self.encode_prompts([plan])
-            prompt_embeds = [self._embeds[s.text] for s in plan.segments]
+            prompt_embeds = [segment_embedding(s, self._embeds) for s in plan.segments]
         model = self.load()
         yield from run_pipeline(
             plan,

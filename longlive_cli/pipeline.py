@@ -25,7 +25,7 @@ from .errors import InputError
 from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
 from .latents import LatentsView, LatentsWriter
 from .models.loaders import Model
-from .models.spec import check_length
+from .models.spec import check_length, check_transitions
 from .runtime import StageTimes, stage
 from .samplers import SAMPLERS, SampledBlock
 from .schedule import FixedSchedule, PromptSchedule
@@ -37,9 +37,11 @@ __all__ = ["FrameSink", "check_plan_fits", "decode_to_video", "generate", "parti
 
 def check_plan_fits(plan: Plan, model: Model) -> None:
     """Raise :class:`~longlive_cli.errors.InputError` when ``plan`` asks for what ``model`` cannot make
-    (another fps or block size than the model's geometry, fewer blocks than its sampler needs)."""
+    (another fps or block size than the model's geometry, fewer blocks than its sampler needs, transitions
+    its sampler cannot blend)."""
     geometry = model.spec.geometry
     check_length(model.spec, plan.num_blocks)
+    check_transitions(model.spec, plan.has_transitions)
     if plan.fps != geometry.fps:
         raise InputError(
             f"the storyboard asks for {plan.fps} fps; {model.spec.name} generates {geometry.fps} fps"

@@ -41,6 +41,8 @@ SAMPLER_NAMES = ("longlive", "rolling-forcing")
 #: Temporal RoPE kinds (spec key ``rope``, ``generate --rope``): ``absolute`` indexes the model's table by the
 #: latent frame (at most 1024 frames, about 255 s); ``relative`` by the frame's rank in the attention window.
 ROPE_NAMES = ("absolute", "relative")
+#: When a transition re-caches (spec key ``transition_recache``; see :class:`SamplerConfig`).
+TRANSITION_RECACHE = ("every", "first", "none")
 
 
 class ModelUnavailableError(ModelError):
@@ -56,11 +58,26 @@ class SamplerConfig:
     (:attr:`~longlive_cli.geometry.Geometry.frames_per_block`). ``name`` picks the sampler
     (:data:`longlive_cli.samplers.SAMPLERS`; spec-file key ``sampler``). ``rope`` is the temporal RoPE index
     (:data:`ROPE_NAMES`): ``absolute`` (the latent frame) or ``relative`` (the frame's rank among the cached
-    frames it attends to; LongLive's sampler only).
+    frames it attends to; LongLive's sampler only). ``transition_recache``: when the KV cache is re-cached
+    during a transition (:data:`TRANSITION_RECACHE`): ``every`` block whose conditioning changes (N + 1
+    re-caches for an N-block transition, as Scope does at every step), ``first`` (one, at the switch, as a
+    hard switch), or ``none``.
+
+    Raises:
+        ValueError: an unknown ``rope`` or ``transition_recache``.
     """
 
     name: str = "longlive"
     rope: str = "absolute"
+    transition_recache: str = "first"
+
+    def __post_init__(self) -> None:
+        if self.rope not in ROPE_NAMES:
+            raise ValueError(f"rope {self.rope!r} is not one of {', '.join(ROPE_NAMES)}")
+        if self.transition_recache not in TRANSITION_RECACHE:
+            allowed = ", ".join(TRANSITION_RECACHE)
+            raise ValueError(f"transition_recache {self.transition_recache!r} is not one of {allowed}")
+
     local_attn_size: int = 12
     sink_size: int = 3
     denoising_steps: tuple[int, ...] = (1000, 750, 500, 250)
@@ -288,6 +305,22 @@ def check_length(spec: ModelSpec, num_blocks: int) -> None:
             f"{spec.name} ({spec.sampler.name}, {len(spec.sampler.denoising_steps)} steps) needs at least "
             f"{needed} blocks ({needed * g.frames_per_block} latent frames, {needed * g.block_s:g} s of "
             f"video); this video has {num_blocks}. Make the duration at least {shortest:g} s."
+        )
+
+
+def check_transitions(spec: ModelSpec, has_transitions: bool) -> None:
+    """Refuse prompt transitions (``transition:``) for a sampler that cannot blend per block: they are
+    LongLive's sampler's (Rolling Forcing's window runs several blocks under one prompt).
+
+    Raises:
+        InputError: transitions with another sampler; the message names the way out.
+    """
+    from ..errors import InputError
+
+    if has_transitions and spec.sampler.name != "longlive":
+        raise InputError(
+            f"{spec.name} ({spec.sampler.name}) cannot blend prompts block by block: prompt transitions "
+            "need the longlive sampler. Remove the transition: keys (switches are then hard)."
         )
 
 
