@@ -3,12 +3,14 @@
 The Wan blocks, embedders and output head are diffusers' own modules, used as they are. What this
 file adds is what LongLive changes (NVlabs/LongLive v1.0 ``wan/modules/causal_model.py``):
 
-* a self-attention processor that applies RoPE at the *absolute* latent-frame index to the queries
-  and hands the keys (before RoPE), the values and the pass's RoPE tables to an attention cache
-  (:class:`~longlive_cli.models.kv_cache.AttentionCache`), which stores what it keeps and returns
-  the keys/values to attend to. LongLive's :class:`~longlive_cli.models.kv_cache.KVCache` stores
-  keys after RoPE and returns everything it holds (frame sink + local window; no mask, so attention
-  inside the block is bidirectional); Rolling Forcing's cache
+* a self-attention processor that applies RoPE to the queries at the *absolute* latent-frame index
+  (or, with a relative-RoPE cache, at the ranks the cache gives the pass's frames: official
+  ``causal_model_infinity.py``) and hands the keys (before RoPE), the values and the pass's RoPE tables
+  to an attention cache (:class:`~longlive_cli.models.kv_cache.AttentionCache`), which stores what it
+  keeps and returns the keys/values to attend to. LongLive's :class:`~longlive_cli.models.kv_cache.KVCache`
+  stores keys after RoPE and returns everything it holds (frame sink + local window; no mask, so attention
+  inside the block is bidirectional); :class:`~longlive_cli.models.kv_cache.RelativeKVCache` stores them
+  unrotated and rotates all of them by rank in every pass; Rolling Forcing's cache
   (:mod:`longlive_cli.samplers.rolling_forcing`) keeps its sink without RoPE and places it anew;
 * a cross-attention processor that reads text keys/values computed once per prompt;
 * per-frame timesteps (``[B, F]``), with the sinusoidal timestep embedding computed in float64 as
@@ -86,8 +88,9 @@ def _project_qkv(attn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 class CachedSelfAttnProcessor:
-    """Self-attention of one layer: RoPE at absolute frames; with a cache, the cache stores this pass's
-    keys/values and gives the keys/values to attend to (:meth:`AttentionCache.attend`).
+    """Self-attention of one layer: queries rotated by the pass's RoPE tables (absolute frames, or the
+    ranks a relative-RoPE cache gives); with a cache, the cache stores this pass's keys/values and gives
+    the keys/values to attend to (:meth:`AttentionCache.attend`).
 
     ``backend``: diffusers attention backend name (None: its default), set by ``configure``.
     """
