@@ -1,8 +1,8 @@
 """Prompt schedules: which prompt (or blend of two) each block is generated under.
 
 A sampler asks its schedule, just before each block starts, for the block's segment (the index of the
-prompt in force), whether the block lies in a transition (:meth:`PromptSchedule.transition`: a blend of the
-previous prompt and this one), and, when that changes, for the conditioning (:func:`conditioning`); a change
+prompt in force), whether the block lies in a transition (:func:`block_transition`: a blend of the previous
+prompt and this one), and, when that changes, for the conditioning (:func:`conditioning`); a change
 of segment is a prompt switch. :class:`FixedSchedule` answers from a storyboard's plan. A live source
 (``longlive live``) answers from prompts typed while the video is being made, so it learns the next prompt
 while generating.
@@ -19,7 +19,14 @@ if TYPE_CHECKING:
 
     from .storyboard import Plan
 
-__all__ = ["FixedSchedule", "PromptSchedule", "Transition", "conditioning", "transition_weight"]
+__all__ = [
+    "FixedSchedule",
+    "PromptSchedule",
+    "Transition",
+    "block_transition",
+    "conditioning",
+    "transition_weight",
+]
 
 
 def transition_weight(step: int, steps: int) -> float:
@@ -45,7 +52,8 @@ class Transition:
 
 
 class PromptSchedule(Protocol):
-    """What a sampler needs to know about prompts (see the module docs)."""
+    """What a sampler needs to know about prompts (see the module docs). A schedule with transitions also has
+    ``transition(block) -> Transition | None`` (optional; :func:`block_transition`)."""
 
     @property
     def num_blocks(self) -> int:
@@ -64,10 +72,14 @@ class PromptSchedule(Protocol):
         """Segment ``segment``'s prompt text (for events)."""
         ...
 
-    def transition(self, block: int) -> Transition | None:
-        """The blend block ``block`` is generated under when it lies in a transition into its segment; None:
-        its segment's own conditioning. Asked after :meth:`segment_for_block` for the same block."""
-        ...
+
+def block_transition(schedule: PromptSchedule, block: int) -> Transition | None:
+    """``schedule.transition(block)``: the blend block ``block`` is generated under when it lies in a
+    transition into its segment, asked after ``segment_for_block`` for the same block; None: its segment's
+    own conditioning. The method is optional: a schedule without one switches prompts hard (as schedules
+    written before transitions existed do)."""
+    ask = getattr(schedule, "transition", None)
+    return None if ask is None else ask(block)
 
 
 def conditioning(schedule: PromptSchedule, segment: int, transition: Transition | None) -> torch.Tensor:

@@ -295,3 +295,17 @@ def test_live_transition_command_and_the_session_storyboard(tmp_path):
     replay = make_plan(parse_storyboard((tmp_path / "s.yaml").read_text()))
     fixed = FixedSchedule.for_plan(replay, [torch.zeros(1, 1, 4)] * 3)
     assert [(fixed.segment_for_block(b), fixed.transition(b)) for b in range(3, 10)] == steps
+
+
+def test_transitions_need_the_longlive_sampler(tmp_path):
+    from longlive_cli.errors import InputError
+    from longlive_cli.models.spec import check_transitions, load_spec
+
+    spec_file = tmp_path / "rf.yaml"
+    spec_file.write_text("base: somewhere\nsampler: rolling-forcing\n")
+    with pytest.raises(InputError, match="need the longlive sampler"):
+        check_transitions(load_spec(spec_file), True)
+    check_transitions(load_spec(spec_file), False)  # hard switches and weighted texts are fine
+    schedule = LiveSchedule(lambda text: torch.zeros(1, 1, 4), 10, lambda: False)
+    PromptReader(schedule, transitions=False).handle(b":transition 2s")
+    assert schedule.next_transition is None

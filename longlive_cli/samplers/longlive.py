@@ -17,7 +17,7 @@ import torch
 from ..geometry import WAN21, Geometry
 from ..models.spec import SamplerConfig
 from ..runtime import StageTimes, stage
-from ..schedule import FixedSchedule, PromptSchedule, conditioning
+from ..schedule import FixedSchedule, PromptSchedule, block_transition, conditioning
 from .base import NoiseStream, SampledBlock, flow_schedule
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def sample_longlive(
     recent: torch.Tensor | None = None  # x0 of the last local_attn_size latent frames
     segment, mix = -1, None
     for index in range(schedule.num_blocks):
-        seg, blend, start = schedule.segment_for_block(index), schedule.transition(index), index * fpb
+        seg, blend, start = schedule.segment_for_block(index), block_transition(schedule, index), index * fpb
         switched = seg != segment and index > 0
         if (seg, blend) != (segment, mix):  # a new prompt, or a transition's next blend
             mix, prompt = blend, None  # the old K/V go before the new ones come

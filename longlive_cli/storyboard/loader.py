@@ -515,6 +515,13 @@ class _Walker:
 
     def parts(self, node: SequenceNode, field: str) -> tuple[WeightedText, ...]:
         """A prompt's list of weighted texts, ``- {text: "...", weight: 0.7}`` each."""
+        if any(not isinstance(item, MappingNode) for item in node.value):  # e.g. [a, b]: not weighted texts
+            raise self.error(
+                "a list of plain values is not a prompt; the text must be a string (put it in quotes), or a "
+                'list of weighted texts such as [{text: "...", weight: 0.7}, {text: "...", weight: 0.3}].',
+                node,
+                field,
+            )
         self.plain_tag(node, _SEQ_TAG, field)
         self.checked(node, check_weighted_count, len(node.value), field=field)
         parts = []
