@@ -399,3 +399,36 @@ def test_parity_command_past_the_table(release, tmp_path, one_thread):
     )
     assert rel_err(got, expected) < 1e-4
     assert rel_err(got[:, -3:], expected[:, -3:]) < 1e-4  # the blocks past frame 1024 too
+
+
+@pytest.mark.parametrize("options", [{}, {"static_cache": True, "rope_cache": True, "fused_qkv": True}])
+def test_relative_rope_and_transitions_never_read_the_device_back(options):
+    """On the meta device any host read raises: relative RoPE's ranks and tables, a transition's blends and
+    their re-caches are all decided on the host."""
+    import copy
+
+    from longlive_cli.runtime import RuntimeOptions
+    from longlive_cli.samplers.longlive import sample_longlive
+    from longlive_cli.schedule import FixedSchedule
+
+    torch.manual_seed(0)
+    wan = WanTransformer3DModel(**tiny_transformer_config()).eval().requires_grad_(False)
+    model = CausalWanTransformer(copy.deepcopy(wan).to("meta")).configure(RuntimeOptions(**options))
+    g = torch.Generator().manual_seed(1)
+    embeds = [torch.randn(1, 8, 32, generator=g) for _ in range(2)]
+    schedule = FixedSchedule(embeds, [0] * 5 + [1] * 3, transitions=[(0, "linear"), (2, "slerp")])
+    cfg = SamplerConfig(rope="relative", transition_recache="every")
+    out = list(sample_longlive(model, schedule, latent_height=H, latent_width=W, seed=3, cfg=cfg))
+    assert len(out) == 8 and out[-1].latents.device.type == "meta"
+
+
+def test_rope_cache_is_bit_identical_with_relative_rope(model, embeds):
+    from longlive_cli.runtime import RuntimeOptions
+
+    plain = run(model, embeds, [0] * 6 + [1] * 2)
+    try:
+        model.configure(RuntimeOptions(rope_cache=True))
+        cached = run(model, embeds, [0] * 6 + [1] * 2)
+    finally:
+        model.configure(RuntimeOptions())
+    assert all(torch.equal(c, p) for c, p in zip(cached, plain, strict=True))
