@@ -6,7 +6,8 @@ The pieces:
   reopened whenever its writer closes it, or a regular file followed as it grows). Each line is decoded
   (UTF-8), checked (not empty, at most :data:`~longlive_cli.storyboard.schema.MAX_PROMPT_CHARS` characters)
   and either handed to the schedule as a prompt or run as a command (``:quit``, ``:pause``, ``:resume``,
-  ``:help``). A bad line gets one message on standard error and is ignored.
+  ``:transition 2s [linear|slerp]`` for the next prompt, ``:help``). A bad line gets one message on standard
+  error and is ignored.
 * :class:`LiveSchedule` is the :class:`~longlive_cli.schedule.PromptSchedule` the sampler asks before each
   block. A prompt that arrived before block ``b`` starts is in force from block ``b`` (the same re-cache as a
   storyboard's switch); when several arrive during one block, the newest wins and the others are reported as

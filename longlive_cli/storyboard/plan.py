@@ -129,7 +129,8 @@ def make_plan(
 
     ``geometry`` gives the model's numbers: ``fps`` (16), ``frames_per_block`` (latent frames per block,
     3), the VAE's temporal stride (4), ``native_resolution`` ``(width, height)`` in pixels (832x480, used
-    when neither the storyboard nor an override gives one) and ``max_duration_s`` (240 s).
+    when neither the storyboard nor an override gives one) and ``max_duration_s`` (240 s; 24 h with
+    relative RoPE).
     ``seed``, ``width``/``height`` (pixels) and ``duration_s`` (seconds), when not None, override the
     storyboard's values (command-line options win) and are validated like the file's values; the
     prompts are then re-checked against the new duration.
@@ -150,9 +151,11 @@ def make_plan(
         StoryboardError: for an invalid seed, resolution, fps (not ``geometry.fps``) or duration (over
             ``geometry.max_duration_s``, or too short for one block), no prompts or more than 1000, an
             empty/non-string/over-long text, a first prompt not at 0, times not strictly increasing, a
-            prompt at or after the end of the video or landing after the last block, or two prompts
-            taking effect at the same block. Errors in the storyboard's own values carry its path
-            (prompt errors also the prompt's line); errors in overrides carry no path.
+            prompt at or after the end of the video or landing after the last block, two prompts
+            taking effect at the same block, a bad weighted text, weight or blend, a transition on the
+            first prompt, or a prompt starting during the previous prompt's transition. Errors in the
+            storyboard's own values carry its path (prompt errors also the prompt's line); errors in
+            overrides carry no path.
     """
     path = sb.path
     check_fps(sb.fps, geometry)
