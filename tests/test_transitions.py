@@ -309,3 +309,18 @@ def test_transitions_need_the_longlive_sampler(tmp_path):
     schedule = LiveSchedule(lambda text: torch.zeros(1, 1, 4), 10, lambda: False)
     PromptReader(schedule, transitions=False).handle(b":transition 2s")
     assert schedule.next_transition is None
+
+
+def test_dry_run_shows_transitions(tmp_path):
+    from typer.testing import CliRunner
+
+    from longlive_cli.cli import app
+
+    story = tmp_path / "t.yaml"
+    story.write_text(STORY)
+    result = CliRunner().invoke(app, ["generate", str(story), "--dry-run", "--model", "tiny-random"])
+    assert result.exit_code == 0, result.output
+    assert "a red fox asleep (0.70) + a snowy forest at night (0.30)" in result.stdout
+    assert (
+        "transition 2.00 s: blocks 4-6 at 0.25, 0.50, 0.75 of the new prompt, linear blend" in result.stdout
+    )
