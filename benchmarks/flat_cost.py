@@ -9,6 +9,10 @@ shortest run. Speed options are the library's defaults for the device (all off o
     python benchmarks/flat_cost.py        # 10 s, 60 s, 240 s at 128x80 (tiny-random native), CPU
     python benchmarks/flat_cost.py --durations 10 240 --resolution 832x480
     python benchmarks/flat_cost.py --arch wan-1.3b --resolution 64x48 --durations 10 240
+    python benchmarks/flat_cost.py --rope relative --durations 60 240 3600 --resolution 64x48 --threads 1
+
+``--rope relative`` runs relative RoPE (``longlive-1.3b-infinite``'s), which has no length limit, so durations
+past 240 s work. ``--threads N`` sets torch's intra-op threads in each run (default: torch's own).
 """
 
 from __future__ import annotations
@@ -43,12 +47,25 @@ def storyboard(duration: float, resolution: str, switch_every: int) -> str:
     return STORY.format(duration=duration, resolution=resolution, prompts=prompts)
 
 
-def child(duration: float, resolution: str, device: str, arch: str | None, switch_every: int) -> dict:
+def child(
+    duration: float,
+    resolution: str,
+    device: str,
+    arch: str | None,
+    switch_every: int,
+    rope: str | None = None,
+    threads: int | None = None,
+) -> dict:
     """Run one generation in this process; return timings and peak memory."""
     import resource
+    from dataclasses import replace
 
     import torch
 
+    from longlive_cli.models.spec import with_rope
+
+    if threads:
+        torch.set_num_threads(threads)
     from longlive_cli import LongLive
     from longlive_cli.events import BlockDone
     from longlive_cli.runtime import RuntimeOptions
@@ -62,9 +79,11 @@ def child(duration: float, resolution: str, device: str, arch: str | None, switc
 
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
         model = build_wan13b(dev, dtype, seed=1)
+        if rope:
+            model = replace(model, spec=with_rope(model.spec, rope))
         ll = LongLive(model.spec, device=dev.type, dtype=dtype, options=options, model=model)
     else:
-        ll = LongLive.from_pretrained("tiny-random", device=device, options=options)
+        ll = LongLive.from_pretrained("tiny-random", device=device, options=options, rope=rope)
     plan = ll.plan(storyboard(duration, resolution, switch_every))
     if arch == "wan-1.3b":
         embeds = random_prompt_embeds(len(plan.segments), WAN_13B_CONFIG["text_dim"], seed=1)
@@ -132,25 +151,39 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arch", choices=["wan-1.3b"], help="1.3B architecture, random weights")
     parser.add_argument("--switch-every", type=int, default=5, help="seconds between prompt switches (5)")
+    parser.add_argument(
+        "--rope", choices=["absolute", "relative"], help="temporal RoPE (default: the model's)"
+    )
+    parser.add_argument("--threads", type=int, help="torch intra-op threads per run (default: torch's)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(
-            json.dumps(child(args.durations[0], args.resolution, args.device, args.arch, args.switch_every))
+        result = child(
+            args.durations[0],
+            args.resolution,
+            args.device,
+            args.arch,
+            args.switch_every,
+            args.rope,
+            args.threads,
         )
+        print(json.dumps(result))
         return
     rows = []
     for d in args.durations:
         cmd = [sys.executable, __file__, "--child", "--durations", str(d), "--resolution", args.resolution]
         cmd += ["--device", args.device, "--switch-every", str(args.switch_every)]
         cmd += ["--arch", args.arch] if args.arch else []
+        cmd += ["--rope", args.rope] if args.rope else []
+        cmd += ["--threads", str(args.threads)] if args.threads else []
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     base = rows[0]
     mem = "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"
     print(
         f"{args.arch or 'tiny-random'}, {args.resolution}, {args.device}, "
-        f"a prompt switch every {args.switch_every} s"
+        f"a prompt switch every {args.switch_every} s, rope {args.rope or 'the model default'}, "
+        f"threads {args.threads or 'default'}"
     )
     print(
         f"{'video':>7} {'blocks':>6} {'frames':>6} {'wall s':>7} {'fps':>6} {'block med ms':>12} "

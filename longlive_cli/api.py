@@ -34,7 +34,7 @@ from .errors import InputError
 from .events import Event, Finished, Interrupted
 from .geometry import Geometry
 from .logs import quiet_noisy_imports
-from .models.spec import DEFAULT_MODEL, ModelSpec, components, fetch_components, resolve_model
+from .models.spec import DEFAULT_MODEL, ModelSpec, components, fetch_components, resolve_spec
 from .plans import StoryboardSource, plan_storyboard
 from .runtime import RuntimeOptions, StageTimes, resolve_device, resolve_dtype
 from .storyboard import Plan
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .pipeline import FrameSink
     from .schedule import PromptSchedule
 
-__all__ = ["LongLive", "generate", "resolve_seed"]
+__all__ = ["LongLive", "generate", "resolve_seed", "resolve_spec"]
 
 log = logging.getLogger(__name__)
 quiet_noisy_imports()  # torchao builds without optional kernels warn when diffusers imports them
@@ -97,6 +97,7 @@ class LongLive:
         options: RuntimeOptions | Mapping[str, Any] | None = None,
         offline: bool = False,
         int8: str | None = None,
+        rope: str | None = None,
     ) -> LongLive:
         """Resolve ``model`` (a preset name, a spec file, or a folder with ``longlive-model.yaml``) and find
         its files (downloading them into the Hugging Face cache unless ``offline``).
@@ -110,12 +111,14 @@ class LongLive:
             offline: use only the local Hugging Face cache.
             int8: quantize the transformer in memory after loading with this scheme (``w8a8``, ``w8``,
                 ``fp8``; :mod:`longlive_cli.models.int8`).
+            rope: temporal RoPE, ``absolute`` or ``relative``, in place of the model's (None: keep it;
+                :func:`~longlive_cli.models.spec.with_rope`). Relative RoPE has no length limit.
 
         Raises:
             ModelError: unknown model, bad spec file, weights missing or unreachable (exit 3).
-            InputError: unusable device, dtype or scheme, or ``int8`` on a quantized model (exit 2).
+            InputError: unusable device, dtype, scheme or rope, or ``int8`` on a quantized model (exit 2).
         """
-        spec = resolve_model(model)
+        spec = resolve_spec(model, rope)
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         if int8 is not None:
@@ -168,7 +171,8 @@ class LongLive:
         number: dict[str, int] = {}  # prompt -> its 1-based number in the first plan that has it
         for plan in plans:
             for seg in plan.segments:
-                number.setdefault(seg.text, seg.index + 1)
+                for text in seg.texts:  # a weighted prompt's texts are encoded one by one, then blended
+                    number.setdefault(text, seg.index + 1)
         missing = [t for t in number if t not in self._embeds]
         if not missing:
             return
@@ -234,7 +238,8 @@ class LongLive:
         (:func:`longlive_cli.pipeline.generate` documents them and the arguments).
 
         ``seed`` (default: the plan's, else a random one reported in ``GenerationStarted``);
-        ``prompt_embeds``: one ``[1, n, text_dim]`` per segment instead of encoding the prompts;
+        ``prompt_embeds``: one ``[1, n, text_dim]`` per segment instead of encoding the prompts (a weighted
+        prompt's blended conditioning, :func:`~longlive_cli.blending.segment_embedding`);
         ``schedule``: a prompt source that replaces the plan's prompts (``longlive live``); ``sinks`` and
         ``should_finish`` as the pipeline's.
 
@@ -244,8 +249,10 @@ class LongLive:
         from .pipeline import generate as run_pipeline
 
         if prompt_embeds is None and schedule is None:
+            from .blending import segment_embedding
+
             self.encode_prompts([plan])
-            prompt_embeds = [self._embeds[s.text] for s in plan.segments]
+            prompt_embeds = [segment_embedding(s, self._embeds) for s in plan.segments]
         model = self.load()
         yield from run_pipeline(
             plan,
@@ -348,16 +355,18 @@ def generate(
     resolution: str | tuple[int, int] | None = None,
     duration: str | float | None = None,
     overwrite: bool = False,
+    rope: str | None = None,
     **kwargs: Any,
 ) -> Finished | Interrupted:
     """Make one video in one call: ``LongLive.from_pretrained(model, ...).generate(storyboard, output)``.
 
-    ``seed``, ``resolution`` and ``duration`` override the storyboard's (:meth:`LongLive.plan`); ``kwargs`` go
-    to :meth:`LongLive.stream` (``save_latents``, ``should_stop``, ...).
+    ``seed``, ``resolution`` and ``duration`` override the storyboard's (:meth:`LongLive.plan`); ``rope`` the
+    model's temporal RoPE (``"relative"``: no length limit); ``kwargs`` go to :meth:`LongLive.stream`
+    (``save_latents``, ``should_stop``, ...).
 
     Raises:
         InputError, ModelError, OutputError, GenerationError: see :mod:`longlive_cli.errors`.
     """
-    ll = LongLive.from_pretrained(model, device=device, dtype=dtype, offline=offline)
+    ll = LongLive.from_pretrained(model, device=device, dtype=dtype, offline=offline, rope=rope)
     plan = ll.plan(storyboard, seed=seed, resolution=resolution, duration=duration)
     return ll.generate(plan, output, overwrite=overwrite, **kwargs)

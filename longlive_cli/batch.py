@@ -208,6 +208,7 @@ class BatchRun:
         self.fail_fast = False
         self.stopped = False  # --fail-fast hit while planning
         self.longlive: LongLive | None = None
+        self.rope: str | None = None  # --rope: the temporal RoPE asked for (None: the model's)
 
     @classmethod
     def prepare(
@@ -222,16 +223,18 @@ class BatchRun:
         force: bool,
         dry_run: bool,
         json_out: bool,
+        rope: str | None = None,
     ) -> BatchRun:
-        """The jobs for ``storyboards`` (after ``--shard``), each with its output path.
+        """The jobs for ``storyboards`` (after ``--shard``), each with its output path; ``rope`` replaces the
+        model's temporal RoPE (``--rope``).
 
         Raises:
             ModelError: ``model`` cannot be resolved (exit 3). InputError: conflicting arguments (exit 2).
             OSError: the output folder cannot be created.
         """
-        from .models.spec import resolve_model
+        from .models.spec import resolve_spec
 
-        spec = resolve_model(model)
+        spec = resolve_spec(model, rope)
         if shard is not None:
             storyboards = select_shard(storyboards, *parse_shard(shard))
         if list(storyboards).count(STDIN) > 1:
@@ -244,7 +247,7 @@ class BatchRun:
         if batch and out_path is not None and not out_path.exists() and not dry_run:
             out_path.mkdir(parents=True)
         jobs = [Job(name=name, output=output_for(name, out_path, batch=batch)) for name in storyboards]
-        return cls(
+        run = cls(
             jobs,
             model=model,
             spec=spec,
@@ -254,6 +257,8 @@ class BatchRun:
             batch=batch,
             json_out=json_out,
         )
+        run.rope = rope
+        return run
 
     @property
     def finished(self) -> bool:
@@ -263,7 +268,7 @@ class BatchRun:
     def plan_all(self, *, fail_fast: bool, on_plan: Callable[[str, Plan], None] | None = None) -> None:
         """Plan every job and check its outputs; a bad storyboard or output fails only its own job.
         ``on_plan(name, plan)`` is called for each plan (``--dry-run`` prints it; the job is then done)."""
-        from .models.spec import check_length
+        from .models.spec import check_length, check_transitions
         from .plans import plan_storyboard
         from .video import check_free_space, check_output, estimate_mp4_bytes
 
@@ -274,6 +279,7 @@ class BatchRun:
                 name = "<stdin>" if job.name == STDIN else None
                 plan = plan_storyboard(source, self.spec.geometry, name=name, **self.overrides)
                 check_length(self.spec, plan.num_blocks)
+                check_transitions(self.spec, plan.has_transitions)
                 if on_plan is not None:
                     on_plan(job.name, plan)
                     job.status = Status.done
@@ -289,6 +295,12 @@ class BatchRun:
                 )
                 if self.save_latents is not None:
                     check_output(self.save_latents, overwrite=self.force)
+                    g = self.spec.geometry
+                    h, w = g.latent_size(plan.width, plan.height)
+                    # float32 [1, L, C, h, w], streamed to the file block by block (pipeline.generate)
+                    check_free_space(
+                        self.save_latents, 4 * plan.num_latent_frames * g.latent_channels * h * w
+                    )
                 self.plans[job.name] = plan
                 self._emit("plan", storyboard=job.name, output=job.output, plan=plan)
             except LongLiveError as err:
@@ -309,7 +321,13 @@ class BatchRun:
         from .api import LongLive
 
         ll = LongLive.from_pretrained(
-            self.model, device=device, dtype=dtype, options=options, offline=offline, int8=int8
+            self.model,
+            device=device,
+            dtype=dtype,
+            options=options,
+            offline=offline,
+            int8=int8,
+            rope=self.rope,
         )
         ll.encode_prompts(self.plans.values())
         ll.load()

@@ -71,6 +71,11 @@ class Attention(str, Enum):  # the keys of runtime.ATTENTION_BACKENDS (a test ke
     flash_attn = "flash-attn"
 
 
+class Rope(str, Enum):  # models.spec.ROPE_NAMES (a test keeps them equal)
+    absolute = "absolute"
+    relative = "relative"
+
+
 class CompileMode(str, Enum):  # torch.compile modes
     default = "default"
     reduce_overhead = "reduce-overhead"
@@ -129,6 +134,13 @@ SchemeOpt = Annotated[
     ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plans and exit.")]
+RopeOpt = Annotated[
+    Rope | None,
+    typer.Option(
+        help="Temporal RoPE: absolute (the model's table: at most 240 s) or relative (a frame's rank in the "
+        "attention window: no length limit) [default: the model's; longlive-1.3b-infinite is relative]."
+    ),
+]
 
 
 # live's own
@@ -222,6 +234,7 @@ def generate(
     keep_partial: KeepPartialOpt = True,
     offline: OfflineOpt = False,
     save_latents: SaveLatentsOpt = None,
+    rope: RopeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     dry_run: DryRunOpt = False,
@@ -254,6 +267,7 @@ def generate(
             force=force,
             dry_run=dry_run,
             json_out=json_out,
+            rope=rope.value if rope is not None else None,
         )
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if run.finished or dry_run:
@@ -327,6 +341,7 @@ def live(
     events_file: EventsFileOpt = None,
     save_session: SaveSessionOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
+    rope: RopeOpt = None,
     seed: SeedOpt = None,
     resolution: ResolutionOpt = None,
     save_latents: SaveLatentsOpt = None,
@@ -383,6 +398,7 @@ def live(
             "offline": offline,
         }
         load["int8"] = (scheme or Scheme.w8a8).value if int8 else None
+        load["rope"] = rope.value if rope is not None else None
         with StopSignals() as stop:
             code = _run_live(opts, load, save_latents, stop, events, quiet)
     raise typer.Exit(code)
@@ -538,6 +554,7 @@ def validate(
         list[str], typer.Argument(help="Storyboard YAML files; - for stdin.", show_default=False)
     ],
     model: Annotated[str, typer.Option("--model", "-m", help="Model the plan is for.")] = DEFAULT_MODEL,
+    rope: RopeOpt = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="One JSON object per storyboard on stdout.")
     ] = False,
@@ -546,13 +563,13 @@ def validate(
 ) -> None:
     """Check storyboards and print their generation plans; exit 2 if any is invalid."""
     from .batch import JsonLines
-    from .models.spec import resolve_model
+    from .models.spec import resolve_spec
     from .plans import plan_storyboard
     from .storyboard import StoryboardError, format_plan
 
     setup_logging(quiet=quiet, debug=debug)
     with _errors_to_exit(debug):
-        geometry = resolve_model(model).geometry
+        geometry = resolve_spec(model, rope.value if rope is not None else None).geometry
     events = JsonLines() if json_out else None
     failed = 0
     for path in storyboards:
@@ -655,7 +672,7 @@ def decode(
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
         from .decoders.wan import StreamingDecoder
-        from .latents import read_latents
+        from .latents import open_latents
         from .models.loaders import load_vae_only
         from .models.spec import resolve_model
         from .pipeline import decode_to_video
@@ -664,7 +681,7 @@ def decode(
 
         check_output(output, overwrite=force)
         spec = resolve_model(model)
-        z, plan = read_latents(latents)
+        z, plan = open_latents(latents)
         vae = load_vae_only(spec, device=resolve_device(device.value), offline=offline)
         fpb = plan.get("frames_per_block", spec.geometry.frames_per_block)
         path = decode_to_video(
@@ -690,10 +707,12 @@ def info(debug: DebugOpt = False) -> None:
     for line in describe():
         typer.echo(line)
     typer.echo("model presets:")
+    width = max(map(len, PRESETS))
     for name, spec in PRESETS.items():
         source = spec.base or "built in-process, random weights (noise-like video)"
+        rope = ", relative RoPE" if spec.sampler.rope == "relative" else ""
         default = "  [default]" if name == DEFAULT_MODEL else ""
-        typer.echo(f"  {name:<14} {source}{default}")
+        typer.echo(f"  {name:<{width}} {source}{rope}{default}")
 
 
 def version_callback(value: bool) -> None:

@@ -9,15 +9,23 @@ latent frame (temporal) and pixels per latent pixel (spatial); ``native_resoluti
 height)`` in pixels. Sources: Wan2.1 ``wan/configs/shared_config.py`` (16 fps, 512 text tokens), the Wan
 VAE (``vae_stride (4, 8, 8)``, ``z_dim 16``), the transformer config (``patch_size (1, 2, 2)``,
 ``rope_max_seq_len 1024``), LongLive ``configs/longlive_interactive_inference.yaml`` (``num_frame_per_block
-3``, 832x480) and the LongLive paper (videos up to 240 s).
+3``, 832x480) and the LongLive paper (videos up to 240 s). :func:`relative_rope` gives the geometry of the
+same model with LongLive's relative RoPE (``configs/longlive_inference_infinity.yaml``): no table, no trained
+length.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
-__all__ = ["WAN21", "Geometry", "round_half_up"]
+__all__ = ["RELATIVE_MAX_S", "WAN21", "Geometry", "relative_rope", "round_half_up"]
+
+#: The longest video, in seconds, planned for a relative-RoPE model (24 h). The model sets no limit: the
+#: temporal RoPE index stays below the window, and memory and time per block do not grow. This bound keeps
+#: plans finite (durations beyond float range, noise streams laid out for years of video) and is far past
+#: what a disk holds at 832x480; the free-space check before generating is the limit in practice.
+RELATIVE_MAX_S = 24 * 3600.0
 
 
 def round_half_up(x: Fraction) -> int:
@@ -40,7 +48,8 @@ class Geometry:
         text_len: text-encoder positions the transformer cross-attends to (512).
         rope_max_latent_frames: entries of the temporal RoPE table (1024, about 255 s at 16 fps), or None
             for a model whose temporal index does not grow with the video (relative RoPE).
-        max_trained_s: the longest video, in seconds, the model is made for (LongLive: 240 s).
+        max_trained_s: the longest video, in seconds, the model is made for (LongLive: 240 s); for a
+            relative-RoPE model (no table), the planning bound :data:`RELATIVE_MAX_S` (24 h).
         native_resolution: ``(width, height)`` in pixels used when a storyboard names none (832x480).
 
     Raises:
@@ -128,5 +137,11 @@ class Geometry:
         return (h // self.patch_size[1]) * (w // self.patch_size[2])
 
 
-#: Wan2.1-T2V-1.3B as LongLive uses it (every preset today).
+def relative_rope(geometry: Geometry) -> Geometry:
+    """``geometry`` for the same model with relative RoPE: no temporal table (the index is a frame's rank in
+    the attention window, DESIGN.md "Relative RoPE") and :data:`RELATIVE_MAX_S` as the longest plan."""
+    return replace(geometry, rope_max_latent_frames=None, max_trained_s=RELATIVE_MAX_S)
+
+
+#: Wan2.1-T2V-1.3B as LongLive uses it (every absolute-RoPE preset).
 WAN21 = Geometry()

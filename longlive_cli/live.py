@@ -6,7 +6,8 @@ The pieces:
   reopened whenever its writer closes it, or a regular file followed as it grows). Each line is decoded
   (UTF-8), checked (not empty, at most :data:`~longlive_cli.storyboard.schema.MAX_PROMPT_CHARS` characters)
   and either handed to the schedule as a prompt or run as a command (``:quit``, ``:pause``, ``:resume``,
-  ``:help``). A bad line gets one message on standard error and is ignored.
+  ``:transition 2s [linear|slerp]`` for the next prompt, ``:help``). A bad line gets one message on standard
+  error and is ignored.
 * :class:`LiveSchedule` is the :class:`~longlive_cli.schedule.PromptSchedule` the sampler asks before each
   block. A prompt that arrived before block ``b`` starts is in force from block ``b`` (the same re-cache as a
   storyboard's switch); when several arrive during one block, the newest wins and the others are reported as
@@ -17,7 +18,8 @@ The pieces:
   rewrites the session storyboard after every switch, so that ``longlive generate session.yaml`` (same seed)
   makes the same latents.
 
-A session always has a planned length (``duration``; the model's longest, 240 s, when not given): the noise
+A session always has a planned length (``duration``; when not given the model's longest, 240 s, or one hour
+with relative RoPE, :data:`LIVE_UNBOUNDED_S`): the noise
 stream is laid out for it, as for a storyboard of that length. ``:quit``, the end of standard input without
 ``--duration``, or Ctrl-C end it earlier; the session storyboard then keeps the planned duration and says
 where the session stopped: ``longlive generate`` of it makes the planned length, whose first part is the
@@ -44,16 +46,23 @@ import torch
 from .errors import InputError
 from .events import BlockDone, Event, Finished, Interrupted, PromptSwitched
 from .fileio import atomic_output
-from .storyboard import Plan
-from .storyboard.schema import MAX_PROMPT_CHARS
+from .geometry import WAN21, Geometry
+from .schedule import Transition, transition_weight
+from .storyboard import Plan, StoryboardError
+from .storyboard.schema import BLENDS, MAX_PROMPT_CHARS, check_transition, transition_blocks
 
 __all__ = ["LiveSchedule", "LiveSession", "PromptReader"]
 
 log = logging.getLogger(__name__)
 
+#: The planned length of a session without ``--duration`` on a relative-RoPE model (whose own bound, 24 h,
+#: would lay out a day of noise before the first block): one hour. Absolute RoPE: the model's 240 s.
+LIVE_UNBOUNDED_S = 3600.0
+
 HELP = (
     "type a prompt and press Enter to switch to it at the next block; commands: :quit (finish the video "
-    "here), :pause / :resume (hold and continue generating; the cache is kept), :help"
+    "here), :pause / :resume (hold and continue generating; the cache is kept), :transition 2s "
+    "[linear|slerp] (the next prompt blends in over 2 s), :help"
 )
 
 
@@ -120,6 +129,11 @@ class _Prompt:
     received: float  # time.monotonic() of the line's arrival
     embedding: Future = field(repr=False, default_factory=Future)
     encode_s: float = 0.0  # wall seconds the text encoder took for it
+    transition_s: float = (
+        0.0  # `:transition` given before it: seconds of blending in from the previous prompt
+    )
+    blend: str = "linear"
+    transition_blocks: int = 0
 
 
 class LiveSchedule:
@@ -129,10 +143,23 @@ class LiveSchedule:
         encode: text -> UMT5 embedding ``[1, n, text_dim]`` (run on a worker thread).
         num_blocks: the planned length in blocks.
         stopping: polled while paused; True ends the pause (Ctrl-C).
+        geometry: the model's numbers (a transition's seconds -> blocks).
+
+    A prompt given a transition (``:transition 2s`` before its line) blends in from the prompt before it over
+    the blocks that start within that time, as a storyboard's ``transition:`` does; a prompt that arrives
+    during a transition waits until it has ended (so the session storyboard has the same transitions).
     """
 
-    def __init__(self, encode: Callable[[str], torch.Tensor], num_blocks: int, stopping: Callable[[], bool]):
+    def __init__(
+        self,
+        encode: Callable[[str], torch.Tensor],
+        num_blocks: int,
+        stopping: Callable[[], bool],
+        geometry: Geometry = WAN21,
+    ):
         self._encode, self.num_blocks, self._stopping = encode, num_blocks, stopping
+        self.geometry = geometry
+        self.next_transition: tuple[float, str] | None = None  # for the next prompt line (`:transition`)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="longlive-encode")
         self._lock = threading.Condition()
         self._pending: list[_Prompt] = []
@@ -144,8 +171,13 @@ class LiveSchedule:
         self.started = time.monotonic()  # the session's clock starts when prompts can first arrive
 
     def submit(self, text: str) -> None:
-        """A new prompt: start encoding it now; it takes effect at the next block that starts."""
+        """A new prompt: start encoding it now; it takes effect at the next block that starts (after the
+        transition in progress, if any), with the transition ``:transition`` asked for, if any."""
         prompt = _Prompt(text, time.monotonic())
+        if self.next_transition is not None:
+            prompt.transition_s, prompt.blend = self.next_transition
+            prompt.transition_blocks = transition_blocks(prompt.transition_s, self.geometry)
+            self.next_transition = None
         prompt.embedding = self._pool.submit(self._timed_encode, prompt)
         with self._lock:
             if self._pending and self._segments:  # before the first prompt is taken, both wait in line
@@ -181,7 +213,11 @@ class LiveSchedule:
             self._lock.wait_for(lambda: self._pending or self.finish_requested, timeout=timeout)
             if not self._pending:
                 return None
-            self._segments.append(self._pending.pop(0))
+            first = self._pending.pop(0)
+            if first.transition_blocks:
+                log.warning("the first prompt has nothing to blend from: no transition")
+                first.transition_s, first.transition_blocks = 0.0, 0
+            self._segments.append(first)
             self.switch_blocks.append(0)
             return self._segments[0].text
 
@@ -190,10 +226,24 @@ class LiveSchedule:
         with self._lock:
             while self.paused and not self.finish_requested and not self._stopping():
                 self._lock.wait(timeout=0.2)
-            if self._pending and block > 0:  # block 0 is the first prompt's
+            in_transition = block < self.switch_blocks[-1] + self._segments[-1].transition_blocks
+            if self._pending and block > 0 and not in_transition:  # block 0 is the first prompt's
                 self._segments.append(self._pending.pop())
                 self.switch_blocks.append(block)
             return len(self._segments) - 1
+
+    def transition(self, block: int) -> Transition | None:
+        with self._lock:
+            segment = len(self._segments) - 1
+            prompt, step = self._segments[segment], block - self.switch_blocks[segment]
+            if not step < prompt.transition_blocks:
+                return None
+            t = transition_weight(step, prompt.transition_blocks)
+            return Transition(segment - 1, segment, t, prompt.blend, step, prompt.transition_blocks)
+
+    def transition_of(self, segment: int) -> tuple[float, str]:
+        """Seconds and blend of the transition into ``segment`` (0 s: a hard switch)."""
+        return self._segments[segment].transition_s, self._segments[segment].blend
 
     def embedding(self, segment: int) -> torch.Tensor:
         return self._segments[segment].embedding.result()
@@ -218,6 +268,7 @@ class PromptReader:
         end_on_eof: standard input's end finishes the session (no ``--duration``); otherwise it only ends
             the reading.
         stdin: the binary stream used for standard input (tests).
+        transitions: ``:transition`` is accepted (the model's sampler can blend prompts block by block).
     """
 
     def __init__(
@@ -227,10 +278,12 @@ class PromptReader:
         source: Path | None = None,
         end_on_eof: bool = True,
         stdin: IO[bytes] | None = None,
+        transitions: bool = True,
     ) -> None:
         import sys
 
         self.schedule, self.source, self.end_on_eof = schedule, source, end_on_eof
+        self.transitions = transitions
         self._stdin = stdin if stdin is not None else sys.stdin.buffer
         self.eof = threading.Event()
         self._thread = threading.Thread(target=self._run, name="longlive-prompts", daemon=True)
@@ -299,8 +352,32 @@ class PromptReader:
             self.schedule.pause(name == ":pause")
         elif name == ":help":
             log.info("%s", HELP)
+        elif name == ":transition":
+            self._transition(line.split()[1:])
         else:
             log.warning("unknown command %s; %s", name, HELP)
+
+    def _transition(self, args: list[str]) -> None:
+        """``:transition 2s [linear|slerp]``: the next prompt line blends in over that time (0 or ``off``:
+        a hard switch)."""
+        if not self.transitions:
+            log.warning(":transition: this model's sampler switches prompts only hard; ignored")
+            return
+        usage = ":transition TIME [linear|slerp], e.g. :transition 2s (0 or off: a hard switch)"
+        if not 1 <= len(args) <= 2 or (len(args) == 2 and args[1].lower() not in BLENDS):
+            log.warning("%s", usage)
+            return
+        try:
+            seconds = 0.0 if args[0].lower() == "off" else check_transition(args[0], field=":transition")
+        except StoryboardError as err:
+            log.warning("%s; %s", err.message, usage)
+            return
+        blend = args[1].lower() if len(args) == 2 else "linear"
+        self.schedule.next_transition = (seconds, blend) if seconds > 0 else None
+        if seconds > 0:
+            log.info("the next prompt blends in over %gs (%s)", seconds, blend)
+        else:
+            log.info("the next prompt switches hard")
 
 
 # --------------------------------------------------------------------------- the session
@@ -408,6 +485,9 @@ class LiveSession:
         for segment, block in enumerate(self.schedule.switch_blocks):
             at = block * geometry.block_video_frames / geometry.fps
             prompts.append({"at": f"{at:g}s", "text": self.schedule.text(segment)})
+            seconds, blend = self.schedule.transition_of(segment)
+            if seconds > 0:
+                prompts[-1] |= {"transition": f"{seconds:g}s", "blend": blend}
         data = {
             "seed": plan.seed,
             "resolution": f"{plan.width}x{plan.height}",
@@ -477,8 +557,13 @@ def start_session(
         raise InputError(
             f"{session_path} already exists (the session storyboard); use --force or --save-session"
         )
-    schedule = LiveSchedule(ll.encode_prompt, 0, stopping)
-    reader = PromptReader(schedule, source=opts.prompts_from, end_on_eof=opts.duration is None)
+    schedule = LiveSchedule(ll.encode_prompt, 0, stopping, geometry)
+    reader = PromptReader(
+        schedule,
+        source=opts.prompts_from,
+        end_on_eof=opts.duration is None,
+        transitions=ll.spec.sampler.name == "longlive",
+    )
     if opts.prompt is not None:
         reader.handle(opts.prompt.encode())
     reader.start()
@@ -487,7 +572,7 @@ def start_session(
     first = schedule.wait_for_first()
     if first is None:
         raise InputError("the input ended before a first prompt; give one with --prompt or on the first line")
-    duration = opts.duration if opts.duration is not None else geometry.max_duration_s
+    duration = opts.duration if opts.duration is not None else min(geometry.max_duration_s, LIVE_UNBOUNDED_S)
     storyboard = {"duration": duration, "prompts": [{"at": 0, "text": first}]}
     plan = plan_storyboard(
         storyboard, geometry, name="<live session>", seed=resolve_seed(opts.seed), resolution=opts.resolution

@@ -23,9 +23,9 @@ from .decoders import Decoder
 from .decoders.wan import StreamingDecoder
 from .errors import InputError
 from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
-from .latents import write_latents
+from .latents import LatentsView, LatentsWriter
 from .models.loaders import Model
-from .models.spec import check_length
+from .models.spec import check_length, check_transitions
 from .runtime import StageTimes, stage
 from .samplers import SAMPLERS, SampledBlock
 from .schedule import FixedSchedule, PromptSchedule
@@ -37,9 +37,11 @@ __all__ = ["FrameSink", "check_plan_fits", "decode_to_video", "generate", "parti
 
 def check_plan_fits(plan: Plan, model: Model) -> None:
     """Raise :class:`~longlive_cli.errors.InputError` when ``plan`` asks for what ``model`` cannot make
-    (another fps or block size than the model's geometry, fewer blocks than its sampler needs)."""
+    (another fps or block size than the model's geometry, fewer blocks than its sampler needs, transitions
+    its sampler cannot blend)."""
     geometry = model.spec.geometry
     check_length(model.spec, plan.num_blocks)
+    check_transitions(model.spec, plan.has_transitions)
     if plan.fps != geometry.fps:
         raise InputError(
             f"the storyboard asks for {plan.fps} fps; {model.spec.name} generates {geometry.fps} fps"
@@ -79,9 +81,9 @@ def generate(
             (``sinks`` only; ``Finished.path`` is then None).
         seed: seeds all noise (see :class:`~longlive_cli.samplers.base.NoiseStream`).
         overwrite: replace an existing ``output`` (and ``save_latents``).
-        save_latents: also write the latents to this safetensors file (:func:`~longlive_cli.latents.
-            write_latents`); they are kept on the CPU until the end, ``L x 16 x h x w`` float32 (96 MB for
-            240 s at 832x480).
+        save_latents: also write the latents to this safetensors file, streamed block by block
+            (:class:`~longlive_cli.latents.LatentsWriter`: nothing is held in memory; ``L x 16 x h x w``
+            float32 on disk, 96 MB for 240 s at 832x480). Not kept when the run is interrupted.
         should_stop: polled after each block; when it returns True the video so far is finished as
             ``<output stem>.partial.mp4`` (or discarded without ``keep_partial``) and ``Interrupted``
             is yielded instead of ``Finished``. Nothing is ever left under ``output`` itself.
@@ -109,7 +111,47 @@ def generate(
     check_plan_fits(plan, model)
     geometry = model.spec.geometry
     schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds)
-    kept: list[torch.Tensor] | None = [] if save_latents is not None else None
+    kept = (
+        LatentsWriter(
+            save_latents,
+            plan,
+            seed=seed,
+            model=model.spec.name,
+            latent_channels=geometry.latent_channels,
+            spatial_stride=geometry.vae_spatial_stride,
+            overwrite=overwrite,
+        )
+        if save_latents is not None
+        else None
+    )
+    try:
+        yield from _generate(
+            plan, model, output, seed, overwrite, kept, should_stop, keep_partial, times, schedule, decoder,
+            sinks, should_finish,
+        )  # fmt: skip
+    except BaseException:
+        if kept is not None:
+            kept.abort()
+        raise
+
+
+def _generate(
+    plan,
+    model,
+    output,
+    seed,
+    overwrite,
+    kept,
+    should_stop,
+    keep_partial,
+    times,
+    schedule,
+    decoder,
+    sinks,
+    should_finish,
+) -> Iterator[Event]:
+    """:func:`generate` past its checks; ``kept``: the latents file, or None."""
+    geometry = model.spec.geometry
     overlap = model.transformer.options.overlap_decode
     writer: VideoWriter | _NoFile = (
         VideoWriter(output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite)
@@ -134,7 +176,7 @@ def generate(
             for block, num_frames, latents in sink.finished(pending):
                 frames_done += num_frames
                 if kept is not None and latents is not None:
-                    kept.append(latents)
+                    kept.write(latents)
                 yield BlockDone(
                     block=block.index,
                     num_blocks=plan.num_blocks,
@@ -176,6 +218,8 @@ def generate(
                 partial = writer.close(partial_path(output)) if keep_partial and output is not None else None
                 if partial is None:
                     writer.abort()
+                if kept is not None:
+                    kept.abort()  # as before streaming: an interrupted run keeps no latents file
                 yield Interrupted(
                     path=partial, num_video_frames=frames_done, duration_s=frames_done / plan.fps
                 )
@@ -186,8 +230,8 @@ def generate(
         with stage(times, "encode"):
             path = writer.close()
         wall = time.perf_counter() - started
-    if kept is not None and save_latents is not None:
-        write_latents(save_latents, torch.cat(kept, dim=1), plan, seed=seed, model=model.spec.name)
+    if kept is not None:
+        kept.close()
     yield Finished(path=path, num_video_frames=frames_done, duration_s=frames_done / plan.fps, wall_s=wall)
 
 
@@ -283,15 +327,16 @@ def partial_path(output: str | Path) -> Path:
 
 def decode_to_video(
     decoder: Decoder,
-    latents: torch.Tensor,
+    latents: torch.Tensor | LatentsView,
     output: str | Path,
     *,
     fps: int,
     frames_per_block: int,
     overwrite: bool = False,
 ) -> Path:
-    """Decode ``latents`` ``[1, L, 16, h, w]`` block by block with ``decoder`` into the MP4 ``output``
-    (``fps`` video frames per second; frames of ``8h x 8w`` pixels for the Wan VAE).
+    """Decode ``latents`` ``[1, L, 16, h, w]`` (a tensor, or a file's
+    :class:`~longlive_cli.latents.LatentsView`, read a block at a time) block by block with ``decoder`` into
+    the MP4 ``output`` (``fps`` video frames per second; frames of ``8h x 8w`` pixels for the Wan VAE).
 
     Raises:
         longlive_cli.errors.OutputError: the output cannot be written.

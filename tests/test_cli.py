@@ -169,3 +169,12 @@ def test_prompt_embeddings_stay_shared_per_unique_prompt(tmp_path):
     moved = [ll._embeds[s.text] for s in plan.segments]
     assert moved[0] is moved[2]  # one copy for the repeated prompt
     assert moved[1] is not moved[0] and moved[0].device.type == "cpu"
+
+
+def test_info_lists_the_infinite_preset_and_the_rope_option_is_an_enum_of_the_spec_names():
+    from longlive_cli.cli import Rope
+    from longlive_cli.models.spec import ROPE_NAMES
+
+    result = invoke("info")
+    assert "longlive-1.3b-infinite" in result.stdout and "relative RoPE" in result.stdout
+    assert tuple(r.value for r in Rope) == ROPE_NAMES

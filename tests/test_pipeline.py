@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 import torch
@@ -71,3 +72,62 @@ def test_plan_must_fit_the_model(model, tmp_path):
     with pytest.raises(ValueError, match="blocks of 1 latent frames"):
         next(pipeline.generate(plan, model, [], tmp_path / "x.mp4", seed=0))
     assert list(tmp_path.iterdir()) == []
+
+
+def _temp_files(folder):
+    return [p for p in folder.iterdir() if p.name.startswith(".lat.safetensors.part-")]
+
+
+def test_save_latents_streams_to_its_file_block_by_block(model, tmp_path):
+    from longlive_cli.latents import read_latents
+
+    plan = make_plan(parse_storyboard(LIGHTHOUSE_STORY))
+    embeds = [torch.randn(1, 5, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    lat = tmp_path / "lat.safetensors"
+    sizes, blocks = [], []
+    for event in pipeline.generate(plan, model, embeds, tmp_path / "out.mp4", seed=9, save_latents=lat):
+        if isinstance(event, BlockDone):
+            (part,) = _temp_files(tmp_path)  # written under a temporary name while generating
+            sizes.append(part.stat().st_size)
+    block_bytes = 4 * 3 * 16 * 6 * 8
+    assert [b - a for a, b in itertools.pairwise(sizes)] == [block_bytes] * (plan.num_blocks - 1)
+    latents, saved_plan = read_latents(lat)
+    assert (
+        latents.shape == (1, plan.num_latent_frames, 16, 6, 8) and saved_plan["num_blocks"] == plan.num_blocks
+    )
+    for b in sample_video(
+        model.transformer,
+        embeds,
+        [plan.segment_for_block(i) for i in range(plan.num_blocks)],
+        latent_height=6,
+        latent_width=8,
+        seed=9,
+        cfg=model.spec.sampler,
+    ):
+        blocks.append(b.latents)
+    assert torch.equal(latents, torch.cat(blocks, dim=1))
+    assert _temp_files(tmp_path) == []
+
+
+def test_latents_of_a_video_ended_early_and_of_an_interrupted_one(model, tmp_path):
+    from longlive_cli.latents import read_latents
+
+    plan = make_plan(parse_storyboard(LIGHTHOUSE_STORY.replace("duration: 2s", "duration: 4s")))
+    embeds = [torch.randn(1, 5, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    done = []
+    finish = lambda: len(done) >= 2  # noqa: E731 - `:quit` after the second block
+    lat = tmp_path / "lat.safetensors"
+    for event in pipeline.generate(
+        plan, model, embeds, tmp_path / "a.mp4", seed=9, save_latents=lat, should_finish=finish
+    ):
+        done += [event] if isinstance(event, BlockDone) else []
+    latents, saved = read_latents(lat)
+    assert latents.shape[1] == 6 and saved["num_latent_frames"] == plan.num_latent_frames  # header rewritten
+    stop = tmp_path / "stop.safetensors"
+    events = list(
+        pipeline.generate(
+            plan, model, embeds, tmp_path / "b.mp4", seed=9, save_latents=stop, should_stop=lambda: True
+        )
+    )
+    assert type(events[-1]).__name__ == "Interrupted" and not stop.exists()
+    assert not [p for p in tmp_path.iterdir() if ".part-" in p.name]

@@ -16,6 +16,7 @@ eviction, when the block starting at latent frame 12 is written, drops frames 3-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,8 +34,12 @@ class AttentionCache(Protocol):
     decides what to store (rotated or not) and returns the keys/values to attend to and an optional
     boolean key mask ``[1, 1, 1, keys]`` (True = attend). :class:`KVCache` is LongLive's; Rolling
     Forcing's cache (:mod:`longlive_cli.samplers.rolling_forcing`) keeps a sink without RoPE and
-    rotates it to a new position in every pass; a relative-RoPE cache would rotate all its keys
-    at attention time.
+    rotates it to a new position in every pass; :class:`RelativeKVCache` (relative RoPE) stores keys
+    without RoPE and rotates all of them at attention time.
+
+    An optional class attribute ``relative_rope`` (absent or False: the transformer places the pass's
+    queries at their latent frames; True: at the plan's ``query_positions``, one temporal RoPE index per
+    frame of the pass).
     """
 
     def assign(self, start_frame: int, num_frames: int) -> Any: ...
@@ -91,6 +96,8 @@ class KVCache:
     Raises:
         ValueError: for sizes that cannot form a sink + window.
     """
+
+    relative_rope = False
 
     def __init__(
         self,
@@ -257,3 +264,93 @@ class KVCache:
             return self._k[layer], self._v[layer]
         end = plan.num_valid * self.tokens_per_frame
         return self._k[layer][:, :end], self._v[layer][:, :end]
+
+
+@dataclass(frozen=True)
+class RelativeWrite(CacheWrite):
+    """A :class:`CacheWrite` of a :class:`RelativeKVCache`: also the RoPE positions of the pass.
+
+    ``query_positions``: the temporal RoPE index of each of the pass's frames (its rank in the cache).
+    ``key_cos``/``key_sin``: RoPE tables ``[1, keys, 1, head_dim]`` for the keys :meth:`KVCache.read` returns,
+    in slot order, each slot at its frame's rank (static caches: every slot; empty ones at 0, masked).
+    """
+
+    query_positions: tuple[int, ...] = ()
+    key_cos: torch.Tensor | None = None
+    key_sin: torch.Tensor | None = None
+
+
+class RelativeKVCache(KVCache):
+    """The sink + window KV cache with relative RoPE (DESIGN.md "Relative RoPE reference semantics"; NVlabs/
+    LongLive ``wan/modules/causal_model_infinity.py``, "block-relativistic RoPE").
+
+    Same slots, eviction and re-cache behaviour as :class:`KVCache`, but keys are stored **without** RoPE, and
+    every pass rotates what it attends to by *rank*: the frames held, sorted (the sink first, then the window
+    in frame order), are at temporal positions ``0, 1, 2, ...``; a key gets its frame's rank, and the pass's
+    queries theirs (:attr:`RelativeWrite.query_positions`, which ``CausalWanTransformer.forward`` uses for the
+    query tables). Once the cache is full, the current block is at ranks 9-11 however late it is, so there is
+    no RoPE table to run out of. While the cache has held frames ``0 .. n-1`` since it was cleared (the first
+    12 frames of a video), ranks equal frame numbers and the result equals :class:`KVCache`'s bit for bit.
+
+    The ring keeps :class:`KVCache`'s slot order (slots are reused in place); a slot's rank comes from the
+    frame it holds, never from its position in the buffer. Rotating the whole cache costs one elementwise
+    rotation of at most ``capacity_frames`` frames of keys per layer and pass (not the pass's frames only),
+    and a rotated copy of one layer's keys at a time; nothing grows with the video.
+
+    Args:
+        rope_at: ``positions -> (cos, sin)``, RoPE tables ``[1, len(positions) * tokens_per_frame, 1,
+            head_dim]`` for frames at those temporal positions (``CausalWanTransformer.rope_at``).
+        others: as :class:`KVCache`.
+    """
+
+    relative_rope = True
+
+    def __init__(
+        self, *, rope_at: Callable[[tuple[int, ...]], tuple[torch.Tensor, torch.Tensor]], **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        self._rope_at = rope_at
+
+    def ranks(self) -> dict[int, int]:
+        """Each held latent frame's temporal RoPE index: its rank among the held frames (sorted)."""
+        return {frame: rank for rank, frame in enumerate(self.frames())}
+
+    def assign(self, start_frame: int, num_frames: int) -> RelativeWrite:
+        """:meth:`KVCache.assign`, plus the ranks of the pass's frames and the key tables for this pass.
+
+        Raises:
+            ValueError: as :meth:`KVCache.assign`.
+        """
+        write = super().assign(start_frame, num_frames)
+        rank = self.ranks()
+        queries = tuple(rank[start_frame + i] for i in range(num_frames))
+        slots = self.slot_frames if self.static else self.slot_frames[: write.num_valid]
+        key_cos, key_sin = self._rope_at(tuple(rank.get(frame, 0) for frame in slots))
+        device = self._k[0].device
+        return RelativeWrite(
+            frame_slots=write.frame_slots,
+            num_valid=write.num_valid,
+            token_index=write.token_index,
+            key_mask=write.key_mask,
+            query_positions=queries,
+            key_cos=key_cos.to(device),
+            key_sin=key_sin.to(device),
+        )
+
+    def attend(
+        self,
+        layer: int,
+        plan: CacheWrite,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:class:`AttentionCache` with relative RoPE: store the pass's keys (``[B, F * tokens_per_frame,
+        heads, head_dim]``, before RoPE) and values as they are, then return every cached key rotated to its
+        frame's rank (``plan.key_cos``/``key_sin``), the values, and ``plan.key_mask``. ``cos``/``sin`` (the
+        queries' tables) are not needed: the pass's own keys are among the cached ones."""
+        assert isinstance(plan, RelativeWrite) and plan.key_cos is not None and plan.key_sin is not None
+        self.write(layer, plan, k, v)
+        keys, values = self.read(layer, plan)
+        return apply_rope(keys, plan.key_cos, plan.key_sin), values, plan.key_mask

@@ -11,6 +11,11 @@ the Wan2.1-T2V-1.3B base. To download the least, it takes the UMT5 encoder (bf16
 tokenizer and the VAE from the original ``Wan-AI/Wan2.1-T2V-1.3B`` repo (the paths LongLive's
 ``utils/wan_wrapper.py`` loads) and only ``transformer/config.json`` from the Diffusers base.
 
+``longlive-1.3b-infinite`` is the same release with relative RoPE (NVlabs/LongLive
+``configs/longlive_inference_infinity.yaml``, ``use_infinite_attention: true``: same generator, LoRA, window,
+sink and steps): the temporal RoPE index of a frame is its rank in the attention window, so videos are not
+limited by the 1024-entry table (DESIGN.md "Relative RoPE reference semantics").
+
 ``tiny-random`` is the same architecture family at toy size with random weights built in-process:
 no download, noise-like video; for trying the tool and for tests.
 
@@ -26,13 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..geometry import WAN21, Geometry
+from ..geometry import WAN21, Geometry, relative_rope
 from ..hub import Source, fetch, parse_source
 
 DEFAULT_MODEL = "longlive-1.3b"
 SPEC_FILE_IN_DIR = "longlive-model.yaml"
 #: The samplers a spec may name (the keys of :data:`longlive_cli.samplers.SAMPLERS`; a test keeps them equal).
 SAMPLER_NAMES = ("longlive", "rolling-forcing")
+#: Temporal RoPE kinds (spec key ``rope``, ``generate --rope``): ``absolute`` indexes the model's table by the
+#: latent frame (at most 1024 frames, about 255 s); ``relative`` by the frame's rank in the attention window.
+ROPE_NAMES = ("absolute", "relative")
+#: When a transition re-caches (spec key ``transition_recache``; see :class:`SamplerConfig`).
+TRANSITION_RECACHE = ("every", "first", "none")
 
 
 class ModelUnavailableError(ModelError):
@@ -46,10 +56,28 @@ class SamplerConfig:
     ``local_attn_size`` and ``sink_size`` are in latent frames; ``denoising_steps`` are indices into the
     shifted 1000-step table (``warp_denoising_step``). The block size is the model's
     (:attr:`~longlive_cli.geometry.Geometry.frames_per_block`). ``name`` picks the sampler
-    (:data:`longlive_cli.samplers.SAMPLERS`; spec-file key ``sampler``).
+    (:data:`longlive_cli.samplers.SAMPLERS`; spec-file key ``sampler``). ``rope`` is the temporal RoPE index
+    (:data:`ROPE_NAMES`): ``absolute`` (the latent frame) or ``relative`` (the frame's rank among the cached
+    frames it attends to; LongLive's sampler only). ``transition_recache``: when the KV cache is re-cached
+    during a transition (:data:`TRANSITION_RECACHE`): ``every`` block whose conditioning changes (N + 1
+    re-caches for an N-block transition, as Scope does at every step), ``first`` (one, at the switch, as a
+    hard switch), or ``none``.
+
+    Raises:
+        ValueError: an unknown ``rope`` or ``transition_recache``.
     """
 
     name: str = "longlive"
+    rope: str = "absolute"
+    transition_recache: str = "first"
+
+    def __post_init__(self) -> None:
+        if self.rope not in ROPE_NAMES:
+            raise ValueError(f"rope {self.rope!r} is not one of {', '.join(ROPE_NAMES)}")
+        if self.transition_recache not in TRANSITION_RECACHE:
+            allowed = ", ".join(TRANSITION_RECACHE)
+            raise ValueError(f"transition_recache {self.transition_recache!r} is not one of {allowed}")
+
     local_attn_size: int = 12
     sink_size: int = 3
     denoising_steps: tuple[int, ...] = (1000, 750, 500, 250)
@@ -91,15 +119,25 @@ class ModelSpec:
     spec_dir: Path | None = None
 
 
+_LONGLIVE = ModelSpec(
+    name="longlive-1.3b",
+    base="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+    generator="Efficient-Large-Model/LongLive-1.3B:models/longlive_base.pt",
+    lora="Efficient-Large-Model/LongLive-1.3B:models/lora.pt",
+    text_encoder="Wan-AI/Wan2.1-T2V-1.3B:models_t5_umt5-xxl-enc-bf16.pth",
+    tokenizer="Wan-AI/Wan2.1-T2V-1.3B:google/umt5-xxl",
+    vae="Wan-AI/Wan2.1-T2V-1.3B:Wan2.1_VAE.pth",
+)
+#: The preset to name when a storyboard is too long for absolute RoPE.
+INFINITE_MODEL = "longlive-1.3b-infinite"
+
 PRESETS: dict[str, ModelSpec] = {
-    "longlive-1.3b": ModelSpec(
-        name="longlive-1.3b",
-        base="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
-        generator="Efficient-Large-Model/LongLive-1.3B:models/longlive_base.pt",
-        lora="Efficient-Large-Model/LongLive-1.3B:models/lora.pt",
-        text_encoder="Wan-AI/Wan2.1-T2V-1.3B:models_t5_umt5-xxl-enc-bf16.pth",
-        tokenizer="Wan-AI/Wan2.1-T2V-1.3B:google/umt5-xxl",
-        vae="Wan-AI/Wan2.1-T2V-1.3B:Wan2.1_VAE.pth",
+    "longlive-1.3b": _LONGLIVE,
+    INFINITE_MODEL: replace(
+        _LONGLIVE,
+        name=INFINITE_MODEL,
+        sampler=replace(_LONGLIVE.sampler, rope="relative"),
+        geometry=relative_rope(_LONGLIVE.geometry),
     ),
     # Small native size: the Wan VAE decoder's causal 3-D convolutions are slow on CPU at 832x480.
     "tiny-random": ModelSpec(
@@ -176,11 +214,40 @@ def load_spec(path: str | Path) -> ModelSpec:
     try:
         sampler = SamplerConfig(**sampler_kw)
         geometry = replace(WAN21, **geometry_kw)
-        return ModelSpec(
+        spec = ModelSpec(
             name=str(path), spec_dir=path.parent.resolve(), sampler=sampler, geometry=geometry, **spec_kw
         )
     except (TypeError, ValueError) as err:
         raise ModelUnavailableError(f"{path}: {err}") from None
+    try:
+        return with_rope(spec, sampler.rope)
+    except ValueError as err:
+        raise ModelUnavailableError(f"{path}: {err}") from None
+
+
+def with_rope(spec: ModelSpec, rope: str) -> ModelSpec:
+    """``spec`` with temporal RoPE ``rope`` (:data:`ROPE_NAMES`): the sampler's ``rope`` and the geometry that
+    goes with it (relative: no RoPE table, :func:`~longlive_cli.geometry.relative_rope`; absolute: the
+    table of the Wan2.1 config, 1024 latent frames, and the trained length, 240 s). The name is kept.
+
+    Raises:
+        ValueError: an unknown kind, or ``relative`` with a sampler other than LongLive's (Rolling Forcing
+            places its sink at absolute frames).
+    """
+    if rope not in ROPE_NAMES:
+        raise ValueError(f"rope {rope!r} is not one of {', '.join(ROPE_NAMES)}")
+    if rope == "relative" and spec.sampler.name != "longlive":
+        raise ValueError(f"rope: relative works with the longlive sampler, not {spec.sampler.name}")
+    g = spec.geometry
+    if rope == "relative":
+        geometry = relative_rope(g)
+    else:
+        geometry = replace(
+            g, rope_max_latent_frames=WAN21.rope_max_latent_frames, max_trained_s=WAN21.max_trained_s
+        )
+    if rope == spec.sampler.rope and geometry == g:
+        return spec
+    return replace(spec, sampler=replace(spec.sampler, rope=rope), geometry=geometry)
 
 
 def resolve_model(name: str) -> ModelSpec:
@@ -202,6 +269,25 @@ def resolve_model(name: str) -> ModelSpec:
     )
 
 
+def resolve_spec(model: str, rope: str | None = None) -> ModelSpec:
+    """The spec of ``model`` (:func:`resolve_model`), with temporal RoPE ``rope`` when given
+    (:func:`with_rope`; ``--rope``).
+
+    Raises:
+        ModelUnavailableError: unknown model or bad spec file (exit 3).
+        InputError: a rope the model cannot use (exit 2).
+    """
+    from ..errors import InputError
+
+    spec = resolve_model(model)
+    if rope is None:
+        return spec
+    try:
+        return with_rope(spec, rope)
+    except ValueError as err:
+        raise InputError(f"--rope {rope}: {err}") from None
+
+
 def check_length(spec: ModelSpec, num_blocks: int) -> None:
     """Refuse a video too short for the spec's sampler: Rolling Forcing's window of S blocks (S denoising
     steps) must fill once, so it needs at least S blocks; LongLive's sampler needs one.
@@ -219,6 +305,22 @@ def check_length(spec: ModelSpec, num_blocks: int) -> None:
             f"{spec.name} ({spec.sampler.name}, {len(spec.sampler.denoising_steps)} steps) needs at least "
             f"{needed} blocks ({needed * g.frames_per_block} latent frames, {needed * g.block_s:g} s of "
             f"video); this video has {num_blocks}. Make the duration at least {shortest:g} s."
+        )
+
+
+def check_transitions(spec: ModelSpec, has_transitions: bool) -> None:
+    """Refuse prompt transitions (``transition:``) for a sampler that cannot blend per block: they are
+    LongLive's sampler's (Rolling Forcing's window runs several blocks under one prompt).
+
+    Raises:
+        InputError: transitions with another sampler; the message names the way out.
+    """
+    from ..errors import InputError
+
+    if has_transitions and spec.sampler.name != "longlive":
+        raise InputError(
+            f"{spec.name} ({spec.sampler.name}) cannot blend prompts block by block: prompt transitions "
+            "need the longlive sampler. Remove the transition: keys (switches are then hard)."
         )
 
 

@@ -3,12 +3,14 @@
 The Wan blocks, embedders and output head are diffusers' own modules, used as they are. What this
 file adds is what LongLive changes (NVlabs/LongLive v1.0 ``wan/modules/causal_model.py``):
 
-* a self-attention processor that applies RoPE at the *absolute* latent-frame index to the queries
-  and hands the keys (before RoPE), the values and the pass's RoPE tables to an attention cache
-  (:class:`~longlive_cli.models.kv_cache.AttentionCache`), which stores what it keeps and returns
-  the keys/values to attend to. LongLive's :class:`~longlive_cli.models.kv_cache.KVCache` stores
-  keys after RoPE and returns everything it holds (frame sink + local window; no mask, so attention
-  inside the block is bidirectional); Rolling Forcing's cache
+* a self-attention processor that applies RoPE to the queries at the *absolute* latent-frame index
+  (or, with a relative-RoPE cache, at the ranks the cache gives the pass's frames: official
+  ``causal_model_infinity.py``) and hands the keys (before RoPE), the values and the pass's RoPE tables
+  to an attention cache (:class:`~longlive_cli.models.kv_cache.AttentionCache`), which stores what it
+  keeps and returns the keys/values to attend to. LongLive's :class:`~longlive_cli.models.kv_cache.KVCache`
+  stores keys after RoPE and returns everything it holds (frame sink + local window; no mask, so attention
+  inside the block is bidirectional); :class:`~longlive_cli.models.kv_cache.RelativeKVCache` stores them
+  unrotated and rotates all of them by rank in every pass; Rolling Forcing's cache
   (:mod:`longlive_cli.samplers.rolling_forcing`) keeps its sink without RoPE and places it anew;
 * a cross-attention processor that reads text keys/values computed once per prompt;
 * per-frame timesteps (``[B, F]``), with the sinusoidal timestep embedding computed in float64 as
@@ -30,6 +32,7 @@ argument of ``attn2`` carries a :class:`PromptContext`. The block itself is not 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +45,7 @@ from diffusers.models.attention_dispatch import dispatch_attention_fn
 from ..errors import GenerationError
 from ..geometry import WAN21
 from ..runtime import MASKLESS_BACKENDS, RuntimeOptions
-from .kv_cache import AttentionCache, KVCache
+from .kv_cache import AttentionCache, KVCache, RelativeKVCache
 from .rope import apply_rope
 
 log = logging.getLogger(__name__)
@@ -86,8 +89,9 @@ def _project_qkv(attn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 class CachedSelfAttnProcessor:
-    """Self-attention of one layer: RoPE at absolute frames; with a cache, the cache stores this pass's
-    keys/values and gives the keys/values to attend to (:meth:`AttentionCache.attend`).
+    """Self-attention of one layer: queries rotated by the pass's RoPE tables (absolute frames, or the
+    ranks a relative-RoPE cache gives); with a cache, the cache stores this pass's keys/values and gives
+    the keys/values to attend to (:meth:`AttentionCache.attend`).
 
     ``backend``: diffusers attention backend name (None: its default), set by ``configure``.
     """
@@ -178,7 +182,7 @@ class CausalWanTransformer(torch.nn.Module):
         if self.patch_size[0] != 1:
             raise ValueError(f"causal generation needs a temporal patch size of 1, got {self.patch_size}")
         self.options = RuntimeOptions()
-        self._rope_cache: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rope_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self._rope_parts_cache: dict[tuple[int, int], tuple] = {}
         self._compiled_blocks: Callable[..., torch.Tensor] | None = None  # torch.compile'd _run_blocks
         self._compiled_frames: int | None = None  # pass size the compiled blocks are used for
@@ -257,8 +261,33 @@ class CausalWanTransformer(torch.nn.Module):
         _, ph, pw = self.patch_size
         return (height // ph) * (width // pw)
 
-    def new_cache(self, height: int, width: int, *, capacity_frames: int, sink_frames: int) -> KVCache:
-        """An empty KV cache sized for this model and a ``height`` x ``width`` latent."""
+    def new_cache(
+        self, height: int, width: int, *, capacity_frames: int, sink_frames: int, rope: str = "absolute"
+    ) -> KVCache:
+        """An empty KV cache sized for this model and a ``height`` x ``width`` latent: LongLive's
+        :class:`KVCache` (``rope="absolute"``: keys rotated at their latent frame when stored) or a
+        :class:`RelativeKVCache` (``"relative"``: keys stored unrotated, rotated at their rank in every pass).
+
+        Raises:
+            ValueError: an unknown ``rope``.
+        """
+        if rope not in ("absolute", "relative"):
+            raise ValueError(f"rope must be 'absolute' or 'relative', got {rope!r}")
+        if rope == "relative":
+            _, ph, pw = self.patch_size
+            return RelativeKVCache(
+                num_layers=self.num_layers,
+                batch_size=1,
+                tokens_per_frame=self.tokens_per_frame(height, width),
+                heads=self.heads,
+                head_dim=self.head_dim,
+                capacity_frames=capacity_frames,
+                sink_frames=sink_frames,
+                dtype=self.dtype,
+                device=self.device,
+                static=self.options.static_cache,
+                rope_at=functools.partial(self.rope_at, hp=height // ph, wp=width // pw),
+            )
         return KVCache(
             num_layers=self.num_layers,
             batch_size=1,
@@ -315,6 +344,54 @@ class CausalWanTransformer(torch.nn.Module):
                 self._rope_cache.pop(next(iter(self._rope_cache)))
             self._rope_cache[key] = self._build_rope(start_frame, num_frames, hp, wp)
         return self._rope_cache[key]
+
+    def rope_at(self, positions: tuple[int, ...], hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos/sin ``[1, len(positions)*hp*wp, 1, head_dim]`` for frames at the temporal ``positions``
+        (any integers, in the order given; relative RoPE places frames at their ranks).
+
+        Positions inside the model's table (``0 <= p < rope_max_seq_len``) read it, so they give exactly the
+        values :meth:`rope` gives; others are computed with the table's formula (angle ``p / 10000**(2i/d_t)``
+        in float64, rounded to float32 as the table is: Wan's ``rope_params``, diffusers'
+        ``get_1d_rotary_pos_embed``), so there is no length limit. Cached by positions with
+        ``options.rope_cache`` (relative RoPE repeats a few patterns).
+        """
+        key = (positions, hp, wp)
+        if self.options.rope_cache and key in self._rope_cache:
+            return self._rope_cache[key]
+        n = len(positions)
+        tables = []
+        for t_rows, (_, hw) in zip(self._time_rows(positions), self._rope_parts(hp, wp), strict=True):
+            t_part = t_rows.view(n, 1, 1, -1).expand(n, hp, wp, -1)
+            tables.append(
+                torch.cat([t_part, hw.expand(n, hp, wp, -1)], dim=-1).reshape(1, n * hp * wp, 1, -1)
+            )
+        out = (tables[0], tables[1])
+        if self.options.rope_cache:
+            if len(self._rope_cache) >= 16:
+                self._rope_cache.pop(next(iter(self._rope_cache)))
+            self._rope_cache[key] = out
+        return out
+
+    def _time_rows(self, positions: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The temporal part of the RoPE cos and sin tables at ``positions``: ``[len, t_dim]`` each, in the
+        dtype of :meth:`_rope_parts` (table rows where the table has them, the formula elsewhere)."""
+        rope = self.wan.rope
+        tables = [full[:, : rope.t_dim] for full in (rope.freqs_cos, rope.freqs_sin)]
+        size, device = tables[0].shape[0], tables[0].device
+        dtype = torch.float64 if self.dtype == torch.float32 else torch.float32
+        inside = [0 <= p < size for p in positions]
+        index = torch.tensor([min(max(p, 0), size - 1) for p in positions], device=device)
+        rows = [table.index_select(0, index) for table in tables]
+        if not all(inside):
+            steps = torch.arange(0, rope.t_dim, 2, dtype=torch.float64, device=device)
+            inv = 1.0 / (10000.0 ** (steps / rope.t_dim))
+            pos = torch.tensor(positions, dtype=torch.float64, device=device)
+            angles = torch.outer(pos, inv).repeat_interleave(2, dim=1)
+            mask = torch.tensor(inside, device=device).view(-1, 1)
+            # Rounded to the table's dtype as the table is, so a position has one value in or out of it.
+            formula = [angles.cos().to(tables[0].dtype), angles.sin().to(tables[0].dtype)]
+            rows = [torch.where(mask, r, f) for r, f in zip(rows, formula, strict=True)]
+        return rows[0].to(dtype), rows[1].to(dtype)
 
     def _rope_parts(self, hp: int, wp: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
         """Per (cos, sin): time table ``[max_frames, dt]`` and height/width table ``[hp, wp, dh+dw]``."""
@@ -402,7 +479,12 @@ class CausalWanTransformer(torch.nn.Module):
             attn_mask: uncached path: boolean ``[S, S]`` mask over the ``F*(h/2)*(w/2)`` tokens.
             frame_positions: uncached path: the RoPE frame index of each of the ``F`` frames, in
                 place of ``start_frame, start_frame + 1, ...`` (reference computations that place a
-                frame at another position than its neighbours'; :mod:`longlive_cli.reference`).
+                frame at another position than its neighbours'; :mod:`longlive_cli.reference`). Any
+                integers: positions outside the model's table are computed (:meth:`rope_at`).
+
+        With a cache whose ``relative_rope`` is True (:class:`~longlive_cli.models.kv_cache.RelativeKVCache`)
+        the queries are placed at the positions its plan gives (``query_positions``: the ranks of the pass's
+        frames), not at ``start_frame``, so ``start_frame`` may lie past the table.
 
         Returns:
             ``[B, F, C, h, w]`` flow prediction in the model dtype.
@@ -426,17 +508,19 @@ class CausalWanTransformer(torch.nn.Module):
             temb = temb.unsqueeze(1).expand(b, f, -1)  # one timestep per video: the cheap path
             block_temb = tproj  # [B, 6, dim]
 
-        if frame_positions is None:
-            cos, sin = self.rope(start_frame, f, hp, wp)
-        else:
+        if frame_positions is not None:
             if cache is not None or len(frame_positions) != f:
                 raise ValueError("frame_positions needs the uncached path and one position per frame")
-            tables = [self.rope(p, 1, hp, wp) for p in frame_positions]
-            cos, sin = (torch.cat([table[i] for table in tables], dim=1) for i in (0, 1))
+            cos, sin = self.rope_at(tuple(frame_positions), hp, wp)
+        elif not getattr(cache, "relative_rope", False):
+            cos, sin = self.rope(start_frame, f, hp, wp)  # before assign: an error leaves the cache as it was
         write = cache.assign(start_frame, f) if cache is not None else None
+        if write is not None and getattr(cache, "relative_rope", False):  # queries at their frames' ranks
+            cos, sin = self.rope_at(tuple(write.query_positions), hp, wp)
         inputs = SelfAttentionInputs(cos.to(x.device), sin.to(x.device), cache, write, attn_mask)
-        # The compiled blocks are traced for LongLive's (static) KVCache; other caches run eagerly.
-        compiled = self._compiled_blocks is not None and isinstance(cache, KVCache)
+        # The compiled blocks are traced for LongLive's (static) KVCache; other caches (relative RoPE
+        # included) run eagerly.
+        compiled = self._compiled_blocks is not None and type(cache) is KVCache
         if compiled and f == self._compiled_frames:
             x = self._run_compiled(x, prompt, block_temb, inputs)
         else:

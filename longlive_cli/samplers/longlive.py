@@ -17,7 +17,7 @@ import torch
 from ..geometry import WAN21, Geometry
 from ..models.spec import SamplerConfig
 from ..runtime import StageTimes, stage
-from ..schedule import FixedSchedule, PromptSchedule
+from ..schedule import FixedSchedule, PromptSchedule, block_transition, conditioning
 from .base import NoiseStream, SampledBlock, flow_schedule
 
 if TYPE_CHECKING:
@@ -75,7 +75,9 @@ def sample_longlive(
     Args:
         model: the causal transformer (its dtype/device are used throughout).
         schedule: which prompt each block uses (:mod:`longlive_cli.schedule`); asked once per block, just
-            before the block starts; a change of segment is a prompt switch (re-cache first).
+            before the block starts; a change of segment is a prompt switch (re-cache first); a block in a
+            transition is generated under a blend of two prompts (re-cached per
+            ``cfg.transition_recache``).
         latent_height, latent_width: latent size (pixels / 8).
         seed: seeds the single noise stream (:class:`~longlive_cli.samplers.base.NoiseStream`).
         cfg: sampling hyper-parameters (window, sink, steps, shift, ``global_sink``).
@@ -93,20 +95,24 @@ def sample_longlive(
     shape = (1, fpb, geometry.latent_channels, latent_height, latent_width)
     noise = NoiseStream(seed, num_blocks=schedule.num_blocks, block_shape=shape)
     cache = model.new_cache(
-        latent_height, latent_width, capacity_frames=cfg.local_attn_size, sink_frames=cfg.sink_size
+        latent_height,
+        latent_width,
+        capacity_frames=cfg.local_attn_size,
+        sink_frames=cfg.sink_size,
+        rope=cfg.rope,
     )
     zero = torch.zeros(1, device=model.device)
     recent: torch.Tensor | None = None  # x0 of the last local_attn_size latent frames
-    segment = -1
+    segment, mix = -1, None
     for index in range(schedule.num_blocks):
-        seg, start = schedule.segment_for_block(index), index * fpb
+        seg, blend, start = schedule.segment_for_block(index), block_transition(schedule, index), index * fpb
         switched = seg != segment and index > 0
-        if seg != segment:
-            prompt = None  # the old prompt's K/V (30 layers x 512 tokens) go before the new ones come
+        if (seg, blend) != (segment, mix):  # a new prompt, or a transition's next blend
+            mix, prompt = blend, None  # the old K/V go before the new ones come
             with stage(times, "prompt"):
-                prompt = model.encode_prompt(schedule.embedding(seg))
-            if switched:
-                assert recent is not None  # a switch comes after block 0
+                prompt = model.encode_prompt(conditioning(schedule, seg, mix))
+            if index > 0 and _recaches(cfg, switched, mix):
+                assert recent is not None
                 recache(model, cache, recent, start, prompt, cfg, times)
             segment = seg
         block_noise = noise.block(len(timesteps) - 1, model.device).to(model.dtype)
@@ -122,6 +128,14 @@ def sample_longlive(
             model(x0, zero, prompt, start_frame=start, cache=cache)
         recent = x0 if recent is None else torch.cat([recent, x0], dim=1)[:, -cfg.local_attn_size :]
         yield SampledBlock(index=index, start_frame=start, segment=seg, switched=switched, latents=x0)
+
+
+def _recaches(cfg: SamplerConfig, switched: bool, mix: object) -> bool:
+    """Re-cache before a block whose conditioning changed? A hard switch always; a transition's blocks per
+    ``cfg.transition_recache``: ``every`` change, the ``first`` (the switch) only, or ``none``."""
+    if mix is None and switched:
+        return True
+    return cfg.transition_recache == "every" or (switched and cfg.transition_recache == "first")
 
 
 def sample_video(

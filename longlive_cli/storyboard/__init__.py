@@ -9,13 +9,19 @@ A storyboard is a YAML mapping::
     prompts:                 # required, first at 0, strictly increasing, all before the end
       - at: 0s
         text: "A little boy ..."
+      - at: 10s
+        text:                # or a list of weighted texts, blended into one conditioning
+          - {text: "The boy starts to run ...", weight: 0.7}
+          - {text: "A windy park ...", weight: 0.3}
+        transition: 2s       # optional: blend in from the previous prompt over the blocks starting within 2 s
+        blend: linear        # optional: linear (default) or slerp
 
 The numbers above are the model's, from a :class:`~longlive_cli.geometry.Geometry` (Wan2.1's,
 :data:`~longlive_cli.geometry.WAN21`, by default): ``pixel_multiple`` (16), ``fps`` (16),
-``max_duration_s`` (240 s). Frame arithmetic (LongLive / Wan2.1): the model generates blocks of
-``frames_per_block`` (3) latent frames; the Wan VAE turns latent frame 0 into 1 video frame and every
-later latent frame into 4, so ``L`` latent frames give ``4L - 3`` video frames at 16 fps. A prompt takes
-effect at a block boundary.
+``max_duration_s`` (240 s; 24 h with relative RoPE). Frame arithmetic (LongLive / Wan2.1): the model
+generates blocks of ``frames_per_block`` (3) latent frames; the Wan VAE turns latent frame 0 into 1 video
+frame and every later latent frame into 4, so ``L`` latent frames give ``4L - 3`` video frames at 16 fps. A
+prompt takes effect at a block boundary.
 
 Modules: :mod:`.loader` (safe YAML reading and its limits: :func:`parse_storyboard`,
 :func:`load_storyboard`), :mod:`.schema` (the rules, one check each, and the :class:`Storyboard` data),

@@ -26,12 +26,19 @@ from .schema import (
     MAX_PROMPTS,
     PromptSpec,
     Storyboard,
+    WeightedText,
+    check_blend,
+    check_blend_parts,
     check_duration,
     check_fps,
     check_prompt_count,
     check_prompt_text,
     check_prompts,
     check_seed,
+    check_transition,
+    check_weight,
+    check_weighted_count,
+    describe_parts,
     parse_resolution,
     parse_time,
 )
@@ -63,7 +70,9 @@ MAX_YAML_WRITTEN_NODES = 10_000
 MAX_YAML_LINES = 100_000
 
 _TOP_KEYS = ("seed", "resolution", "fps", "duration", "prompts")
-_PROMPT_KEYS = ("at", "text")
+_PROMPT_KEYS = ("at", "text", "transition", "blend")
+_REQUIRED_PROMPT_KEYS = ("at", "text")
+_PART_KEYS = ("text", "weight")
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 _INT_TAG = "tag:yaml.org,2002:int"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -465,10 +474,11 @@ class _Walker:
         return tuple(self.prompt(item, f"prompts[{i}]") for i, item in enumerate(node.value))
 
     def prompt(self, item: Node, field_name: str) -> PromptSpec:
-        """One prompt entry: its ``at`` time and ``text``, each checked and located at its value; the
-        PromptSpec keeps the entry's line and column."""
+        """One prompt entry: its ``at`` time and ``text`` (a string, or a list of weighted texts), its
+        optional ``transition`` and ``blend``, each checked and located at its value; the PromptSpec keeps
+        the entry's line and column."""
         entry = self.mapping(item, field_name, _PROMPT_KEYS)
-        for required in _PROMPT_KEYS:
+        for required in _REQUIRED_PROMPT_KEYS:
             if required not in entry:
                 raise self.error(
                     f"missing key {required!r}; each prompt needs 'at' and 'text'.", item, field_name
@@ -476,15 +486,67 @@ class _Walker:
         at_node, at_field = entry["at"][1], f"{field_name}.at"
         at_s = self.checked(at_node, parse_time, self.number_or_text(at_node, at_field), field=at_field)
         text_node, text_field = entry["text"][1], f"{field_name}.text"
-        text = self.checked(
-            text_node,
-            check_prompt_text,
-            self.value(text_node, text_field),
-            field=text_field,
-            geometry=self.geometry,
-        )
+        parts: tuple[WeightedText, ...] = ()
+        if isinstance(text_node, SequenceNode):
+            parts = self.parts(text_node, text_field)
+            text = describe_parts(parts)
+        else:
+            text = self.checked(
+                text_node,
+                check_prompt_text,
+                self.value(text_node, text_field),
+                field=text_field,
+                geometry=self.geometry,
+            )
+        extra: dict[str, Any] = {}
+        if (node := self.given(entry, "transition")) is not None:
+            field = f"{field_name}.transition"
+            extra["transition_s"] = self.checked(
+                node, check_transition, self.number_or_text(node, field), field=field
+            )
+        if (node := self.given(entry, "blend")) is not None:
+            field = f"{field_name}.blend"
+            extra["blend"] = self.checked(node, check_blend, self.value(node, field), field=field)
+            self.checked(node, check_blend_parts, extra["blend"], len(parts), field=field)
         mark = item.start_mark
-        return PromptSpec(at_s=at_s, text=text, line=mark.line + 1, column=mark.column + 1)
+        return PromptSpec(
+            at_s=at_s, text=text, line=mark.line + 1, column=mark.column + 1, parts=parts, **extra
+        )
+
+    def parts(self, node: SequenceNode, field: str) -> tuple[WeightedText, ...]:
+        """A prompt's list of weighted texts, ``- {text: "...", weight: 0.7}`` each."""
+        if any(not isinstance(item, MappingNode) for item in node.value):  # e.g. [a, b]: not weighted texts
+            raise self.error(
+                "a list of plain values is not a prompt; the text must be a string (put it in quotes), or a "
+                'list of weighted texts such as [{text: "...", weight: 0.7}, {text: "...", weight: 0.3}].',
+                node,
+                field,
+            )
+        self.plain_tag(node, _SEQ_TAG, field)
+        self.checked(node, check_weighted_count, len(node.value), field=field)
+        parts = []
+        for j, item in enumerate(node.value):
+            where = f"{field}[{j}]"
+            entry = self.mapping(item, where, _PART_KEYS)
+            for required in _PART_KEYS:
+                if required not in entry:
+                    raise self.error(
+                        f'missing key {required!r}; each weighted text is {{text: "...", weight: 0.5}}.',
+                        item,
+                        where,
+                    )
+            text_node, weight_node = entry["text"][1], entry["weight"][1]
+            text = self.checked(
+                text_node,
+                check_prompt_text,
+                self.value(text_node, f"{where}.text"),
+                field=f"{where}.text",
+                geometry=self.geometry,
+            )
+            value = self.number_or_text(weight_node, f"{where}.weight")
+            weight = self.checked(weight_node, check_weight, value, field=f"{where}.weight")
+            parts.append(WeightedText(text, weight))
+        return tuple(parts)
 
 
 def _count_line_breaks(text: str) -> int:

@@ -40,6 +40,14 @@ class Segment:
     ``start_video_frame``: first video frame under this prompt (0 for latent frame 0, else
     ``4 * start_latent_frame - 3``); ``effective_s = start_video_frame / fps`` (seconds).
     ``end_block``: exclusive. ``num_video_frames``: video frames generated under this prompt.
+
+    ``parts``: the weighted texts blended into this prompt's conditioning, ``(text, weight)`` with weights
+    normalised to sum 1; a plain prompt has one, ``(text, 1.0)``, and ``text`` is then that text (else a
+    description of the parts). ``blend``: ``linear`` or ``slerp``. ``transition_s`` / ``transition_blocks``:
+    the transition into this prompt (0: a hard switch); blocks ``start_block .. start_block +
+    transition_blocks - 1`` are generated under blends of the previous prompt and this one, the k-th at
+    weight ``(k + 1) / (transition_blocks + 1)`` for this one (:mod:`longlive_cli.blending`); later blocks
+    under this prompt alone. The transition may run past the end of the video.
     """
 
     index: int
@@ -52,6 +60,15 @@ class Segment:
     effective_s: float
     end_block: int
     num_video_frames: int
+    parts: tuple[tuple[str, float], ...] = ()
+    blend: str = "linear"
+    transition_s: float = 0.0
+    transition_blocks: int = 0
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The texts to encode for this segment (one, or its weighted texts)."""
+        return tuple(text for text, _ in self.parts) or (self.text,)
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,11 @@ class Plan:
         """Block indices where the prompt changes and the KV cache is re-cached (segments 1+ start_block)."""
         return tuple(seg.start_block for seg in self.segments[1:])
 
+    @property
+    def has_transitions(self) -> bool:
+        """Some prompt blends in from the previous one (``transition:``)."""
+        return any(seg.transition_blocks for seg in self.segments)
+
 
 def make_plan(
     sb: Storyboard,
@@ -107,7 +129,8 @@ def make_plan(
 
     ``geometry`` gives the model's numbers: ``fps`` (16), ``frames_per_block`` (latent frames per block,
     3), the VAE's temporal stride (4), ``native_resolution`` ``(width, height)`` in pixels (832x480, used
-    when neither the storyboard nor an override gives one) and ``max_duration_s`` (240 s).
+    when neither the storyboard nor an override gives one) and ``max_duration_s`` (240 s; 24 h with
+    relative RoPE).
     ``seed``, ``width``/``height`` (pixels) and ``duration_s`` (seconds), when not None, override the
     storyboard's values (command-line options win) and are validated like the file's values; the
     prompts are then re-checked against the new duration.
@@ -128,9 +151,11 @@ def make_plan(
         StoryboardError: for an invalid seed, resolution, fps (not ``geometry.fps``) or duration (over
             ``geometry.max_duration_s``, or too short for one block), no prompts or more than 1000, an
             empty/non-string/over-long text, a first prompt not at 0, times not strictly increasing, a
-            prompt at or after the end of the video or landing after the last block, or two prompts
-            taking effect at the same block. Errors in the storyboard's own values carry its path
-            (prompt errors also the prompt's line); errors in overrides carry no path.
+            prompt at or after the end of the video or landing after the last block, two prompts
+            taking effect at the same block, a bad weighted text, weight or blend, a transition on the
+            first prompt, or a prompt starting during the previous prompt's transition. Errors in the
+            storyboard's own values carry its path (prompt errors also the prompt's line); errors in
+            overrides carry no path.
     """
     path = sb.path
     check_fps(sb.fps, geometry)
@@ -190,6 +215,8 @@ def _segments(
             if end_block < num_blocks
             else geometry.video_frames(num_latent)
         )
+        weights = [p.weight for p in prompt.parts]
+        parts = tuple((p.text, p.weight / sum(weights)) for p in prompt.parts) or ((prompt.text, 1.0),)
         segments.append(
             Segment(
                 index=i,
@@ -202,6 +229,10 @@ def _segments(
                 effective_s=first / geometry.fps,
                 end_block=end_block,
                 num_video_frames=end - first,
+                parts=parts,
+                blend=prompt.blend,
+                transition_s=float(prompt.transition_s) if timing.transition_blocks else 0.0,
+                transition_blocks=timing.transition_blocks,
             )
         )
     return tuple(segments)
@@ -213,7 +244,9 @@ def format_plan(plan: Plan, *, text_width: int = 60) -> str:
     One header line (resolution, fps, requested duration in seconds, latent frames, video frames and
     their length, blocks, seed), a column header, then one line per segment: index, requested and
     effective start (seconds, 2 decimals), start block, video frames, prompt (whitespace collapsed,
-    cut to ``text_width`` characters).
+    cut to ``text_width`` characters; weighted texts as ``text (weight) + ...``). A segment with a
+    transition, or blending with slerp, gets one more line under it: the transition's length, its
+    blocks and the weight of the new prompt in each, and the blend.
     """
     seed = "random" if plan.seed is None else str(plan.seed)
     lines = [
@@ -231,4 +264,23 @@ def format_plan(plan: Plan, *, text_width: int = 60) -> str:
             f"{seg.index:>4}  {seg.requested_s:>9.2f}s  {seg.effective_s:>9.2f}s  "
             f"{seg.start_block:>5}  {seg.num_video_frames:>6}  {text}"
         )
+        if seg.transition_blocks or seg.blend != "linear":
+            lines.append(f"{'':>45}{_describe_transition(seg, plan.num_blocks)}")
     return "\n".join(lines)
+
+
+def _describe_transition(seg: Segment, num_blocks: int) -> str:
+    """``transition 2.00 s: blocks 14-16 at 0.25, 0.50, 0.75 of the new prompt, linear blend``."""
+    if not seg.transition_blocks:
+        return f"{seg.blend} blend of the weighted texts, hard switch"
+    n, first = seg.transition_blocks, seg.start_block
+    last = first + n - 1
+    if n <= 5:
+        weights = ", ".join(f"{(k + 1) / (n + 1):.2f}" for k in range(n))
+    else:
+        weights = f"{1 / (n + 1):.2f} to {n / (n + 1):.2f} in {n} steps"
+    cut = f" (the video ends at block {num_blocks - 1})" if last >= num_blocks else ""
+    return (
+        f"transition {seg.transition_s:.2f} s: blocks {first}-{last} at {weights} of the new prompt, "
+        f"{seg.blend} blend{cut}"
+    )

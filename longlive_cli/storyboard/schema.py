@@ -10,7 +10,10 @@ Rules: ``seed`` a whole number in ``[0, 2**63)``; ``resolution`` ``WxH`` pixels,
 ``duration`` seconds, positive, at most ``geometry.max_duration_s`` (240 s) and at least half a block
 (it rounds to whole blocks); 1 to 1000 prompts, each a non-empty text of at most 10 000 characters; prompt
 times (seconds) with the first at 0, strictly increasing, before the end of the video, taking effect
-before the last block ends and at most one switch per block.
+before the last block ends and at most one switch per block. A prompt's ``text`` may instead be a list of 1 to
+:data:`MAX_WEIGHTED_TEXTS` weighted texts (positive, finite weights; normalised to sum 1 when blended); its
+``blend`` is ``linear`` or ``slerp`` (slerp blends two texts at most); its ``transition`` (a time, not on the
+first prompt) must end before the next prompt starts.
 
 Every check raises :class:`StoryboardError` with ``field`` set and no location; callers add the path,
 line and column they know. Torch-free.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -30,12 +33,17 @@ from ..geometry import WAN21, Geometry
 from .errors import StoryboardError, _clip, _describe, _fmt_s, _show_int
 
 __all__ = [
+    "BLENDS",
     "MAX_PROMPTS",
     "MAX_PROMPT_CHARS",
     "MAX_SIZE",
+    "MAX_WEIGHTED_TEXTS",
     "PromptSpec",
     "PromptTiming",
     "Storyboard",
+    "WeightedText",
+    "check_blend",
+    "check_blend_parts",
     "check_duration",
     "check_fps",
     "check_prompt_count",
@@ -43,6 +51,9 @@ __all__ = [
     "check_prompts",
     "check_resolution",
     "check_seed",
+    "check_transition",
+    "check_weight",
+    "check_weighted_count",
     "parse_resolution",
     "parse_time",
 ]
@@ -50,10 +61,21 @@ __all__ = [
 MAX_PROMPTS = 1000
 MAX_PROMPT_CHARS = 10_000  # UMT5 sees at most 512 tokens; 10k characters is far past that already
 MAX_SIZE = 4096  # pixels, either side; the smallest size is one pixel_multiple
+MAX_WEIGHTED_TEXTS = 8  # texts blended into one prompt's conditioning (each is encoded and kept)
+#: How a prompt's weighted texts, and a transition into it, are blended (:mod:`longlive_cli.blending`).
+BLENDS = ("linear", "slerp")
 _MAX_SCALAR_CHARS = 64  # numbers, times and resolutions; longer ones are junk (and 1:0:0:... is slow)
 
 
 # --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class WeightedText:
+    """One of a prompt's weighted texts: ``text`` (stripped) and its ``weight`` (positive, as written)."""
+
+    text: str
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -62,12 +84,20 @@ class PromptSpec:
 
     ``line``/``column`` (1-based) locate the prompt entry in the YAML file, or are None when the
     storyboard did not come from YAML. ``column`` is not part of equality.
+
+    ``parts``: a weighted list of texts blended into one conditioning (empty: ``text`` alone; with parts,
+    ``text`` is their description, :func:`describe_parts`). ``transition_s``: seconds over which the
+    conditioning moves from the previous prompt's to this one's (0: a hard switch). ``blend``: ``linear``
+    or ``slerp``, for both (:data:`BLENDS`).
     """
 
     at_s: float
     text: str
     line: int | None
     column: int | None = field(default=None, compare=False)
+    parts: tuple[WeightedText, ...] = ()
+    transition_s: float = 0.0
+    blend: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -93,12 +123,27 @@ class Storyboard:
 @dataclass(frozen=True)
 class PromptTiming:
     """Where one prompt takes effect: ``at_s`` (its time in seconds, parsed), ``latent_index``
-    (``geometry.latent_index(at_s)``, latent frames) and ``start_block`` (the first block starting at
-    latent frame ``>= latent_index``)."""
+    (``geometry.latent_index(at_s)``, latent frames), ``start_block`` (the first block starting at
+    latent frame ``>= latent_index``) and ``transition_blocks`` (the blocks of its transition,
+    :func:`transition_blocks`; 0 for a hard switch)."""
 
     at_s: float
     latent_index: int
     start_block: int
+    transition_blocks: int = 0
+
+
+def transition_blocks(transition_s: float, geometry: Geometry = WAN21) -> int:
+    """Blocks a transition of ``transition_s`` seconds spans: those that start within that time of its first
+    block, ``ceil(transition_s / block_s)`` exactly (2 s -> 3 blocks of 0.75 s; 1.5 s -> 2; 0 -> 0)."""
+    return -(-Fraction(transition_s) // Fraction(geometry.block_video_frames, geometry.fps)).__floor__()
+
+
+def describe_parts(parts: Sequence[WeightedText]) -> str:
+    """A weighted list as one line of text for plans and events: ``a fox (0.7) + snow (0.3)``, weights
+    normalised to sum 1 (shown to 2 decimals)."""
+    total = sum(p.weight for p in parts)
+    return " + ".join(f"{p.text} ({p.weight / total:.2f})" for p in parts)
 
 
 # --------------------------------------------------------------------------- times
@@ -317,7 +362,7 @@ def check_duration(duration_s: Any, geometry: Geometry = WAN21, *, origin: str =
     if duration_s > geometry.max_duration_s:
         raise StoryboardError(
             f"{_fmt_s(duration_s)} is longer than the maximum of {_fmt_s(geometry.max_duration_s)}{origin}. "
-            f"{_duration_limits(geometry)} Split the story into several videos.",
+            f"{_duration_limits(geometry)} {_way_out(geometry)}",
             field="duration",
         )
     num_latent = geometry.latent_frames(duration_s)
@@ -334,13 +379,28 @@ def check_duration(duration_s: Any, geometry: Geometry = WAN21, *, origin: str =
 
 
 def _duration_limits(geometry: Geometry) -> str:
-    """Why durations stop at ``geometry.max_duration_s``: the RoPE table (if any) and the trained length."""
-    trained = f"LongLive was trained and evaluated for up to {geometry.max_trained_s:g} s."
+    """Why durations stop at ``geometry.max_duration_s``: the RoPE table (if any) and the trained length; with
+    relative RoPE (no table), the planning bound."""
     table = geometry.rope_max_latent_frames
     if table is None:
-        return trained
+        return (
+            f"With relative RoPE the model sets no limit; {_fmt_s(geometry.max_trained_s)} is this tool's "
+            "bound for one video (its noise is laid out for the whole length when it starts)."
+        )
+    trained = f"LongLive was trained and evaluated for up to {geometry.max_trained_s:g} s."
     covered_s = geometry.video_frames(table) // geometry.fps
     return f"The model's positional table covers {table} latent frames (about {covered_s} s) and " + trained
+
+
+def _way_out(geometry: Geometry) -> str:
+    """What to do about a storyboard too long for ``geometry``: split it, or (absolute RoPE) use relative
+    RoPE."""
+    if geometry.rope_max_latent_frames is None:
+        return "Split the story into several videos."
+    return (
+        "Split the story into several videos, or use relative RoPE, whose length only the disk limits: "
+        "--model longlive-1.3b-infinite (or --rope relative)."
+    )
 
 
 # --------------------------------------------------------------------------- prompts
@@ -383,6 +443,83 @@ def check_prompt_text(value: Any, *, field: str, geometry: Geometry = WAN21) -> 
     return text
 
 
+def check_weighted_count(count: int, *, field: str) -> None:
+    """Check how many weighted texts a prompt blends: 1 to :data:`MAX_WEIGHTED_TEXTS`.
+
+    Raises:
+        StoryboardError: (with ``field`` set) for none or too many.
+    """
+    if not 1 <= count <= MAX_WEIGHTED_TEXTS:
+        raise StoryboardError(
+            f"{count} weighted texts; a prompt blends 1 to {MAX_WEIGHTED_TEXTS}, each "
+            "'{text: \"...\", weight: 0.5}'.",
+            field=field,
+        )
+
+
+def check_weight(value: Any, *, field: str) -> float:
+    """Return a weighted text's ``weight`` as a float: a finite number greater than 0 (weights are
+    normalised to sum 1 when blended, so only their ratios matter).
+
+    Raises:
+        StoryboardError: (with ``field`` set) for a non-number, NaN, infinity, zero or a negative.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise StoryboardError(
+            f"{_describe(value)} is not a weight; use a number greater than 0.", field=field
+        )
+    try:
+        weight = float(value)
+    except OverflowError:
+        weight = math.inf
+    if not math.isfinite(weight) or weight <= 0:
+        raise StoryboardError(
+            f"{_describe(value)} is not a usable weight; use a finite number greater than 0 (only the "
+            "ratios between a prompt's weights matter).",
+            field=field,
+        )
+    return weight
+
+
+def check_blend(value: Any, *, field: str) -> str:
+    """Return ``value`` if it is one of :data:`BLENDS` (``linear``, ``slerp``).
+
+    Raises:
+        StoryboardError: (with ``field`` set) for anything else.
+    """
+    if value not in BLENDS:
+        raise StoryboardError(
+            f"{_describe(value)} is not a blend; use linear (weighted average, norm kept) or slerp "
+            "(spherical, two texts or a transition).",
+            field=field,
+        )
+    return str(value)
+
+
+def check_blend_parts(blend: str, count: int, *, field: str) -> None:
+    """slerp interpolates between two embeddings: a prompt with ``blend: slerp`` has at most two weighted
+    texts (a transition into it is always between two conditionings).
+
+    Raises:
+        StoryboardError: (with ``field`` set) for slerp with more than two texts.
+    """
+    if blend == "slerp" and count > 2:
+        raise StoryboardError(
+            f"blend: slerp works between two texts, and this prompt has {count}; use blend: linear or two "
+            "texts.",
+            field=field,
+        )
+
+
+def check_transition(value: Any, *, field: str) -> float:
+    """Return a transition's length in seconds (:func:`parse_time`: ``2s``, ``1.5``; ``0``: a hard switch).
+
+    Raises:
+        StoryboardError: (with ``field`` set) as :func:`parse_time`.
+    """
+    return parse_time(value, field=field)
+
+
 def check_prompts(
     prompts: Sequence[PromptSpec],
     duration_s: float,
@@ -394,11 +531,15 @@ def check_prompts(
     """Check the prompts against each other and a ``duration_s`` (seconds) that passed
     :func:`check_duration`, and return where each takes effect.
 
-    Per prompt, in order: its text (:func:`check_prompt_text`), its time (:func:`parse_time`; a
-    hand-built storyboard may hold strings such as ``"1:30"``), then the time rules: the first at 0,
-    strictly after the previous one, before ``duration_s``, landing (``geometry.latent_index``, half up)
-    on a block before the end of the video, and not on the same block as the previous prompt. ``origin``
-    says where ``duration_s`` came from in messages (`` (given on the command line)``).
+    Per prompt, in order: its text (:func:`check_prompt_text`), its weighted texts if any
+    (:func:`check_weighted_count`, then each text and :func:`check_weight`), its blend (:func:`check_blend`,
+    :func:`check_blend_parts`), its time (:func:`parse_time`; a hand-built storyboard may hold strings such
+    as ``"1:30"``) and transition (:func:`check_transition`), then the time rules: the first at 0 and
+    without a transition, strictly after the previous one, before ``duration_s``, landing
+    (``geometry.latent_index``, half up) on a block before the end of the video, not on the same block as
+    the previous prompt, and not before the previous prompt's transition has ended. ``origin`` says where
+    ``duration_s`` came from in messages (`` (given on the command line)``). A transition may run past the
+    end of the video (the video ends during it).
 
     Raises:
         StoryboardError: for no prompts or more than 1000 (field ``prompts``, located at ``path``) or any
@@ -413,15 +554,59 @@ def check_prompts(
     timings: list[PromptTiming] = []
     for i, prompt in enumerate(prompts):
         try:
-            check_prompt_text(prompt.text, field=f"prompts[{i}].text", geometry=geometry)
+            if not prompt.parts:  # with parts, text describes them and each part is checked
+                check_prompt_text(prompt.text, field=f"prompts[{i}].text", geometry=geometry)
+            _check_parts(prompt, f"prompts[{i}]", geometry)
             at_s = parse_time(prompt.at_s, field=f"prompts[{i}].at")
+            transition_s = check_transition(prompt.transition_s, field=f"prompts[{i}].transition")
             timing = _check_prompt_time(
                 prompts, i, at_s, timings[-1] if timings else None, duration_s, num_blocks, geometry, origin
             )
+            timing = _check_transition_time(prompts, i, timing, transition_s, timings, geometry)
         except StoryboardError as exc:
             raise exc._locate(path=path, line=prompt.line, column=prompt.column) from None
         timings.append(timing)
     return tuple(timings)
+
+
+def _check_parts(prompt: PromptSpec, field: str, geometry: Geometry) -> None:
+    """A prompt's weighted texts and blend (hand-built storyboards; the loader checks them as it reads)."""
+    if prompt.parts:
+        check_weighted_count(len(prompt.parts), field=f"{field}.text")
+        for j, part in enumerate(prompt.parts):
+            check_prompt_text(part.text, field=f"{field}.text[{j}].text", geometry=geometry)
+            check_weight(part.weight, field=f"{field}.text[{j}].weight")
+    check_blend(prompt.blend, field=f"{field}.blend")
+    check_blend_parts(prompt.blend, len(prompt.parts), field=f"{field}.blend")
+
+
+def _check_transition_time(
+    prompts: Sequence[PromptSpec],
+    i: int,
+    timing: PromptTiming,
+    transition_s: float,
+    timings: Sequence[PromptTiming],
+    geometry: Geometry,
+) -> PromptTiming:
+    """The transition rules for prompt ``i`` (its ``timing`` checked): none on the first prompt, and prompt
+    ``i`` does not start before the previous prompt's transition has ended; ``timing`` with its blocks."""
+    field = f"prompts[{i}].transition"
+    if i == 0 and transition_s > 0:
+        raise StoryboardError(
+            "the first prompt has nothing to blend from; a transition goes on a later prompt.", field=field
+        )
+    if timings and timings[-1].start_block + timings[-1].transition_blocks > timing.start_block:
+        previous = timings[-1]
+        end = previous.start_block + previous.transition_blocks
+        earliest = geometry.latent_time_s((end - 1) * geometry.frames_per_block + Fraction(1, 2))
+        raise StoryboardError(
+            f"prompts[{i}] would take effect at block {timing.start_block}, during the transition of "
+            f"prompts[{i - 1}] (blocks {previous.start_block}-{end - 1}, "
+            f"{_fmt_s(float(prompts[i - 1].transition_s))}); a prompt starts once the transition before it "
+            f"has ended. Move prompts[{i}] to {_fmt_s(float(earliest))} or later, or shorten the transition.",
+            field=f"prompts[{i}].at",
+        )
+    return replace(timing, transition_blocks=transition_blocks(transition_s, geometry))
 
 
 def _check_prompt_time(
