@@ -201,7 +201,7 @@ class BatchRun:
         batch: bool,
         json_out: bool,
     ) -> None:
-        self.jobs, self.model, self.spec = jobs, model, spec
+        self.jobs, self.model, self.spec = jobs, model, spec  # spec: the model with its --lora LoRAs
         self.save_latents, self.overrides, self.force, self.batch = save_latents, overrides, force, batch
         self.events = JsonLines() if json_out else None
         self.plans: dict[str, Plan] = {}
@@ -222,16 +222,18 @@ class BatchRun:
         force: bool,
         dry_run: bool,
         json_out: bool,
+        loras: Sequence[str] = (),
     ) -> BatchRun:
-        """The jobs for ``storyboards`` (after ``--shard``), each with its output path.
+        """The jobs for ``storyboards`` (after ``--shard``), each with its output path; ``loras`` are the
+        ``--lora SOURCE[:SCALE]`` values merged on top of ``model``.
 
         Raises:
-            ModelError: ``model`` cannot be resolved (exit 3). InputError: conflicting arguments (exit 2).
-            OSError: the output folder cannot be created.
+            ModelError: ``model`` cannot be resolved (exit 3). InputError: conflicting arguments or a LoRA
+                written wrongly (exit 2). OSError: the output folder cannot be created.
         """
         from .models.spec import resolve_model
 
-        spec = resolve_model(model)
+        spec = resolve_model(model, loras)
         if shard is not None:
             storyboards = select_shard(storyboards, *parse_shard(shard))
         if list(storyboards).count(STDIN) > 1:
@@ -309,7 +311,7 @@ class BatchRun:
         from .api import LongLive
 
         ll = LongLive.from_pretrained(
-            self.model, device=device, dtype=dtype, options=options, offline=offline, int8=int8
+            self.spec, device=device, dtype=dtype, options=options, offline=offline, int8=int8
         )
         ll.encode_prompts(self.plans.values())
         ll.load()

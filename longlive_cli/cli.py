@@ -83,6 +83,17 @@ SPEED = "Speed (each on by default with CUDA, off on CPU; the video is the same 
 OFFLINE_HELP = "Use only the local Hugging Face cache (or HF_HUB_OFFLINE=1)."
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Preset, spec file or folder.")]
+LoraOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--lora",
+        metavar="SOURCE[:SCALE]",
+        help="A Wan2.1-T2V-1.3B LoRA merged into the model at load time, scaled (default 1): a local "
+        "file or owner/repo:path on the Hub; diffusers/peft, original Wan (diffusion_model.*) or "
+        "kohya (lora_unet_*) keys. Repeatable.",
+        show_default=False,
+    ),
+]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Compute precision [auto: bf16 on CUDA, float32 on CPU].")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)]
@@ -183,6 +194,7 @@ def generate(
     storyboards: StoryboardsArg,
     output: OutputOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
+    lora: LoraOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     seed: SeedOpt = None,
@@ -226,6 +238,7 @@ def generate(
             force=force,
             dry_run=dry_run,
             json_out=json_out,
+            loras=lora or (),
         )
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if run.finished or dry_run:
@@ -318,6 +331,7 @@ def live(
         Path | None, typer.Option(help="The session storyboard [default: the recording's name with .yaml].")
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
+    lora: LoraOpt = None,
     seed: SeedOpt = None,
     resolution: ResolutionOpt = None,
     save_latents: SaveLatentsOpt = None,
@@ -366,6 +380,7 @@ def live(
             code = _run_live(
                 opts,
                 model,
+                lora or [],
                 device.value,
                 dtype.value,
                 speed,
@@ -381,7 +396,7 @@ def live(
 
 
 def _run_live(
-    opts, model, device, dtype, speed, offline, int8, scheme, save_latents, stop, events, quiet
+    opts, model, loras, device, dtype, speed, offline, int8, scheme, save_latents, stop, events, quiet
 ) -> int:
     """Load, start the session, render its events; the exit code (130/143 after Ctrl-C/SIGTERM)."""
     from .api import LongLive
@@ -399,7 +414,7 @@ def _run_live(
 
     int8_scheme = (scheme or Scheme.w8a8).value if int8 else None
     ll = LongLive.from_pretrained(
-        model, device=device, dtype=dtype, options=speed, offline=offline, int8=int8_scheme
+        model, device=device, dtype=dtype, options=speed, offline=offline, int8=int8_scheme, loras=loras
     )
     ll.load()
     session, _reader = start_session(ll, opts, stopping=stop.requested)
@@ -544,16 +559,17 @@ def quantize(
 @app.command()
 def download(
     model: Annotated[str, typer.Argument(help="Model preset or spec file.")] = DEFAULT_MODEL,
+    lora: LoraOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Fetch a model's weight files into the Hugging Face cache and print what was fetched."""
+    """Fetch a model's weight files (and its LoRAs) into the Hugging Face cache and print what was fetched."""
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
         from .api import human_bytes
         from .hub import disk_size, fetch
         from .models.spec import components, resolve_model
 
-        spec = resolve_model(model)
+        spec = resolve_model(model, lora or ())
         parts = components(spec)
         if not parts:
             typer.echo(f"{spec.name}: nothing to download (built in-process)")
@@ -614,9 +630,9 @@ def info(debug: DebugOpt = False) -> None:
     typer.echo(f"longlive-cli {__version__} (torch {torch_version})")
     typer.echo("model presets:")
     for name, spec in PRESETS.items():
-        source = spec.base or "built in-process, random weights (noise-like video)"
+        source = spec.generator or spec.base or "built in-process, random weights (noise-like video)"
         default = "  [default]" if name == DEFAULT_MODEL else ""
-        typer.echo(f"  {name:<14} {source}{default}")
+        typer.echo(f"  {name:<19} {source} ({spec.sampler.name} sampler){default}")
 
 
 def version_callback(value: bool) -> None:
