@@ -475,3 +475,28 @@ def test_base_transformer_without_generator_gets_the_lora(release, tmp_path):
     spec = replace(resolve_model(str(tmp_path / "s.yaml")), loras=(LoraSpec(str(path), 0.5),))
     model = load_model(spec, device="cpu", dtype=torch.float32)
     assert_weights(model.transformer.wan, by_hand(truth, (lora, 0.5 * ALPHA / RANK)), changed=SOME)
+
+
+def test_live_takes_lora_options_and_its_session_reproduces_with_them(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = write_original(tmp_path / "l.safetensors", lora_weights(SOME))
+    cmd = [sys.executable, "-c", "from longlive_cli.cli import main; main()"]
+    tiny = ["--model", "tiny-random", "--device", "cpu", "--resolution", "64x48", "--seed", "7"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    live = [*cmd, "live", *tiny, "--lora", f"{path}:0.5", "--prompt", "a kite", "--duration", "1.5s"]
+    live += ["-o", str(tmp_path / "rec.mp4"), "--save-latents", str(tmp_path / "live.safetensors"), "-q"]
+    proc = subprocess.run(live, input=b"", capture_output=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()
+    latents = {}
+    for name, extra in (("with", ["--lora", f"{path}:0.5"]), ("without", [])):
+        out = tmp_path / f"{name}.safetensors"
+        gen = [*cmd, "generate", str(tmp_path / "rec.yaml"), "-o", str(tmp_path / f"{name}.mp4"), *tiny[:4]]
+        gen += ["--save-latents", str(out), "-q", *extra]
+        proc = subprocess.run(gen, capture_output=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr.decode()
+        latents[name] = read_latents(out)[0]
+    recorded = read_latents(tmp_path / "live.safetensors")[0]
+    assert torch.equal(recorded, latents["with"]) and rel_err(recorded, latents["without"]) > 1e-3
