@@ -34,7 +34,7 @@ from .errors import InputError
 from .events import Event, Finished, Interrupted
 from .geometry import Geometry
 from .logs import quiet_noisy_imports
-from .models.spec import DEFAULT_MODEL, ModelSpec, components, fetch_components, resolve_spec
+from .models.spec import DEFAULT_MODEL, LoraSpec, ModelSpec, components, fetch_components, resolve_spec
 from .plans import StoryboardSource, plan_storyboard
 from .runtime import RuntimeOptions, StageTimes, resolve_device, resolve_dtype
 from .storyboard import Plan
@@ -90,7 +90,7 @@ class LongLive:
     @classmethod
     def from_pretrained(
         cls,
-        model: str = DEFAULT_MODEL,
+        model: str | ModelSpec = DEFAULT_MODEL,
         *,
         device: str = "auto",
         dtype: str | torch.dtype = "auto",
@@ -98,12 +98,13 @@ class LongLive:
         offline: bool = False,
         int8: str | None = None,
         rope: str | None = None,
+        loras: Sequence[str | LoraSpec] = (),
     ) -> LongLive:
         """Resolve ``model`` (a preset name, a spec file, or a folder with ``longlive-model.yaml``) and find
         its files (downloading them into the Hugging Face cache unless ``offline``).
 
         Args:
-            model: what to load.
+            model: what to load (or a :class:`~longlive_cli.models.spec.ModelSpec`).
             device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
             dtype: ``auto`` (bf16 on CUDA, float32 on CPU), ``bf16``, ``fp16``, ``float32`` or a torch dtype.
             options: speed switches, or a mapping of overrides (None: keep the device's default) for
@@ -113,12 +114,17 @@ class LongLive:
                 ``fp8``; :mod:`longlive_cli.models.int8`).
             rope: temporal RoPE, ``absolute`` or ``relative``, in place of the model's (None: keep it;
                 :func:`~longlive_cli.models.spec.with_rope`). Relative RoPE has no length limit.
+            loras: user LoRAs merged into the transformer at load time, after the model's own: each
+                ``SOURCE[:SCALE]`` (a Hub reference ``owner/repo:path`` or a local file; scale 1 by default)
+                or a :class:`~longlive_cli.models.spec.LoraSpec`
+                (:mod:`longlive_cli.models.user_loras` lists the formats read).
 
         Raises:
             ModelError: unknown model, bad spec file, weights missing or unreachable (exit 3).
-            InputError: unusable device, dtype, scheme or rope, or ``int8`` on a quantized model (exit 2).
+            InputError: unusable device, dtype, scheme or rope, ``int8`` on a quantized model, or a LoRA
+                written wrongly or given for a quantized model (exit 2).
         """
-        spec = resolve_spec(model, rope)
+        spec = resolve_spec(model, rope, loras)
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         if int8 is not None:
@@ -347,7 +353,7 @@ def generate(
     storyboard: StoryboardSource,
     output: str | Path,
     *,
-    model: str = DEFAULT_MODEL,
+    model: str | ModelSpec = DEFAULT_MODEL,
     device: str = "auto",
     dtype: str | torch.dtype = "auto",
     offline: bool = False,
@@ -356,17 +362,18 @@ def generate(
     duration: str | float | None = None,
     overwrite: bool = False,
     rope: str | None = None,
+    loras: Sequence[str | LoraSpec] = (),
     **kwargs: Any,
 ) -> Finished | Interrupted:
     """Make one video in one call: ``LongLive.from_pretrained(model, ...).generate(storyboard, output)``.
 
     ``seed``, ``resolution`` and ``duration`` override the storyboard's (:meth:`LongLive.plan`); ``rope`` the
-    model's temporal RoPE (``"relative"``: no length limit); ``kwargs`` go to :meth:`LongLive.stream`
-    (``save_latents``, ``should_stop``, ...).
+    model's temporal RoPE (``"relative"``: no length limit); ``loras`` as :meth:`LongLive.from_pretrained`'s;
+    ``kwargs`` go to :meth:`LongLive.stream` (``save_latents``, ``should_stop``, ...).
 
     Raises:
         InputError, ModelError, OutputError, GenerationError: see :mod:`longlive_cli.errors`.
     """
-    ll = LongLive.from_pretrained(model, device=device, dtype=dtype, offline=offline, rope=rope)
+    ll = LongLive.from_pretrained(model, device=device, dtype=dtype, offline=offline, rope=rope, loras=loras)
     plan = ll.plan(storyboard, seed=seed, resolution=resolution, duration=duration)
     return ll.generate(plan, output, overwrite=overwrite, **kwargs)

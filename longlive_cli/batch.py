@@ -201,14 +201,13 @@ class BatchRun:
         batch: bool,
         json_out: bool,
     ) -> None:
-        self.jobs, self.model, self.spec = jobs, model, spec
+        self.jobs, self.model, self.spec = jobs, model, spec  # spec: the model with its --lora LoRAs
         self.save_latents, self.overrides, self.force, self.batch = save_latents, overrides, force, batch
         self.events = JsonLines() if json_out else None
         self.plans: dict[str, Plan] = {}
         self.fail_fast = False
         self.stopped = False  # --fail-fast hit while planning
         self.longlive: LongLive | None = None
-        self.rope: str | None = None  # --rope: the temporal RoPE asked for (None: the model's)
 
     @classmethod
     def prepare(
@@ -224,17 +223,19 @@ class BatchRun:
         dry_run: bool,
         json_out: bool,
         rope: str | None = None,
+        loras: Sequence[str] = (),
     ) -> BatchRun:
-        """The jobs for ``storyboards`` (after ``--shard``), each with its output path; ``rope`` replaces the
-        model's temporal RoPE (``--rope``).
+        """The jobs for ``storyboards`` (after ``--shard``), each with its output path; ``rope`` replaces
+        the model's temporal RoPE (``--rope``); ``loras`` are the ``--lora SOURCE[:SCALE]`` values merged on
+        top of ``model``.
 
         Raises:
-            ModelError: ``model`` cannot be resolved (exit 3). InputError: conflicting arguments (exit 2).
-            OSError: the output folder cannot be created.
+            ModelError: ``model`` cannot be resolved (exit 3). InputError: conflicting arguments or a LoRA
+                written wrongly (exit 2). OSError: the output folder cannot be created.
         """
         from .models.spec import resolve_spec
 
-        spec = resolve_spec(model, rope)
+        spec = resolve_spec(model, rope, loras)
         if shard is not None:
             storyboards = select_shard(storyboards, *parse_shard(shard))
         if list(storyboards).count(STDIN) > 1:
@@ -257,7 +258,6 @@ class BatchRun:
             batch=batch,
             json_out=json_out,
         )
-        run.rope = rope
         return run
 
     @property
@@ -321,13 +321,7 @@ class BatchRun:
         from .api import LongLive
 
         ll = LongLive.from_pretrained(
-            self.model,
-            device=device,
-            dtype=dtype,
-            options=options,
-            offline=offline,
-            int8=int8,
-            rope=self.rope,
+            self.spec, device=device, dtype=dtype, options=options, offline=offline, int8=int8
         )
         ll.encode_prompts(self.plans.values())
         ll.load()

@@ -88,6 +88,17 @@ SPEED = "Speed (each on by default with CUDA, off on CPU; the video is the same 
 OFFLINE_HELP = "Use only the local Hugging Face cache (or HF_HUB_OFFLINE=1)."
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Preset, spec file or folder.")]
+LoraOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--lora",
+        metavar="SOURCE[:SCALE]",
+        help="A Wan2.1-T2V-1.3B LoRA merged into the model at load time, scaled (default 1): a local "
+        "file or owner/repo:path on the Hub; diffusers/peft, original Wan (diffusion_model.*) or "
+        "kohya (lora_unet_*) keys. Repeatable.",
+        show_default=False,
+    ),
+]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Compute precision [auto: bf16 on CUDA, float32 on CPU].")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)]
@@ -222,6 +233,7 @@ def generate(
     storyboards: StoryboardsArg,
     output: OutputOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
+    lora: LoraOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     seed: SeedOpt = None,
@@ -268,6 +280,7 @@ def generate(
             dry_run=dry_run,
             json_out=json_out,
             rope=rope.value if rope is not None else None,
+            loras=lora or (),
         )
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if run.finished or dry_run:
@@ -342,6 +355,7 @@ def live(
     save_session: SaveSessionOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     rope: RopeOpt = None,
+    lora: LoraOpt = None,
     seed: SeedOpt = None,
     resolution: ResolutionOpt = None,
     save_latents: SaveLatentsOpt = None,
@@ -399,6 +413,7 @@ def live(
         }
         load["int8"] = (scheme or Scheme.w8a8).value if int8 else None
         load["rope"] = rope.value if rope is not None else None
+        load["loras"] = lora or ()
         with StopSignals() as stop:
             code = _run_live(opts, load, save_latents, stop, events, quiet)
     raise typer.Exit(code)
@@ -635,16 +650,17 @@ def quantize(
 @app.command()
 def download(
     model: Annotated[str, typer.Argument(help="Model preset or spec file.")] = DEFAULT_MODEL,
+    lora: LoraOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Fetch a model's weight files into the Hugging Face cache and print what was fetched."""
+    """Fetch a model's weight files (and its LoRAs) into the Hugging Face cache and print what was fetched."""
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
         from .api import human_bytes
         from .hub import disk_size, fetch
         from .models.spec import components, resolve_model
 
-        spec = resolve_model(model)
+        spec = resolve_model(model, lora or ())
         parts = components(spec)
         if not parts:
             typer.echo(f"{spec.name}: nothing to download (built in-process)")
@@ -709,10 +725,10 @@ def info(debug: DebugOpt = False) -> None:
     typer.echo("model presets:")
     width = max(map(len, PRESETS))
     for name, spec in PRESETS.items():
-        source = spec.base or "built in-process, random weights (noise-like video)"
+        source = spec.generator or spec.base or "built in-process, random weights (noise-like video)"
         rope = ", relative RoPE" if spec.sampler.rope == "relative" else ""
         default = "  [default]" if name == DEFAULT_MODEL else ""
-        typer.echo(f"  {name:<{width}} {source}{rope}{default}")
+        typer.echo(f"  {name:<{width}} {source} ({spec.sampler.name} sampler{rope}){default}")
 
 
 def version_callback(value: bool) -> None:

@@ -302,3 +302,26 @@ def test_damaged_cache_is_rebuilt(tmp_path):
     entry.write_bytes(b"\0" * 16)
     assert_loaded(load_transformer(CFG, generator=gen, cache_dir=cache), random_wan(0))
     assert entry.stat().st_size > 16 and not [p for p in cache.iterdir() if p.suffix == ".tmp"]
+
+
+# --- diffusers transformer folders ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shard", [None, "20KB"])
+def test_diffusers_transformer_folder_loads_whole_or_sharded(tmp_path, shard):
+    from longlive_cli.models.checkpoints import load_diffusers_transformer
+
+    torch.manual_seed(3)
+    source = WanTransformer3DModel(**CFG)
+    kwargs = {"max_shard_size": shard} if shard else {}
+    source.save_pretrained(tmp_path / "transformer", **kwargs)
+    sharded = (tmp_path / "transformer" / "diffusion_pytorch_model.safetensors.index.json").is_file()
+    assert sharded == (shard is not None)
+    model = load_diffusers_transformer(tmp_path / "transformer", dtype=torch.bfloat16)
+    want = source.state_dict()
+    assert all(torch.equal(v, want[k].bfloat16()) for k, v in model.state_dict().items())
+    assert {n for n, _ in model.named_buffers()} == {n for n, _ in source.named_buffers()}
+    assert all(torch.equal(b, dict(source.named_buffers())[n]) for n, b in model.named_buffers())
+    (tmp_path / "transformer" / "config.json").write_text("{}")  # the default config: other shapes
+    with pytest.raises(CheckpointError, match="does not fit the transformer config"):
+        load_diffusers_transformer(tmp_path / "transformer")

@@ -16,6 +16,14 @@ The official files (Hub repo ``Efficient-Large-Model/LongLive-1.3B``):
   Targets are every ``nn.Linear`` inside each attention block; rank 256, alpha 256
   (``configs/longlive_interactive_inference.yaml``).
 
+The other releases of the family store their generators the same way (``model.<Wan key>`` entries of
+a ``WanDiffusionWrapper``, FSDP prefixes in some): TencentARC/RollingForcing
+``checkpoints/rolling_forcing_dmd.pt`` and gdhe17/Self-Forcing ``checkpoints/self_forcing_dmd.pt``
+(``generator_ema``), zhuhz22/Causal-Forcing ``chunkwise/longvideo.pt`` (``generator_ema``) and
+``chunkwise/causal_forcing.pt`` (``generator``). Only the entry asked for is used; the file is
+memory-mapped, so the others are not read into memory. User LoRAs in the community formats are
+:mod:`longlive_cli.models.user_loras`.
+
 Everything here is read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is
 refused. Original Wan keys are converted with diffusers' own ``convert_wan_transformer_to_diffusers``.
 """
@@ -28,7 +36,7 @@ import logging
 import os
 import pickle
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -406,14 +414,16 @@ def cache_digest(
     lora_rank: int,
     lora_alpha: float,
     dtype: torch.dtype,
+    user_loras: Sequence[tuple[StrPath, float]] = (),
 ) -> str:
     """Hex digest naming the converted-weights cache for these sources and settings.
 
     Hashes the identity (resolved path, size, ``mtime_ns``) of the generator and LoRA files, the
-    generator key, the LoRA rank/alpha, the dtype and the cache format version: replacing or touching a
-    source file gives a new name, so a stale cache is never read.
+    generator key (the entry read: two presets reading two entries of one file get two caches), the LoRA
+    rank/alpha, the user LoRAs' files and scales in merge order, the dtype and the cache format version:
+    replacing or touching a source file gives a new name, so a stale cache is never read.
     """
-    ident = {
+    ident: dict[str, Any] = {
         "format": _CACHE_FORMAT,
         "generator": _file_identity(Path(generator)),
         "generator_key": generator_key,
@@ -422,6 +432,10 @@ def cache_digest(
         "lora_alpha": float(lora_alpha),
         "dtype": str(dtype),
     }
+    if user_loras:  # absent without any, so that caches written before user LoRAs keep their names
+        ident["user_loras"] = [
+            {"file": _file_identity(Path(p)), "scale": float(scale)} for p, scale in user_loras
+        ]
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -465,6 +479,52 @@ def _check_against_model(
         )
 
 
+def load_diffusers_transformer(
+    folder: StrPath, *, dtype: torch.dtype = torch.float32
+) -> WanTransformer3DModel:
+    """A ``WanTransformer3DModel`` from a diffusers folder (``config.json`` + ``diffusion_pytorch_model``
+    ``.safetensors``, or shards listed in ``diffusion_pytorch_model.safetensors.index.json``), every weight
+    in ``dtype``.
+
+    Built here rather than by ``WanTransformer3DModel.from_pretrained``, which needs the optional
+    ``accelerate`` package for this class (its ``_keep_in_fp32_modules`` force ``low_cpu_mem_usage``).
+    Parameters are created without allocation or random init, then take the loaded tensors.
+
+    Raises:
+        CheckpointError: no config or weights in ``folder``, an unreadable file, or weights that do not fit
+            the config (missing, unexpected or misshapen entries are named).
+    """
+    from diffusers import WanTransformer3DModel
+    from diffusers.models.modeling_utils import no_init_weights
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    single = folder / "diffusion_pytorch_model.safetensors"
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            files = [folder / name for name in shards]
+        else:
+            files = [single]
+        sd: dict[str, torch.Tensor] = {}
+        for file in files:
+            sd.update(load_file(file))
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(
+            f"transformer folder {folder}: cannot read config.json and the diffusers safetensors weights "
+            f"({e})."
+        ) from None
+    with no_init_weights(), _parameters_on_meta():
+        model = WanTransformer3DModel.from_config(config)
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    _check_against_model(sd, expected, f"transformer folder {folder}", {})
+    sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+    model.load_state_dict(sd, strict=True, assign=True)
+    return model.eval().requires_grad_(False)
+
+
 def load_transformer(
     config: Mapping[str, Any],
     *,
@@ -475,8 +535,10 @@ def load_transformer(
     lora_alpha: float = 256,
     cache_dir: StrPath | None = None,
     dtype: torch.dtype = torch.float32,
+    user_loras: Sequence[tuple[StrPath, float]] = (),
 ) -> WanTransformer3DModel:
-    """Build a diffusers ``WanTransformer3DModel`` holding the official LongLive generator weights.
+    """Build a diffusers ``WanTransformer3DModel`` holding an official generator's weights (LongLive, Rolling
+    Forcing, Self-Forcing, Causal Forcing: all store ``model.<Wan key>`` entries).
 
     Args:
         config: the base model's ``transformer/config.json`` contents (``WanTransformer3DModel`` config).
@@ -486,6 +548,8 @@ def load_transformer(
         lora: optional ``lora.pt``, merged with ``alpha / rank`` (official inference applies it on top of
             the loaded base weights: ``interactive_inference.py``).
         lora_rank, lora_alpha: the adapter's spec; the file's rank must match ``lora_rank``.
+        user_loras: user LoRA files and their scales (:mod:`longlive_cli.models.user_loras`), merged after
+            the conversion, in this order, on top of ``lora``.
         cache_dir: when given, the converted (and merged) diffusers state dict is written once to
             ``cache_dir/<digest>.safetensors`` (see :func:`cache_digest`) and later calls read that
             instead of the ``.pt`` files. An unreadable cache file is rebuilt.
@@ -497,7 +561,9 @@ def load_transformer(
 
     Raises:
         CheckpointError: any file problem listed in :func:`load_official_state_dict`,
-            :func:`load_lora_state_dict`, :func:`merge_lora`; or the weights do not fit ``config``:
+            :func:`load_lora_state_dict`, :func:`merge_lora`,
+            :func:`~longlive_cli.models.user_loras.read_user_lora` and
+            :func:`~longlive_cli.models.user_loras.merge_user_loras`; or the weights do not fit ``config``:
             missing or unexpected entries (up to 10 named, with the count) or shape mismatches.
     """
     from diffusers import WanTransformer3DModel
@@ -513,7 +579,9 @@ def load_transformer(
     sd: dict[str, torch.Tensor] | None = None
     if cache_dir is not None:
         # Stat the sources first: a missing file should say so, not fail inside the digest.
-        for p, what in ((generator, "generator checkpoint"), (lora, "LoRA checkpoint")):
+        sources = [(generator, "generator checkpoint"), (lora, "LoRA checkpoint")]
+        sources += [(Path(p), "LoRA") for p, _ in user_loras]
+        for p, what in sources:
             if p is not None and not p.is_file():
                 raise CheckpointError(
                     f"{what} {p}: no such file. Check the path, or download the weights again."
@@ -525,6 +593,7 @@ def load_transformer(
             lora_rank=lora_rank,
             lora_alpha=lora_alpha,
             dtype=dtype,
+            user_loras=user_loras,
         )
         cache_file = Path(cache_dir) / f"{digest}.safetensors"
         if cache_file.is_file():
@@ -553,6 +622,11 @@ def load_transformer(
         converted = convert_to_diffusers(original)
         original_names = {k: names.get(id(v), k) for k, v in converted.items()}
         _check_against_model(converted, expected, f"generator checkpoint {generator}", original_names)
+        if user_loras:
+            from .user_loras import merge_user_loras, read_user_lora
+
+            loras = [(read_user_lora(Path(p)), float(scale), str(p)) for p, scale in user_loras]
+            converted = merge_user_loras(converted, loras)
         sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in converted.items()}
         if cache_file is not None:
             _save_atomic(sd, cache_file)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -162,10 +163,12 @@ def load_text_encoder(
 def load_model(
     spec: ModelSpec, *, device: torch.device | str, dtype: torch.dtype, offline: bool = False
 ) -> Model:
-    """Load the spec's causal transformer (generator weights, LoRA merged) and VAE on ``device``.
+    """Load the spec's causal transformer (generator weights, LoRA and user LoRAs merged) and VAE on
+    ``device``.
 
-    The transformer runs in ``dtype``; the VAE too. Converted generator weights are cached under
-    :func:`converted_cache_dir` so later runs memory-map them.
+    The transformer runs in ``dtype``; the VAE too. Converted generator weights (with the LoRAs merged) are
+    cached under :func:`converted_cache_dir` so later runs memory-map them; a base or ``tiny-random``
+    transformer gets the user LoRAs merged in place.
 
     Raises:
         WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
@@ -174,15 +177,14 @@ def load_model(
 
     if spec.base is None:
         wan, vae, _ = build_tiny_random()
+        paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
         if spec.quantized:
             from .int8 import load_quantized
 
-            path = fetch_components(spec, components(spec, for_text=False), offline=offline)["quantized"]
-            wan = load_quantized(path, scheme=spec.scheme or "", device=device, dtype=dtype)
+            wan = load_quantized(paths["quantized"], scheme=spec.scheme or "", device=device, dtype=dtype)
+        _apply_user_loras(spec, wan, paths)
     else:
-        from diffusers import WanTransformer3DModel
-
-        from .checkpoints import CheckpointError, load_transformer
+        from .checkpoints import CheckpointError, load_diffusers_transformer, load_transformer
         from .vae import load_vae
 
         paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
@@ -202,17 +204,35 @@ def load_model(
                     lora_alpha=spec.lora_alpha,
                     cache_dir=converted_cache_dir(),
                     dtype=dtype,
+                    user_loras=_user_lora_files(spec, paths),
                 )
             else:
-                wan = WanTransformer3DModel.from_pretrained(
-                    paths["transformer"], torch_dtype=dtype, low_cpu_mem_usage=False
-                )
+                wan = load_diffusers_transformer(paths["transformer"], dtype=dtype)
+                _apply_user_loras(spec, wan, paths)
             vae = load_vae(paths["vae"])
         except (CheckpointError, OSError, ValueError) as err:
             raise ModelUnavailableError(f"cannot load model {spec.name}: {err}") from None
     # A quantized transformer is built on ``device`` in ``dtype`` already (torchao tensors are not cast).
     transformer = CausalWanTransformer(wan if spec.quantized else _place(wan, device, dtype))
     return Model(spec=spec, transformer=transformer, vae=_place(vae, device, dtype))
+
+
+def _user_lora_files(spec: ModelSpec, paths: dict) -> list[tuple[Path, float]]:
+    """The spec's user LoRAs as ``(local file, scale)`` in merge order (roles ``user_lora.N``)."""
+    return [(paths[f"user_lora.{i}"], lora.scale) for i, lora in enumerate(spec.loras, start=1)]
+
+
+def _apply_user_loras(spec: ModelSpec, wan: WanTransformer3DModel, paths: dict) -> None:
+    """Merge the spec's user LoRAs into ``wan`` in place (a model not built from a generator checkpoint)."""
+    if not spec.loras:
+        return
+    from .checkpoints import CheckpointError
+    from .user_loras import apply_user_loras
+
+    try:
+        apply_user_loras(wan, _user_lora_files(spec, paths))
+    except CheckpointError as err:
+        raise ModelUnavailableError(f"cannot load model {spec.name}: {err}") from None
 
 
 def load_vae_only(spec: ModelSpec, *, device: torch.device | str, offline: bool = False) -> AutoencoderKLWan:

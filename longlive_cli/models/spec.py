@@ -16,8 +16,38 @@ tokenizer and the VAE from the original ``Wan-AI/Wan2.1-T2V-1.3B`` repo (the pat
 sink and steps): the temporal RoPE index of a frame is its rank in the attention window, so videos are not
 limited by the 1024-entry table (DESIGN.md "Relative RoPE reference semantics").
 
+The other presets are the released checkpoints of the same family, each read from its official file
+and entry, on the same Wan2.1-T2V-1.3B files (sources checked against the authors' repositories and
+model cards; the README's "Models" lists them with sizes and licences):
+
+* ``rolling-forcing``: TencentARC/RollingForcing a1477d0 README ("Download checkpoints",
+  ``huggingface-cli download TencentARC/RollingForcing checkpoints/rolling_forcing_dmd.pt``) and
+  ``inference.py`` (``--use_ema`` reads ``generator_ema``, ``_fsdp_wrapped_module.`` removed);
+  ``configs/rolling_forcing_dmd.yaml``: ``denoising_step_list [1000, 800, 600, 400, 200]``,
+  ``timestep_shift 5.0``, ``num_frame_per_block 3``; the Rolling Forcing window sampler.
+* ``causal-forcing-long``: thu-ml/Causal-Forcing 1fc7bbc ``long_video/README.md`` (``hf download
+  zhuhz22/Causal-Forcing chunkwise/longvideo.pt``, run with ``--use_ema``: entry ``generator_ema``) and
+  ``long_video/configs/rolling_forcing_dmd.yaml`` (``[1000, 750, 500, 250]``, shift 5): Rolling
+  Forcing's sampler with 4 steps.
+* ``self-forcing``: guandeh17/Self-Forcing 33593df README (``huggingface-cli download gdhe17/Self-Forcing
+  checkpoints/self_forcing_dmd.pt``, ``inference.py --use_ema``: entry ``generator_ema``, loaded
+  strictly, keys ``model.<Wan key>``); ``configs/self_forcing_dmd.yaml`` (``[1000, 750, 500, 250]``,
+  shift 5, 3 frames per block) sets no ``local_attn_size``, so ``utils/wan_wrapper.py``'s defaults
+  ``local_attn_size=-1, sink_size=0`` hold: a 32760-token (21-frame) cache, no sink
+  (``pipeline/causal_inference.py``). Here: LongLive's sampler with ``local_attn_size: 21``,
+  ``sink_size: 0``, which equals that up to 21 latent frames and then rolls as the official code
+  does with ``local_attn_size: 21``.
+* ``causal-forcing``: thu-ml/Causal-Forcing README ("Chunk-wise model": ``zhuhz22/Causal-Forcing
+  chunkwise/causal_forcing.pt`` run without ``--use_ema``: entry ``generator``; ``inference.py``
+  strips ``model._fsdp_wrapped_module.``) and ``configs/causal_forcing_dmd_chunkwise.yaml`` (the same
+  schedule, no ``local_attn_size``; the inference pipeline is Self-Forcing's): the ``self-forcing``
+  sampler settings.
+
 ``tiny-random`` is the same architecture family at toy size with random weights built in-process:
 no download, noise-like video; for trying the tool and for tests.
+
+Any model also takes user LoRAs (:class:`LoraSpec`: spec key ``loras``, ``--lora SOURCE[:SCALE]``), merged
+into the transformer at load time (:mod:`longlive_cli.models.user_loras`).
 
 Torch-free: ``longlive validate`` and ``--dry-run`` plan with a spec without loading PyTorch. Loading the
 parts is :mod:`longlive_cli.models.loaders`.
@@ -25,7 +55,9 @@ parts is :mod:`longlive_cli.models.loaders`.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -87,13 +119,75 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class LoraSpec:
+    """A user LoRA merged into the transformer at load time: ``W += scale * (alpha / rank) * B @ A``.
+
+    ``source`` is a weight source (:mod:`longlive_cli.hub`: ``owner/repo:path/in/repo`` or a local file,
+    relative paths resolving against the spec file's folder); ``scale`` multiplies the file's own
+    ``alpha / rank`` (a number; 0 disables it, negative values subtract it).
+    """
+
+    source: str
+    scale: float = 1.0
+
+    def __str__(self) -> str:
+        return self.source if self.scale == 1.0 else f"{self.source}:{self.scale:g}"
+
+
+def parse_lora(value: str) -> LoraSpec:
+    """``SOURCE[:SCALE]`` (the ``--lora`` form) as a :class:`LoraSpec`.
+
+    The text after the last ``:`` is the scale when it reads as a number (``style.safetensors:0.8``,
+    ``owner/repo:loras/style.safetensors:0.8``); otherwise the whole value is the source and the scale 1
+    (``owner/repo:loras/style.safetensors``).
+
+    Raises:
+        ValueError: an empty source, or a scale that is not finite.
+    """
+    value = str(value).strip()
+    source, scale = value, 1.0
+    head, sep, tail = value.rpartition(":")
+    if sep:
+        try:
+            scale = float(tail)
+        except ValueError:
+            pass
+        else:
+            source = head.strip()
+    if not source:
+        raise ValueError(f"LoRA {value!r}: no source before the scale (SOURCE[:SCALE])")
+    if not math.isfinite(scale):
+        raise ValueError(f"LoRA {value!r}: the scale must be a finite number, got {scale}")
+    return LoraSpec(source, scale)
+
+
+def _as_lora(item: Any) -> LoraSpec:
+    """A spec file's ``loras`` entry (a string ``SOURCE[:SCALE]`` or ``{source, scale}``) as a LoraSpec."""
+    if isinstance(item, LoraSpec):
+        return item
+    if isinstance(item, str):
+        return parse_lora(item)
+    if isinstance(item, dict):
+        unknown = sorted(set(map(str, item)) - {"source", "scale"})
+        if unknown or not isinstance(item.get("source"), str) or not item["source"].strip():
+            raise ValueError(f"a LoRA is {{source: ..., scale: ...}} with a source string, got {item!r}")
+        scale = item.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale):
+            raise ValueError(f"LoRA {item['source']!r}: scale must be a finite number, got {scale!r}")
+        return LoraSpec(item["source"].strip(), float(scale))
+    raise ValueError(f"a LoRA is a string SOURCE[:SCALE] or {{source: ..., scale: ...}}, got {item!r}")
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Where a model's weights come from and how to sample from it.
 
     Sources are strings in :mod:`longlive_cli.hub` syntax. ``base`` is a diffusers-layout repo or
     folder (``transformer/config.json``; and ``text_encoder/``, ``tokenizer/``, ``vae/``,
     ``transformer/`` weights where no other source replaces them). ``generator``/``lora`` are the
-    official LongLive checkpoint files; ``text_encoder``/``vae`` may be original Wan ``.pth`` files;
+    official checkpoint files (``generator_key``: the entry of the generator file to read);
+    ``loras`` are user LoRAs merged on top (:class:`LoraSpec`); ``text_encoder``/``vae`` may be original
+    Wan ``.pth`` files;
     ``tokenizer`` a tokenizer folder. ``base=None`` means: build tiny random weights. ``quantized`` is a
     transformer file written by ``longlive quantize`` (:mod:`longlive_cli.quantize`) with ``scheme``; it
     replaces the base/generator transformer (its config is in the file). ``geometry`` holds the model's
@@ -109,6 +203,7 @@ class ModelSpec:
     lora: str | None = None
     lora_rank: int = 256
     lora_alpha: float = 256
+    loras: tuple[LoraSpec, ...] = ()
     text_encoder: str | None = None
     tokenizer: str | None = None
     vae: str | None = None
@@ -119,17 +214,23 @@ class ModelSpec:
     spec_dir: Path | None = None
 
 
-_LONGLIVE = ModelSpec(
-    name="longlive-1.3b",
+# The Wan2.1-T2V-1.3B files every released checkpoint of this family runs on (see the module docs).
+_WAN21_FILES: dict[str, Any] = dict(
     base="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
-    generator="Efficient-Large-Model/LongLive-1.3B:models/longlive_base.pt",
-    lora="Efficient-Large-Model/LongLive-1.3B:models/lora.pt",
     text_encoder="Wan-AI/Wan2.1-T2V-1.3B:models_t5_umt5-xxl-enc-bf16.pth",
     tokenizer="Wan-AI/Wan2.1-T2V-1.3B:google/umt5-xxl",
     vae="Wan-AI/Wan2.1-T2V-1.3B:Wan2.1_VAE.pth",
 )
+_LONGLIVE = ModelSpec(
+    name="longlive-1.3b",
+    generator="Efficient-Large-Model/LongLive-1.3B:models/longlive_base.pt",
+    lora="Efficient-Large-Model/LongLive-1.3B:models/lora.pt",
+    **_WAN21_FILES,
+)
 #: The preset to name when a storyboard is too long for absolute RoPE.
 INFINITE_MODEL = "longlive-1.3b-infinite"
+#: Self-Forcing's inference cache (``utils/wan_wrapper.py`` defaults): 21 latent frames, no sink.
+_SELF_FORCING_SAMPLER = SamplerConfig(local_attn_size=21, sink_size=0)
 
 PRESETS: dict[str, ModelSpec] = {
     "longlive-1.3b": _LONGLIVE,
@@ -139,18 +240,48 @@ PRESETS: dict[str, ModelSpec] = {
         sampler=replace(_LONGLIVE.sampler, rope="relative"),
         geometry=relative_rope(_LONGLIVE.geometry),
     ),
+    "rolling-forcing": ModelSpec(
+        name="rolling-forcing",
+        generator="TencentARC/RollingForcing:checkpoints/rolling_forcing_dmd.pt",
+        generator_key="generator_ema",
+        sampler=SamplerConfig(name="rolling-forcing", denoising_steps=(1000, 800, 600, 400, 200)),
+        **_WAN21_FILES,
+    ),
+    "causal-forcing-long": ModelSpec(
+        name="causal-forcing-long",
+        generator="zhuhz22/Causal-Forcing:chunkwise/longvideo.pt",
+        generator_key="generator_ema",
+        sampler=SamplerConfig(name="rolling-forcing", denoising_steps=(1000, 750, 500, 250)),
+        **_WAN21_FILES,
+    ),
+    "self-forcing": ModelSpec(
+        name="self-forcing",
+        generator="gdhe17/Self-Forcing:checkpoints/self_forcing_dmd.pt",
+        generator_key="generator_ema",
+        sampler=_SELF_FORCING_SAMPLER,
+        **_WAN21_FILES,
+    ),
+    "causal-forcing": ModelSpec(
+        name="causal-forcing",
+        generator="zhuhz22/Causal-Forcing:chunkwise/causal_forcing.pt",
+        generator_key="generator",
+        sampler=_SELF_FORCING_SAMPLER,
+        **_WAN21_FILES,
+    ),
     # Small native size: the Wan VAE decoder's causal 3-D convolutions are slow on CPU at 832x480.
     "tiny-random": ModelSpec(
         name="tiny-random", base=None, geometry=replace(WAN21, native_resolution=(128, 80))
     ),
 }
 
-# Approximate sizes for messages and `longlive download` (from the Hub listings named in the issue
-# tracker; files not listed here are reported with their size once downloaded).
+# Approximate sizes for messages and `longlive download`, as the Hub's file pages state them; files not
+# listed here are reported with their size once downloaded.
 KNOWN_SIZES = {
     "Wan-AI/Wan2.1-T2V-1.3B:models_t5_umt5-xxl-enc-bf16.pth": "11.4 GB",
     "Wan-AI/Wan2.1-T2V-1.3B:Wan2.1_VAE.pth": "508 MB",
     "Wan-AI/Wan2.1-T2V-1.3B-Diffusers:text_encoder": "22.7 GB",
+    # huggingface.co/TencentARC/RollingForcing/blob/main/checkpoints/rolling_forcing_dmd.pt ("17 GB")
+    "TencentARC/RollingForcing:checkpoints/rolling_forcing_dmd.pt": "17 GB",
 }
 
 _SPEC_KEYS = {f.name for f in fields(ModelSpec)} - {"name", "sampler", "spec_dir", "geometry"}
@@ -187,6 +318,30 @@ def load_spec(path: str | Path) -> ModelSpec:
                 f"{path}: sampler: {sampler_kw['name']!r} is not one of {', '.join(SAMPLER_NAMES)}"
             )
     geometry_kw: dict[str, Any] = {k: v for k, v in data.items() if k in _GEOMETRY_KEYS}
+    _check_sources(path, spec_kw)
+    if "loras" in spec_kw:
+        spec_kw["loras"] = _spec_loras(path, spec_kw["loras"], quantized=spec_kw.get("quantized") is not None)
+    if "native_resolution" in geometry_kw:
+        geometry_kw["native_resolution"] = tuple(geometry_kw["native_resolution"])
+    if "denoising_steps" in sampler_kw:
+        sampler_kw["denoising_steps"] = tuple(sampler_kw["denoising_steps"])
+    try:
+        sampler = SamplerConfig(**sampler_kw)
+        geometry = replace(WAN21, **geometry_kw)
+        spec = ModelSpec(
+            name=str(path), spec_dir=path.parent.resolve(), sampler=sampler, geometry=geometry, **spec_kw
+        )
+    except (TypeError, ValueError) as err:
+        raise ModelUnavailableError(f"{path}: {err}") from None
+    try:
+        return with_rope(spec, sampler.rope)
+    except ValueError as err:
+        raise ModelUnavailableError(f"{path}: {err}") from None
+
+
+def _check_sources(path: Path, spec_kw: dict[str, Any]) -> None:
+    """A spec file's weight sources: ``base`` present, every source a string, ``quantized`` and ``scheme``
+    together and not with ``generator``/``lora``."""
     if "base" not in spec_kw:
         raise ModelUnavailableError(f"{path}: 'base' is required (a diffusers-layout Hub repo or folder)")
     keys = (
@@ -207,22 +362,6 @@ def load_spec(path: str | Path) -> ModelSpec:
         raise ModelUnavailableError(f"{path}: 'quantized' and 'scheme' go together")
     if spec_kw.get("quantized") is not None and (spec_kw.get("generator") or spec_kw.get("lora")):
         raise ModelUnavailableError(f"{path}: a 'quantized' transformer replaces 'generator' and 'lora'")
-    if "native_resolution" in geometry_kw:
-        geometry_kw["native_resolution"] = tuple(geometry_kw["native_resolution"])
-    if "denoising_steps" in sampler_kw:
-        sampler_kw["denoising_steps"] = tuple(sampler_kw["denoising_steps"])
-    try:
-        sampler = SamplerConfig(**sampler_kw)
-        geometry = replace(WAN21, **geometry_kw)
-        spec = ModelSpec(
-            name=str(path), spec_dir=path.parent.resolve(), sampler=sampler, geometry=geometry, **spec_kw
-        )
-    except (TypeError, ValueError) as err:
-        raise ModelUnavailableError(f"{path}: {err}") from None
-    try:
-        return with_rope(spec, sampler.rope)
-    except ValueError as err:
-        raise ModelUnavailableError(f"{path}: {err}") from None
 
 
 def with_rope(spec: ModelSpec, rope: str) -> ModelSpec:
@@ -250,36 +389,95 @@ def with_rope(spec: ModelSpec, rope: str) -> ModelSpec:
     return replace(spec, sampler=replace(spec.sampler, rope=rope), geometry=geometry)
 
 
-def resolve_model(name: str) -> ModelSpec:
-    """The spec for a preset name, a spec file, or a folder holding ``longlive-model.yaml``.
+def _spec_loras(path: Path, loras: Any, *, quantized: bool) -> tuple[LoraSpec, ...]:
+    """A spec file's ``loras`` list, checked."""
+    if not isinstance(loras, list):
+        raise ModelUnavailableError(
+            f"{path}: loras must be a list of SOURCE[:SCALE] strings or {{source, scale}} mappings"
+        )
+    try:
+        parsed = tuple(_as_lora(item) for item in loras)
+    except ValueError as err:
+        raise ModelUnavailableError(f"{path}: loras: {err}") from None
+    if parsed and quantized:
+        raise ModelUnavailableError(
+            f"{path}: LoRAs cannot be merged into a 'quantized' transformer; merge them into its float "
+            "source and quantize that"
+        )
+    return parsed
+
+
+def resolve_model(name: str | ModelSpec, loras: Iterable[str | LoraSpec] = ()) -> ModelSpec:
+    """The spec for a preset name, a spec file, or a folder holding ``longlive-model.yaml`` (a
+    :class:`ModelSpec` is taken as it is), with ``loras`` merged on top (:func:`with_loras`).
 
     Raises:
         ModelUnavailableError: unknown name (the message lists the presets) or a bad spec file.
+        InputError: a LoRA written wrongly, or LoRAs on a quantized model (:func:`with_loras`).
     """
-    if name in PRESETS:
-        return PRESETS[name]
-    path = Path(name).expanduser()
-    if path.is_dir() and (path / SPEC_FILE_IN_DIR).is_file():
-        return load_spec(path / SPEC_FILE_IN_DIR)
-    if path.is_file():
-        return load_spec(path)
-    raise ModelUnavailableError(
-        f"unknown model {name!r}: not a preset ({', '.join(PRESETS)}), nor a model spec file, nor a "
-        f"folder with {SPEC_FILE_IN_DIR}."
-    )
+    if isinstance(name, ModelSpec):
+        spec = name
+    elif name in PRESETS:
+        spec = PRESETS[name]
+    else:
+        path = Path(name).expanduser()
+        if path.is_dir() and (path / SPEC_FILE_IN_DIR).is_file():
+            spec = load_spec(path / SPEC_FILE_IN_DIR)
+        elif path.is_file():
+            spec = load_spec(path)
+        else:
+            raise ModelUnavailableError(
+                f"unknown model {name!r}: not a preset ({', '.join(PRESETS)}), nor a model spec file, nor a "
+                f"folder with {SPEC_FILE_IN_DIR}."
+            )
+    return with_loras(spec, loras)
 
 
-def resolve_spec(model: str, rope: str | None = None) -> ModelSpec:
-    """The spec of ``model`` (:func:`resolve_model`), with temporal RoPE ``rope`` when given
-    (:func:`with_rope`; ``--rope``).
+def with_loras(spec: ModelSpec, loras: Iterable[str | LoraSpec]) -> ModelSpec:
+    """``spec`` with user LoRAs added after its own ``loras`` (each a :class:`LoraSpec` or a
+    ``SOURCE[:SCALE]`` string, as ``--lora`` takes it). A local source is made absolute here, so it
+    does not resolve against the spec file's folder later (a local path is relative to the working
+    directory).
 
     Raises:
-        ModelUnavailableError: unknown model or bad spec file (exit 3).
-        InputError: a rope the model cannot use (exit 2).
+        InputError: a string that is not ``SOURCE[:SCALE]`` (exit 2), or LoRAs for a quantized
+            transformer (LoRAs merge into float weights; exit 2).
     """
     from ..errors import InputError
 
-    spec = resolve_model(model)
+    added: list[LoraSpec] = []
+    for item in loras:
+        try:
+            lora = item if isinstance(item, LoraSpec) else parse_lora(item)
+        except ValueError as err:
+            raise InputError(f"--lora: {err}") from None
+        source = parse_source(lora.source)
+        if source.repo is None:  # relative to the working directory, not to a spec file's folder
+            lora = replace(lora, source=str(Path(source.path).absolute()))
+        added.append(lora)
+    if not added:
+        return spec
+    if spec.quantized is not None:
+        raise InputError(
+            f"--lora: model {spec.name} is quantized ({spec.scheme}); LoRAs merge into float weights, so "
+            "merge them into its source model (a spec with loras:) and quantize that"
+        )
+    return replace(spec, loras=(*spec.loras, *added))
+
+
+def resolve_spec(
+    model: str | ModelSpec, rope: str | None = None, loras: Iterable[str | LoraSpec] = ()
+) -> ModelSpec:
+    """The spec of ``model`` with ``loras`` merged on top (:func:`resolve_model`), with temporal RoPE ``rope``
+    when given (:func:`with_rope`; ``--rope``).
+
+    Raises:
+        ModelUnavailableError: unknown model or bad spec file (exit 3).
+        InputError: a rope the model cannot use, a LoRA written wrongly (exit 2).
+    """
+    from ..errors import InputError
+
+    spec = resolve_model(model, loras)
     if rope is None:
         return spec
     try:
@@ -340,14 +538,25 @@ class Component:
 def components(spec: ModelSpec, *, for_text: bool = True, for_video: bool = True) -> list[Component]:
     """What ``spec`` needs, in load order: only what is used (no base transformer with a ``generator``).
 
-    ``for_text``: the text encoder and tokenizer; ``for_video``: transformer and VAE.
+    ``for_text``: the text encoder and tokenizer; ``for_video``: transformer, user LoRAs (roles
+    ``user_lora.1``, ``user_lora.2``, ... in the spec's order) and VAE.
     """
 
     def src(value: str) -> Source:
         return parse_source(value, relative_to=spec.spec_dir)
 
+    user_loras = []
+    for i, lora in enumerate(spec.loras, start=1):
+        source = src(lora.source)
+        if source.repo is not None and not source.path:
+            raise ModelUnavailableError(
+                f"LoRA {lora.source!r} names a repo, not a file: write owner/repo:path/to/lora.safetensors"
+            )
+        user_loras.append(Component(f"user_lora.{i}", source))
     if spec.base is None:  # tiny random weights; a quantized transformer file is the only thing read
-        return [Component("quantized", src(spec.quantized))] if spec.quantized and for_video else []
+        if not for_video:
+            return []
+        return [Component("quantized", src(spec.quantized))] if spec.quantized else user_loras
 
     base = src(spec.base)
 
@@ -375,6 +584,7 @@ def components(spec: ModelSpec, *, for_text: bool = True, for_video: bool = True
         else:
             parts.append(Component("transformer_config", in_base("transformer/config.json")))
             parts.append(Component("transformer", in_base("transformer"), folder=True))
+        parts += user_loras
         if spec.vae:
             vae = src(spec.vae)
             parts.append(Component("vae", vae, folder=not vae.path.endswith((".pth", ".pt", ".safetensors"))))
@@ -389,7 +599,10 @@ def fetch_components(spec: ModelSpec, parts: list[Component], *, offline: bool) 
     Raises:
         longlive_cli.hub.WeightsUnavailableError: a part cannot be had (names it and the ways out).
     """
-    model = spec.name if spec.name in PRESETS else f"--model {spec.name}"
+    if spec.name in PRESETS:  # and the LoRAs --lora added to it
+        model = spec.name + "".join(f" --lora {lora}" for lora in spec.loras[len(PRESETS[spec.name].loras) :])
+    else:
+        model = f"--model {spec.name}"
     return {
         p.role: fetch(p.source, offline=offline, folder=p.folder, size=p.size, model=model) for p in parts
     }
