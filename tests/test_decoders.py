@@ -454,3 +454,17 @@ def test_lightvae_wrong_layout_names_file_and_key(lightvae_file, tmp_path, tiny)
         load_lightvae(taehv)
     with pytest.raises(ModelError, match=r"none\.pth: no such file"):
         load_lightvae(tmp_path / "none.pth")
+
+
+def test_file_name_of_the_other_variant_is_warned_about(tiny, tmp_path, caplog):
+    light, plain = tmp_path / "lighttaew2_1.pth", tmp_path / "taew2_1.pth"
+    for path in (light, plain):
+        torch.save(taehv_state_dict(tiny), path)
+    with caplog.at_level("WARNING", logger="longlive_cli.decoders.taehv"):
+        load_taehv(light, variant="lighttae")
+        load_taehv(plain, variant="taehv")
+        assert not caplog.records
+        load_taehv(light, variant="taehv")
+        load_taehv(plain, variant="lighttae")
+    assert [r.args[1] for r in caplog.records] == ["taehv", "lighttae"]
+    assert "lighttaew2_1.pth" in caplog.records[0].getMessage()
