@@ -233,7 +233,10 @@ class TAEHVDecoder(nn.Module):
                 # A slice of a multi-step x would keep all of x alive; copy just the last step then.
                 memory[slot] = x if steps == 1 else x[(steps - 1) * b :].clone()
                 x = d[i](x, past)
-            x = d[grow](d[up](x))
+            x = d[up](x)
+            if stage == 2:
+                break
+            x = d[grow](x)
             stride = d[grow].stride
             if stride > 1:
                 _, sc, hh, ww = x.shape
@@ -246,9 +249,18 @@ class TAEHVDecoder(nn.Module):
                 )
                 steps *= stride
             x = d[proj](x)
-        x = d[22](d[21](x)).clamp(0.0, 1.0)
-        _, c, hh, ww = x.shape
-        return x.view(steps, b, c, hh, ww).transpose(0, 1)
+        # The last TGrow feeds no MemBlock, so each of its output steps k (weight rows [k·c, (k+1)·c)) goes
+        # through the projection and output convs on its own and only the 3-channel frames are put in time
+        # order: the stride·c-channel full-resolution tensor and its reordered copy never exist.
+        weight, stride = d[grow].conv.weight, d[grow].stride
+        c = weight.shape[1]
+        frames = []
+        for k in range(stride):
+            y = torch.relu_(d[proj](F.conv2d(x, weight[k * c : (k + 1) * c])))  # d[21] is this ReLU
+            frames.append(d[22](y).clamp(0.0, 1.0))
+        out = torch.stack(frames, dim=1)  # [steps·B, stride, 3, H, W]; step k of t is frame t·stride+k
+        _, _, c, hh, ww = out.shape
+        return out.view(steps, b, stride, c, hh, ww).transpose(0, 1).reshape(b, steps * stride, c, hh, ww)
 
 
 def _frames_to_uint8(frames: Tensor) -> Tensor:
