@@ -14,9 +14,11 @@ frames per block, as the pipeline hands them over). Per decoder and resolution i
 the time of the first block (9 frames) and the median over the later blocks (12 frames each; "-" with one
 block), the frames per second that median gives, the peak memory the decode adds (CPU: RSS sampled every 2 ms
 above the RSS before the first block, after ``malloc_trim``; CUDA: ``max_memory_allocated`` above the
-allocation before the first block), and the mean absolute difference of its uint8 frames from the Wan VAE's
-on the frames both decoded. With random weights and random latents that difference says NOTHING about
-quality; it only shows that the decoders produce frames of the same shape.
+allocation before the first block; each decoder runs in a fresh process after a warm-up on a tiny video, so
+neither another decoder's freed memory nor the libraries' first-use allocations count), and the mean
+absolute difference of its uint8 frames from the Wan VAE's on the frames both decoded. With random weights
+and random latents that difference says NOTHING about quality; it only shows that the decoders produce
+frames of the same shape.
 
 A decoder stops after the block that takes it past ``--max-seconds`` (at least one block), so the Wan VAE at
 832x480 on a small CPU (minutes per block) does not run for long; its time per block is then the first
@@ -34,11 +36,12 @@ import contextlib
 import ctypes
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -126,17 +129,13 @@ def build(name: str, device: torch.device, dtype: torch.dtype, seed: int) -> tup
     return decoder.decode, mib
 
 
-@dataclass
-class Result:
-    name: str
-    weights_mib: float
-    block_s: list[float]
-    peak_mib: float
-    frames: torch.Tensor  # uint8 [1, T, H, W, 3]
-
-
-def run(name, latents, device, dtype, seed, max_seconds) -> Result:
-    decode, mib = build(name, device, dtype, seed)
+def run(name: str, res: str, args: argparse.Namespace) -> dict:
+    """One decoder at one resolution, in this process: block times, peak memory, frames."""
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    width, height = map(int, res.lower().split("x"))
+    gen = torch.Generator().manual_seed(args.seed)  # the same latents in every worker
+    latents = torch.randn(1, FRAMES_PER_BLOCK * args.blocks, 16, height // 8, width // 8, generator=gen)
+    decode, mib = build(name, device, dtype, args.seed)
     times, frames = [], []
     start = time.perf_counter()
     with PeakMemory(device) as mem:
@@ -144,9 +143,18 @@ def run(name, latents, device, dtype, seed, max_seconds) -> Result:
             t0 = time.perf_counter()
             frames.append(decode(latents[:, first : first + FRAMES_PER_BLOCK]))  # uint8 on the CPU: synced
             times.append(time.perf_counter() - t0)
-            if time.perf_counter() - start > max_seconds:
+            if time.perf_counter() - start > args.max_seconds:
                 break
-    return Result(name, mib, times, mem.peak_mib, torch.cat(frames, dim=1))
+    return {"weights_mib": mib, "block_s": times, "peak_mib": mem.peak_mib, "frames": torch.cat(frames, 1)}
+
+
+def run_in_subprocess(name: str, res: str, args: argparse.Namespace, out: Path) -> dict:
+    """:func:`run` in a fresh process (so its peak memory is its own), result through a file."""
+    cmd = [sys.executable, __file__, "--worker", name, "--resolutions", res, "--out", str(out)]
+    for option in ("blocks", "device", "dtype", "max_seconds", "seed"):
+        cmd += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+    subprocess.run(cmd, check=True)
+    return torch.load(out, weights_only=True)
 
 
 def mad(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
@@ -156,7 +164,7 @@ def mad(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
 
 
 # ------------------------------------------------------------------------------------------ main
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--resolutions", nargs="+", default=["320x192", "832x480"], help="WIDTHxHEIGHT ...")
     ap.add_argument("--blocks", type=int, default=2, help="blocks of 3 latent frames per decoder (default 2)")
@@ -167,16 +175,25 @@ def main() -> None:
         "--max-seconds", type=float, default=120.0, help="per decoder and resolution (>= 1 block)"
     )
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    device, dtype = torch.device(args.device), DTYPES[args.dtype]
-    names = ["wan", *[d for d in args.decoders if d != "wan"]] if "wan" in args.decoders else args.decoders
+    ap.add_argument("--worker", choices=DECODERS, help=argparse.SUPPRESS)  # internal: one run, to --out
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    return ap.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        torch.save(run(args.worker, args.resolutions[0], args), args.out)
+        return
+    device = torch.device(args.device)
+    names = ["wan", *[d for d in args.decoders if d != "wan"]] if "wan" in args.decoders else args.decoders
     where = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     )
     print(
         f"decoders on {device.type} ({where}), {args.dtype}, up to {args.blocks} blocks of "
-        f"{FRAMES_PER_BLOCK} latent frames; torch {torch.__version__}, diffusers {diffusers.__version__}"
+        f"{FRAMES_PER_BLOCK} latent frames, each decoder in its own process; torch {torch.__version__}, "
+        f"diffusers {diffusers.__version__}"
     )
     print(
         "RANDOM weights at the real architecture sizes, RANDOM latents: the 'MAD vs wan' column (mean |frame "
@@ -187,26 +204,23 @@ def main() -> None:
         f"{'block med s':>11} {'frames/s':>8} {'peak MiB':>9} {'MAD vs wan':>10} {'frames':>6}"
     )
     wall = time.perf_counter()
-    for res in args.resolutions:
-        width, height = map(int, res.lower().split("x"))
-        gen = torch.Generator().manual_seed(args.seed)
-        latents = torch.randn(1, FRAMES_PER_BLOCK * args.blocks, 16, height // 8, width // 8, generator=gen)
-        print("\n" + header, flush=True)
-        reference = None
-        for name in names:
-            r = run(name, latents, device, dtype, args.seed, args.max_seconds)
-            if name == "wan":
-                reference = r.frames
-            later = r.block_s[1:]
-            med = statistics.median(later) if later else None
-            fps = f"{4 * FRAMES_PER_BLOCK / med:8.1f}" if med else f"{'-':>8}"
-            diff, n = mad(r.frames, reference) if reference is not None else (float("nan"), 0)
-            print(
-                f"{res:<10} {name:<9} {r.weights_mib:>11.1f} {len(r.block_s):>6} {r.block_s[0]:>11.2f} "
-                f"{(f'{med:.2f}' if med else '-'):>11} {fps} {r.peak_mib:>9.1f} {diff:>10.2f} {n:>6}",
-                flush=True,
-            )
-            del r
+    with tempfile.TemporaryDirectory() as tmp:
+        for res in args.resolutions:
+            print("\n" + header, flush=True)
+            reference = None
+            for name in names:
+                r = run_in_subprocess(name, res, args, Path(tmp) / f"{name}.pt")
+                if name == "wan":
+                    reference = r["frames"]
+                times = r["block_s"]
+                med = statistics.median(times[1:]) if len(times) > 1 else None
+                fps = f"{4 * FRAMES_PER_BLOCK / med:8.1f}" if med else f"{'-':>8}"
+                diff, n = mad(r["frames"], reference) if reference is not None else (float("nan"), 0)
+                print(
+                    f"{res:<10} {name:<9} {r['weights_mib']:>11.1f} {len(times):>6} {times[0]:>11.2f} "
+                    f"{(f'{med:.2f}' if med else '-'):>11} {fps} {r['peak_mib']:>9.1f} {diff:>10.2f} {n:>6}",
+                    flush=True,
+                )
     print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s")
 
 
