@@ -17,15 +17,15 @@ from torch import Tensor
 
 from .keys import key_list, natural_key
 
-__all__ = ["load_vae", "tiny_vae_config"]
+__all__ = ["WAN21_LATENT_MEAN", "WAN21_LATENT_STD", "load_vae", "tiny_vae_config"]
 
 
 # Wan2.1 VAE latent statistics (as in the Wan2.1 release and diffusers' AutoencoderKLWan defaults).
-_WAN21_MEAN = (
+WAN21_LATENT_MEAN = (
     -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
     0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
 )  # fmt: skip
-_WAN21_STD = (
+WAN21_LATENT_STD = (
     2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
     3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
 )  # fmt: skip
@@ -48,8 +48,8 @@ def tiny_vae_config() -> dict:
         "attn_scales": [],
         "temperal_downsample": [False, True, True],
         "dropout": 0.0,
-        "latents_mean": list(_WAN21_MEAN),
-        "latents_std": list(_WAN21_STD),
+        "latents_mean": list(WAN21_LATENT_MEAN),
+        "latents_std": list(WAN21_LATENT_STD),
     }
 
 
