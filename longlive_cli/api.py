@@ -99,6 +99,7 @@ class LongLive:
         int8: str | None = None,
         rope: str | None = None,
         loras: Sequence[str | LoraSpec] = (),
+        decoder: str | None = None,
     ) -> LongLive:
         """Resolve ``model`` (a preset name, a spec file, or a folder with ``longlive-model.yaml``) and find
         its files (downloading them into the Hugging Face cache unless ``offline``).
@@ -118,13 +119,15 @@ class LongLive:
                 ``SOURCE[:SCALE]`` (a Hub reference ``owner/repo:path`` or a local file; scale 1 by default)
                 or a :class:`~longlive_cli.models.spec.LoraSpec`
                 (:mod:`longlive_cli.models.user_loras` lists the formats read).
+            decoder: ``wan``, ``lightvae``, ``taehv`` or ``lighttae`` in place of the model's (None: keep it;
+                :mod:`longlive_cli.decoders`).
 
         Raises:
             ModelError: unknown model, bad spec file, weights missing or unreachable (exit 3).
             InputError: unusable device, dtype, scheme or rope, ``int8`` on a quantized model, or a LoRA
-                written wrongly or given for a quantized model (exit 2).
+                written wrongly or given for a quantized model, or an unknown decoder (exit 2).
         """
-        spec = resolve_spec(model, rope, loras)
+        spec = resolve_spec(model, rope, loras, decoder)
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         if int8 is not None:

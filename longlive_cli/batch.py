@@ -224,6 +224,7 @@ class BatchRun:
         json_out: bool,
         rope: str | None = None,
         loras: Sequence[str] = (),
+        decoder: str | None = None,
     ) -> BatchRun:
         """The jobs for ``storyboards`` (after ``--shard``), each with its output path; ``rope`` replaces
         the model's temporal RoPE (``--rope``); ``loras`` are the ``--lora SOURCE[:SCALE]`` values merged on
@@ -235,7 +236,7 @@ class BatchRun:
         """
         from .models.spec import resolve_spec
 
-        spec = resolve_spec(model, rope, loras)
+        spec = resolve_spec(model, rope, loras, decoder)
         if shard is not None:
             storyboards = select_shard(storyboards, *parse_shard(shard))
         if list(storyboards).count(STDIN) > 1:

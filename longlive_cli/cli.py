@@ -76,6 +76,13 @@ class Rope(str, Enum):  # models.spec.ROPE_NAMES (a test keeps them equal)
     relative = "relative"
 
 
+class DecoderName(str, Enum):  # models.spec.DECODER_NAMES (a test keeps them equal)
+    wan = "wan"
+    lightvae = "lightvae"
+    taehv = "taehv"
+    lighttae = "lighttae"
+
+
 class CompileMode(str, Enum):  # torch.compile modes
     default = "default"
     reduce_overhead = "reduce-overhead"
@@ -142,6 +149,13 @@ SchemeOpt = Annotated[
     typer.Option(
         help="With --int8: w8a8 (dynamic int8 activations), w8 (weight-only) [default: w8a8], "
         "or fp8 (CUDA, compute capability >= 8.9)."
+    ),
+]
+DecoderOpt = Annotated[
+    DecoderName | None,
+    typer.Option(
+        help="Decoder: wan (the Wan VAE, best), lightvae (pruned Wan VAE), taehv / lighttae (tiny and fast) "
+        "[default: the model's].",
     ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plans and exit.")]
@@ -247,6 +261,7 @@ def generate(
     offline: OfflineOpt = False,
     save_latents: SaveLatentsOpt = None,
     rope: RopeOpt = None,
+    decoder: DecoderOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     dry_run: DryRunOpt = False,
@@ -281,6 +296,7 @@ def generate(
             json_out=json_out,
             rope=rope.value if rope is not None else None,
             loras=lora or (),
+            decoder=decoder.value if decoder is not None else None,
         )
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if run.finished or dry_run:
@@ -356,6 +372,7 @@ def live(
     model: ModelOpt = DEFAULT_MODEL,
     rope: RopeOpt = None,
     lora: LoraOpt = None,
+    decoder: DecoderOpt = None,
     seed: SeedOpt = None,
     resolution: ResolutionOpt = None,
     save_latents: SaveLatentsOpt = None,
@@ -414,6 +431,7 @@ def live(
         load["int8"] = (scheme or Scheme.w8a8).value if int8 else None
         load["rope"] = rope.value if rope is not None else None
         load["loras"] = lora or ()
+        load["decoder"] = decoder.value if decoder is not None else None
         with StopSignals() as stop:
             code = _run_live(opts, load, save_latents, stop, events, quiet)
     raise typer.Exit(code)
@@ -678,30 +696,36 @@ def download(
 def decode(
     latents: Annotated[Path, typer.Argument(help="Latents file from `generate --save-latents`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="MP4 to write.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model whose VAE decodes.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model whose decoder decodes.")] = DEFAULT_MODEL,
+    decoder: DecoderOpt = None,
     device: DeviceOpt = Device.auto,
     force: ForceOpt = False,
     offline: OfflineOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Turn a saved latents file into an MP4 with the model's VAE."""
+    """Turn a saved latents file into an MP4 with the model's decoder (or --decoder)."""
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
-        from .decoders.wan import StreamingDecoder
+        from .decoders import make_decoder
         from .latents import open_latents
-        from .models.loaders import load_vae_only
-        from .models.spec import resolve_model
+        from .models.loaders import load_decoder_only
+        from .models.spec import resolve_spec
         from .pipeline import decode_to_video
         from .runtime import resolve_device
         from .video import check_output
 
         check_output(output, overwrite=force)
-        spec = resolve_model(model)
+        spec = resolve_spec(model, decoder=decoder.value if decoder is not None else None)
         z, plan = open_latents(latents)
-        vae = load_vae_only(spec, device=resolve_device(device.value), offline=offline)
+        network = load_decoder_only(spec, device=resolve_device(device.value), offline=offline)
         fpb = plan.get("frames_per_block", spec.geometry.frames_per_block)
         path = decode_to_video(
-            StreamingDecoder(vae), z, output, fps=plan["fps"], frames_per_block=fpb, overwrite=force
+            make_decoder(spec.decoder, network),
+            z,
+            output,
+            fps=plan["fps"],
+            frames_per_block=fpb,
+            overwrite=force,
         )
         typer.echo(f"Wrote {path}")
 

@@ -19,8 +19,7 @@ from typing import Protocol
 
 import torch
 
-from .decoders import Decoder
-from .decoders.wan import StreamingDecoder
+from .decoders import Decoder, make_decoder
 from .errors import InputError
 from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
 from .latents import LatentsView, LatentsWriter
@@ -161,7 +160,7 @@ def _generate(
     with (
         writer,
         _BlockSink(
-            decoder or StreamingDecoder(model.vae),
+            decoder or make_decoder(model.spec.decoder, model.vae),
             [writer, *sinks],
             overlap=overlap,
             keep=kept is not None,

@@ -5,7 +5,10 @@ channels, height/8, width/8) into the video frames it adds, as uint8 ``[1, T, H,
 (``T = 4F - 3`` for the first block of a video, ``4F`` after it), so that decoding a video block by block
 equals decoding it at once. The pipeline sees nothing else of it.
 
-Implementations: :class:`~longlive_cli.decoders.wan.StreamingDecoder` (the Wan VAE, the default).
+Implementations (:func:`make_decoder` picks one by name): ``wan`` and ``lightvae``:
+:class:`~longlive_cli.decoders.wan.StreamingDecoder` over an ``AutoencoderKLWan`` (the Wan VAE, the default;
+LightVAE is its channel-pruned copy, :mod:`~longlive_cli.decoders.lightvae`); ``taehv`` and ``lighttae``:
+:class:`~longlive_cli.decoders.taehv.StreamingTAEHVDecoder` (a small conv network with temporal memory).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Protocol
 
 import torch
 
-__all__ = ["Decoder"]
+__all__ = ["Decoder", "make_decoder"]
 
 
 class Decoder(Protocol):
@@ -32,3 +35,15 @@ class Decoder(Protocol):
     def reset(self) -> None:
         """Forget the carried state: the next block starts a new video."""
         ...
+
+
+def make_decoder(name: str, network: torch.nn.Module) -> Decoder:
+    """A fresh streaming decoder (no carried state) named ``name`` (``wan``, ``lightvae``, ``taehv``,
+    ``lighttae``) around its loaded ``network`` (``longlive_cli.models.loaders`` loads it)."""
+    if name in ("taehv", "lighttae"):
+        from .taehv import StreamingTAEHVDecoder
+
+        return StreamingTAEHVDecoder(network)  # type: ignore[arg-type]
+    from .wan import StreamingDecoder
+
+    return StreamingDecoder(network)

@@ -312,6 +312,11 @@ class StreamingTAEHVDecoder:
         self._inv_std = (1.0 / std).view(1, 1, -1, 1, 1)
         self.reset()
 
+    @property
+    def device(self) -> torch.device:
+        """The decoder network's device."""
+        return next(self.model.parameters()).device
+
     def reset(self) -> None:
         """Forget the previous video: the next :meth:`decode` starts a new one (its first latent frame decodes
         to a single frame)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -27,9 +27,9 @@ if TYPE_CHECKING:  # the heavy libraries load only when a model is built
 __all__ = [
     "Model",
     "build_tiny_random",
+    "load_decoder_only",
     "load_model",
     "load_text_encoder",
-    "load_vae_only",
     "tiny_transformer_config",
     "wan_1_3b_transformer_config",
 ]
@@ -176,8 +176,9 @@ def load_model(
     from .transformer import CausalWanTransformer
 
     if spec.base is None:
-        wan, vae, _ = build_tiny_random()
+        wan, _, _ = build_tiny_random()
         paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
+        vae = _decoder_network(spec, paths)
         if spec.quantized:
             from .int8 import load_quantized
 
@@ -185,7 +186,6 @@ def load_model(
         _apply_user_loras(spec, wan, paths)
     else:
         from .checkpoints import CheckpointError, load_diffusers_transformer, load_transformer
-        from .vae import load_vae
 
         paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
         try:
@@ -209,7 +209,7 @@ def load_model(
             else:
                 wan = load_diffusers_transformer(paths["transformer"], dtype=dtype)
                 _apply_user_loras(spec, wan, paths)
-            vae = load_vae(paths["vae"])
+            vae = _decoder_network(spec, paths)
         except (CheckpointError, OSError, ValueError) as err:
             raise ModelUnavailableError(f"cannot load model {spec.name}: {err}") from None
     # A quantized transformer is built on ``device`` in ``dtype`` already (torchao tensors are not cast).
@@ -235,19 +235,50 @@ def _apply_user_loras(spec: ModelSpec, wan: WanTransformer3DModel, paths: dict) 
         raise ModelUnavailableError(f"cannot load model {spec.name}: {err}") from None
 
 
-def load_vae_only(spec: ModelSpec, *, device: torch.device | str, offline: bool = False) -> AutoencoderKLWan:
-    """Just the spec's VAE, in float32 (for ``longlive decode``).
+def _decoder_network(spec: ModelSpec, paths: dict[str, Path]) -> torch.nn.Module:
+    """The network of the spec's decoder (``spec.decoder``): the Wan VAE or LightVAE as an
+    ``AutoencoderKLWan``, TAEHV/LightTAE as a :class:`~longlive_cli.decoders.taehv.TAEHVDecoder`; tiny random
+    ones for tiny-random.
+
+    Raises:
+        ModelError: the file does not fit (names it and the first mismatched key).
+    """
+    from ..decoders.lightvae import load_lightvae
+    from ..decoders.taehv import load_taehv, tiny_taehv
+    from .vae import load_vae
+
+    if spec.decoder in ("taehv", "lighttae"):
+        variant: Literal["taehv", "lighttae"] = "taehv" if spec.decoder == "taehv" else "lighttae"
+        return (
+            tiny_taehv(0, variant=variant)
+            if spec.base is None
+            else load_taehv(paths["decoder"], variant=variant)
+        )
+    if spec.base is None and spec.decoder == "lightvae":  # the same family as the Wan VAE: other tiny weights
+        from diffusers import AutoencoderKLWan
+
+        from .vae import tiny_vae_config
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1)
+            return AutoencoderKLWan(**tiny_vae_config())
+    if spec.base is None:
+        return build_tiny_random()[1]
+    return load_lightvae(paths["decoder"]) if spec.decoder == "lightvae" else load_vae(paths["vae"])
+
+
+def load_decoder_only(
+    spec: ModelSpec, *, device: torch.device | str, offline: bool = False
+) -> torch.nn.Module:
+    """Just the network of the spec's decoder, in float32 (for ``longlive decode``; wrap it with
+    :func:`longlive_cli.decoders.make_decoder`).
 
     Raises:
         WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
     """
-    if spec.base is None:
-        return _place(build_tiny_random()[1], device, torch.float32)
-    from .vae import load_vae
-
-    vae_part = [p for p in components(spec, for_text=False) if p.role == "vae"]
-    path = fetch_components(spec, vae_part, offline=offline)["vae"]
+    parts = [p for p in components(spec, for_text=False) if p.role in ("vae", "decoder")]
+    paths = fetch_components(spec, parts, offline=offline)
     try:
-        return _place(load_vae(path), device, torch.float32)
+        return _place(_decoder_network(spec, paths), device, torch.float32)
     except (OSError, ValueError) as err:
-        raise ModelUnavailableError(f"cannot load the VAE from {path}: {err}") from None
+        raise ModelUnavailableError(f"cannot load the {spec.decoder} decoder: {err}") from None

@@ -209,6 +209,8 @@ class ModelSpec:
     vae: str | None = None
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     geometry: Geometry = WAN21
+    decoder: str = "wan"
+    decoder_weights: str | None = None
     quantized: str | None = None
     scheme: str | None = None
     spec_dir: Path | None = None
@@ -227,6 +229,16 @@ _LONGLIVE = ModelSpec(
     lora="Efficient-Large-Model/LongLive-1.3B:models/lora.pt",
     **_WAN21_FILES,
 )
+#: The decoders (:mod:`longlive_cli.decoders`) and where the fast ones' official files are:
+#: lightx2v/Autoencoders (its model card lists ``lightvaew2_1.pth``, ``taew2_1.pth`` and
+#: ``lighttaew2_1.pth``; ``taew2_1`` is also madebyollin/taehv's). ``wan`` is the model's own VAE (``vae:``).
+DECODER_NAMES = ("wan", "lightvae", "taehv", "lighttae")
+DECODER_SOURCES = {
+    "lightvae": "lightx2v/Autoencoders:lightvaew2_1.pth",
+    "taehv": "lightx2v/Autoencoders:taew2_1.pth",
+    "lighttae": "lightx2v/Autoencoders:lighttaew2_1.pth",
+}
+
 #: The preset to name when a storyboard is too long for absolute RoPE.
 INFINITE_MODEL = "longlive-1.3b-infinite"
 #: Self-Forcing's inference cache (``utils/wan_wrapper.py`` defaults): 21 latent frames, no sink.
@@ -319,6 +331,10 @@ def load_spec(path: str | Path) -> ModelSpec:
             )
     geometry_kw: dict[str, Any] = {k: v for k, v in data.items() if k in _GEOMETRY_KEYS}
     _check_sources(path, spec_kw)
+    if spec_kw.get("decoder", "wan") not in DECODER_NAMES:
+        raise ModelUnavailableError(
+            f"{path}: decoder: {spec_kw['decoder']!r} is not one of {', '.join(DECODER_NAMES)}"
+        )
     if "loras" in spec_kw:
         spec_kw["loras"] = _spec_loras(path, spec_kw["loras"], quantized=spec_kw.get("quantized") is not None)
     if "native_resolution" in geometry_kw:
@@ -354,6 +370,8 @@ def _check_sources(path: Path, spec_kw: dict[str, Any]) -> None:
         "generator_key",
         "quantized",
         "scheme",
+        "decoder",
+        "decoder_weights",
     )
     for key in keys:
         if spec_kw.get(key) is not None and not isinstance(spec_kw[key], str):
@@ -465,8 +483,26 @@ def with_loras(spec: ModelSpec, loras: Iterable[str | LoraSpec]) -> ModelSpec:
     return replace(spec, loras=(*spec.loras, *added))
 
 
+def with_decoder(spec: ModelSpec, decoder: str) -> ModelSpec:
+    """``spec`` decoding with ``decoder`` (:data:`DECODER_NAMES`; ``--decoder``), from its default file.
+
+    Raises:
+        InputError: an unknown decoder.
+    """
+    from ..errors import InputError
+
+    if decoder not in DECODER_NAMES:
+        raise InputError(f"--decoder {decoder!r} is not one of {', '.join(DECODER_NAMES)}")
+    if decoder == spec.decoder:
+        return spec
+    return replace(spec, decoder=decoder, decoder_weights=None)
+
+
 def resolve_spec(
-    model: str | ModelSpec, rope: str | None = None, loras: Iterable[str | LoraSpec] = ()
+    model: str | ModelSpec,
+    rope: str | None = None,
+    loras: Iterable[str | LoraSpec] = (),
+    decoder: str | None = None,
 ) -> ModelSpec:
     """The spec of ``model`` with ``loras`` merged on top (:func:`resolve_model`), with temporal RoPE ``rope``
     when given (:func:`with_rope`; ``--rope``).
@@ -478,6 +514,8 @@ def resolve_spec(
     from ..errors import InputError
 
     spec = resolve_model(model, loras)
+    if decoder is not None:
+        spec = with_decoder(spec, decoder)
     if rope is None:
         return spec
     try:
@@ -585,7 +623,9 @@ def components(spec: ModelSpec, *, for_text: bool = True, for_video: bool = True
             parts.append(Component("transformer_config", in_base("transformer/config.json")))
             parts.append(Component("transformer", in_base("transformer"), folder=True))
         parts += user_loras
-        if spec.vae:
+        if spec.decoder != "wan":  # a fast decoder replaces the Wan VAE: only its file is fetched
+            parts.append(Component("decoder", src(spec.decoder_weights or DECODER_SOURCES[spec.decoder])))
+        elif spec.vae:
             vae = src(spec.vae)
             parts.append(Component("vae", vae, folder=not vae.path.endswith((".pth", ".pt", ".safetensors"))))
         else:
