@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -409,6 +410,7 @@ class LongLive:
         encoder = self._text if kept else self._load_text_encoder(device, dtype)
         assert encoder is not None
         cache = self._embedding_cache(device, dtype)
+        started = time.perf_counter()
         try:
             counts = dict(zip(texts, encoder.token_counts(texts), strict=True))
             for text in texts:
@@ -417,6 +419,7 @@ class LongLive:
                 self._embeds[text], self._tokens[text] = embed.cpu(), counts[text]  # off the GPU until needed
                 if cache is not None:
                     cache.put(text, self._embeds[text], counts[text])
+            log.info("encoded %d prompt(s) in %.1f s", len(texts), time.perf_counter() - started)
         finally:
             if not kept:
                 del encoder
@@ -427,8 +430,15 @@ class LongLive:
     def _load_text_encoder(self, device: str, dtype: torch.dtype) -> TextEncoder:
         from .models.loaders import load_text_encoder
 
-        log.info("loading the text encoder (%s, %s)", device, str(dtype).removeprefix("torch."))
-        return load_text_encoder(self.spec, device=device, dtype=dtype, offline=self.offline)
+        started = time.perf_counter()
+        encoder = load_text_encoder(self.spec, device=device, dtype=dtype, offline=self.offline)
+        log.info(
+            "loaded the text encoder (%s, %s) in %.1f s",
+            device,
+            str(dtype).removeprefix("torch."),
+            time.perf_counter() - started,
+        )
+        return encoder
 
     def encode_prompts(self, plans: Iterable[Plan]) -> None:
         """Have every prompt of ``plans`` encoded: from memory, from the embedding cache, or else with the
@@ -450,7 +460,9 @@ class LongLive:
     def encode_prompt(self, text: str) -> torch.Tensor:
         """One prompt's UMT5 embedding ``[1, n, text_dim]`` (``n`` its tokens, at most 512) on the CPU, for a
         live session: from memory, else the embedding cache, else the session's text encoder, which is
-        loaded on the first miss and kept (:meth:`text_encoder`) so the next prompt does not wait for it.
+        loaded on the first miss and kept (:meth:`text_encoder`) so the next prompt does not wait for it. Call
+        ``text_encoder(keep=True, resolution=...)`` first to check the memory at the session's resolution
+        (else the model's native one is assumed).
 
         Raises:
             ModelError: the text encoder cannot be loaded. InputError: it does not fit in memory.
@@ -530,6 +542,7 @@ class LongLive:
             from .models.loaders import load_model
 
             log.info("precision: %s", self.describe_dtypes())
+            started = time.perf_counter()
             self._model = load_model(
                 self.spec,
                 device=self.device,
@@ -537,6 +550,7 @@ class LongLive:
                 vae_dtype=self.vae_dtype,
                 offline=self.offline,
             )
+            log.info("loaded the video model in %.1f s", time.perf_counter() - started)
         if not self._ready:
             if self.int8 is not None:
                 from .models.int8 import quantize_transformer
