@@ -311,19 +311,39 @@ class BatchRun:
                 return
 
     def load(
-        self, *, device: str, dtype: str, options: dict[str, Any], offline: bool, int8: str | None
+        self,
+        *,
+        device: str,
+        dtype: str,
+        options: dict[str, Any],
+        offline: bool,
+        int8: str | None,
+        text_dtype: str = "auto",
+        embed_cache: bool = True,
+        memory_check: bool = True,
     ) -> None:
-        """Resolve the model and find its files, encode every planned prompt (the text encoder is then freed),
-        and load the video model once.
+        """Resolve the model and find its files, check that the run fits in memory (before anything large is
+        loaded), encode every planned prompt not in the embedding cache (the text encoder is then freed), and
+        load the video model once.
 
         Raises:
-            LongLiveError: as :meth:`LongLive.from_pretrained`, ``encode_prompts`` and ``load``.
+            LongLiveError: as :meth:`LongLive.from_pretrained`, ``check_memory``, ``encode_prompts`` and
+                ``load``.
         """
         from .api import LongLive
 
         ll = LongLive.from_pretrained(
-            self.spec, device=device, dtype=dtype, options=options, offline=offline, int8=int8
+            self.spec,
+            device=device,
+            dtype=dtype,
+            text_dtype=text_dtype,
+            options=options,
+            offline=offline,
+            int8=int8,
+            embed_cache=embed_cache,
+            memory_check=memory_check,
         )
+        ll.check_memory(self.plans.values())
         ll.encode_prompts(self.plans.values())
         ll.load()
         self.longlive = ll

@@ -56,6 +56,17 @@ class DType(str, Enum):
     float32 = "float32"
 
 
+class CacheAction(str, Enum):
+    list = "list"
+    clear = "clear"
+
+
+class CacheWhat(str, Enum):
+    converted = "converted"
+    embeddings = "embeddings"
+    all = "all"
+
+
 class Scheme(str, Enum):
     w8a8 = "w8a8"
     w8 = "w8"
@@ -107,7 +118,14 @@ LoraOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.")]
-DTypeOpt = Annotated[DType, typer.Option(help="Compute precision [auto: bf16 on CUDA, float32 on CPU].")]
+DTypeOpt = Annotated[
+    DType,
+    typer.Option(help="Transformer precision [auto: bf16 on CUDA, float32 on CPU]; VAE: float32 on CPU."),
+]
+TextDTypeOpt = Annotated[
+    DType,
+    typer.Option("--text-dtype", help="Text encoder precision [auto: the dtype its weights are stored in]."),
+]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")]
 QuietOpt = Annotated[
@@ -158,12 +176,29 @@ DecoderOpt = Annotated[
         "[default: the model's].",
     ),
 ]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plans and exit.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plans and each part's precision, and exit.")
+]
 RopeOpt = Annotated[
     Rope | None,
     typer.Option(
         help="Temporal RoPE: absolute (the model's table: at most 240 s) or relative (a frame's rank in the "
         "attention window: no length limit) [default: the model's; longlive-1.3b-infinite is relative]."
+    ),
+]
+EmbedCacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--embed-cache/--no-embed-cache",
+        help="Reuse and store prompt embeddings (`longlive cache` lists them).",
+    ),
+]
+MemoryCheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--memory-check/--no-memory-check",
+        help="Refuse, before loading, a run whose estimated peak memory does not fit "
+        "(LONGLIVE_NO_MEMORY_CHECK=1 also skips it).",
     ),
 ]
 
@@ -250,6 +285,7 @@ def generate(
     lora: LoraOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
+    text_dtype: TextDTypeOpt = DType.auto,
     seed: SeedOpt = None,
     seed_offset: SeedOffsetOpt = 0,
     resolution: ResolutionOpt = None,
@@ -264,6 +300,8 @@ def generate(
     decoder: DecoderOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
+    embed_cache: EmbedCacheOpt = True,
+    memory_check: MemoryCheckOpt = True,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -299,6 +337,9 @@ def generate(
             decoder=decoder.value if decoder is not None else None,
         )
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
+    if dry_run and run.jobs and not json_out:
+        with _errors_to_exit(debug):
+            _print_precision(model, device.value, dtype.value, text_dtype.value)
     if run.finished or dry_run:
         _finish(run)
     options = _speed(
@@ -306,7 +347,16 @@ def generate(
     )
     scheme_name = (scheme or Scheme.w8a8).value if int8 else None
     try:
-        run.load(device=device.value, dtype=dtype.value, options=options, offline=offline, int8=scheme_name)
+        run.load(
+            device=device.value,
+            dtype=dtype.value,
+            options=options,
+            offline=offline,
+            int8=scheme_name,
+            text_dtype=text_dtype.value,
+            embed_cache=embed_cache,
+            memory_check=memory_check,
+        )
     except Exception as err:
         run.model_failed(err)
         with _errors_to_exit(debug):
@@ -326,6 +376,22 @@ def _print_plan(name: str, plan: Any) -> None:
     from .storyboard import format_plan
 
     typer.echo(f"{name}:\n{format_plan(plan)}")
+
+
+def _print_precision(model: str, device: str, dtype: str, text_dtype: str) -> None:
+    """Each part's precision for ``device`` (both devices for ``auto``), without importing torch."""
+    from .models.spec import resolve_model
+    from .precision import choose_dtypes, text_stored_dtype
+
+    spec = resolve_model(model)
+    stored = text_stored_dtype(spec)
+    for dev in ("cpu", "cuda") if device == "auto" else (device,):
+        where = "CUDA" if dev == "cuda" else "the CPU"
+        try:
+            dtypes = choose_dtypes(dev, dtype=dtype, text_dtype=text_dtype, text_stored=stored)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        typer.echo(f"precision on {where}: {dtypes.describe()}")
 
 
 def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: bool, debug: bool) -> None:
@@ -668,14 +734,22 @@ def quantize(
 @app.command()
 def download(
     model: Annotated[str, typer.Argument(help="Model preset or spec file.")] = DEFAULT_MODEL,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Only check the Hugging Face cache: list what is present and what is missing."
+        ),
+    ] = False,
     lora: LoraOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Fetch a model's weight files (and its LoRAs) into the Hugging Face cache and print what was fetched."""
+    """Fetch a model's weight files (and its LoRAs) into the Hugging Face cache and print each with its size;
+    with --offline (or HF_HUB_OFFLINE=1) check the cache only (exit 3 when a file is missing)."""
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
-        from .api import human_bytes
-        from .hub import disk_size, fetch
+        from .errors import ModelError
+        from .hub import WeightsUnavailableError, disk_size, fetch, hub_offline
+        from .memory import human_bytes, parse_size
         from .models.spec import components, resolve_model
 
         spec = resolve_model(model, lora or ())
@@ -683,13 +757,67 @@ def download(
         if not parts:
             typer.echo(f"{spec.name}: nothing to download (built in-process)")
             return
-        total = 0
+        check_only = hub_offline(offline)
+        total, missing = 0, []
         for part in parts:
-            path = fetch(part.source, folder=part.folder, size=part.size, model=spec.name)
+            try:
+                path = fetch(
+                    part.source, offline=check_only, folder=part.folder, size=part.size, model=spec.name
+                )
+            except WeightsUnavailableError:
+                if not check_only:
+                    raise
+                missing.append(part)
+                about = f"about {part.size}" if part.size else "size unknown"
+                typer.echo(f"{part.role:<19} {'missing':>9}  {part.source}  ({about})")
+                continue
             size = disk_size(path)
             total += size
             typer.echo(f"{part.role:<19} {human_bytes(size):>9}  {part.source}  -> {path}")
-        typer.echo(f"total {human_bytes(total)}")
+        typer.echo(f"total {human_bytes(total)} present" if check_only else f"total {human_bytes(total)}")
+        if missing:
+            known = [parse_size(p.size) for p in missing if p.size]
+            about = f" (about {human_bytes(sum(known))}{' and more' if len(known) < len(missing) else ''})"
+            typer.echo(f"missing {len(missing)} of {len(parts)}{about}")
+            raise ModelError(
+                f"{len(missing)} of {len(parts)} files of {spec.name} are not in the Hugging Face cache: "
+                f"{', '.join(str(p.source) for p in missing)}. Run `longlive download {model}` where the Hub "
+                "can be reached (without --offline and HF_HUB_OFFLINE), or copy a Hugging Face cache that "
+                "has them here."
+            )
+
+
+@app.command()
+def cache(
+    action: Annotated[CacheAction, typer.Argument(help="list the caches or clear them.")] = CacheAction.list,
+    what: Annotated[
+        CacheWhat, typer.Option(help="Which cache: converted weights, prompt embeddings, or all.")
+    ] = (CacheWhat.all),
+    debug: DebugOpt = False,
+) -> None:
+    """List or clear the project's caches (converted weights, prompt embeddings) with their sizes."""
+    setup_logging(debug=debug)
+    with _errors_to_exit(debug):
+        from .caches import clear_caches, list_caches
+        from .memory import human_bytes
+
+        if action is CacheAction.clear:
+            for folder in clear_caches(what.value):
+                typer.echo(
+                    f"{folder.name:<11} removed {len(folder.entries)} files ({human_bytes(folder.size)}) "
+                    f"from {folder.folder}"
+                )
+            return
+        folders = list_caches(what.value)
+        for folder in folders:
+            typer.echo(
+                f"{folder.name:<11} {len(folder.entries):>5} files {human_bytes(folder.size):>9}  "
+                f"{folder.folder}"
+            )
+            if folder.name == "converted":
+                for entry in folder.entries:
+                    typer.echo(f"  {entry.path.name}  {human_bytes(entry.size):>9}  {entry.modified}")
+        typer.echo(f"total {human_bytes(sum(f.size for f in folders))}")
 
 
 @app.command()
@@ -732,10 +860,12 @@ def decode(
 
 @app.command()
 def info(debug: DebugOpt = False) -> None:
-    """Show the version, the torch build, cuDNN, NVIDIA driver, GPUs (without importing torch), presets."""
+    """Show the version, the torch build, cuDNN, NVIDIA driver, GPUs, each part's precision rule, the cache
+    folder (without importing torch), and the presets."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from .models.spec import PRESETS
+    from .models.spec import PRESETS, cache_root
+    from .precision import RULES
     from .system import describe
 
     setup_logging(debug=debug)
@@ -753,6 +883,10 @@ def info(debug: DebugOpt = False) -> None:
         rope = ", relative RoPE" if spec.sampler.rope == "relative" else ""
         default = "  [default]" if name == DEFAULT_MODEL else ""
         typer.echo(f"  {name:<{width}} {source} ({spec.sampler.name} sampler{rope}){default}")
+    typer.echo("precision per part:")
+    for part, rule in RULES.items():
+        typer.echo(f"  {part.replace('_', ' '):<14} {rule}")
+    typer.echo(f"caches: {cache_root()} (converted/, embeddings/; `longlive cache`)")
 
 
 def version_callback(value: bool) -> None:

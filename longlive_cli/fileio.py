@@ -3,8 +3,11 @@
 Every file or folder this project writes for a user (MP4, latents, the converted-weights cache, a quantized
 model folder) is first written under a hidden temporary name beside its target (same folder, so the
 rename is atomic on one file system) and renamed onto the target when complete. Temporary files are
-created exclusively with mode ``0o666`` and folders with ``0o777``, both less the user's umask, so the
-result has the permissions of any file the user makes (a shared cache stays readable by the group).
+created exclusively with mode ``0o666`` and folders with ``0o777``, both less the user's umask, and set to
+those modes again just before the rename (with every file and folder inside a folder output): some writers
+replace the file they are given by one of their own with mode ``0o600`` (safetensors 0.8 writes a
+temporary file and renames it), and the result must have the permissions of any file the user makes (a
+shared cache stays readable by the group).
 """
 
 from __future__ import annotations
@@ -16,7 +19,44 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output", "make_temp_beside", "remove", "replace"]
+__all__ = ["apply_umask", "atomic_output", "make_temp_beside", "remove", "replace", "user_umask"]
+
+
+def user_umask() -> int:
+    """The process's umask (read from ``/proc/self/status`` where it is there, else set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no way to read it without setting it; restored at once
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | Path) -> None:
+    """Give ``path`` the mode a new file (``0o666``) or folder (``0o777``) gets under the user's umask, and
+    the same to everything inside a folder (symbolic links are left alone).
+
+    Raises:
+        OSError: a mode cannot be changed.
+    """
+    mask = user_umask()
+    path = Path(path)
+    if path.is_symlink():
+        return
+    if not path.is_dir():
+        os.chmod(path, 0o666 & ~mask)
+        return
+    os.chmod(path, 0o777 & ~mask)
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), 0o666 & ~mask)
 
 
 def make_temp_beside(dest: str | Path, *, folder: bool = False) -> Path:
@@ -71,8 +111,9 @@ def replace(tmp: str | Path, dest: str | Path) -> None:
 
 @contextlib.contextmanager
 def atomic_output(dest: str | Path, *, folder: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest`` to write into; on success it is renamed onto ``dest``
-    (replacing what was there), on any exception it is removed and ``dest`` is left as it was.
+    """Yield a temporary path beside ``dest`` to write into; on success it gets the user's default modes
+    (:func:`apply_umask`) and is renamed onto ``dest`` (replacing what was there), on any exception it is
+    removed and ``dest`` is left as it was.
 
     Raises:
         OSError: creating the temporary path or the final rename failed.
@@ -81,6 +122,7 @@ def atomic_output(dest: str | Path, *, folder: bool = False) -> Iterator[Path]:
     tmp = make_temp_beside(dest, folder=folder)
     try:
         yield tmp
+        apply_umask(tmp)
         replace(tmp, dest)
     except BaseException:
         remove(tmp)

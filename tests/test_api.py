@@ -134,8 +134,9 @@ def test_debug_prints_the_traceback_in_every_command(tmp_path):
         ["info"],
         ["--help"],
         ["generate", "examples/boy_on_lawn.yaml", "--dry-run"],
+        ["cache"],
     ],
-    ids=["validate", "info", "help", "dry-run"],
+    ids=["validate", "info", "help", "dry-run", "cache"],
 )
 def test_light_commands_do_not_import_torch(args):
     code = (

@@ -91,9 +91,14 @@ def test_safetensors_generator_is_accepted(tmp_path):
     assert_loaded(load_transformer(CFG, generator=path), random_wan(3))
 
 
-def test_dtype_is_applied(gen_file):
+def test_dtype_is_applied_except_to_the_modules_diffusers_keeps_in_float32(gen_file):
     model = load_transformer(CFG, generator=gen_file, dtype=torch.bfloat16)
-    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    keep = set(type(model)._keep_in_fp32_modules)
+    dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    kept = {n for n in dtypes if keep & set(n.split("."))}
+    assert kept and {dtypes[n] for n in kept} == {torch.float32}  # time embedder, modulation, norm2
+    assert {d for n, d in dtypes.items() if n not in kept} == {torch.bfloat16}
+    assert model.rope.freqs_cos.dtype == torch.float32  # the RoPE tables are not cast
     w = diffusers_weights(model)["blocks.1.attn2.to_k.weight"]
     assert torch.equal(w, random_wan(0)["blocks.1.cross_attn.k.weight"].bfloat16())
 

@@ -290,3 +290,70 @@ def test_truncated_or_corrupted_weight_files_are_clear_errors(release, tmp_path,
     assert result.exit_code == EXIT_MODEL, result.output
     assert bad.name in result.stderr and "Traceback" not in result.output, result.stderr
     assert not lat.exists()
+
+
+def test_download_offline_lists_what_is_present_and_missing_with_sizes(release, tmp_path, monkeypatch):
+    from longlive_cli import hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # --offline alone must keep it off the network
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Hub was contacted")
+
+    monkeypatch.setattr(hub, "_hub_reachable", no_network)
+    populate_hub_cache("test-org/tiny-longlive", {"models/longlive_base.pt": release / "longlive_base.pt"})
+    spec = write_spec(
+        tmp_path / "d.yaml",
+        base=str(release / "base"),
+        generator="test-org/tiny-longlive:models/longlive_base.pt",
+        lora="test-org/tiny-longlive:models/lora.pt",
+        lora_rank=RANK,
+        lora_alpha=ALPHA,
+    )
+    result = CliRunner().invoke(app, ["download", str(spec), "--offline"])
+    assert result.exit_code == EXIT_MODEL, result.output
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    size = (release / "longlive_base.pt").stat().st_size
+    assert f"{size / 1000:.1f} KB" in lines["generator"] and "->" in lines["generator"]
+    assert "missing" in lines["lora"] and "test-org/tiny-longlive:models/lora.pt" in lines["lora"]
+    assert "missing 1 of 6" in result.stdout and "present" in lines["total"]
+    assert "models/lora.pt" in result.stderr and "longlive download" in result.stderr
+
+    populate_hub_cache("test-org/tiny-longlive", {"models/lora.pt": release / "lora.pt"})
+    result = CliRunner().invoke(app, ["download", str(spec), "--offline"])
+    assert result.exit_code == 0 and "missing" not in result.stdout
+
+    result = CliRunner().invoke(app, ["download", "--offline"])  # the default preset, nothing cached
+    assert result.exit_code == EXIT_MODEL
+    assert "missing 6 of 6 (about 20.4 GB and more)" in result.stdout  # the tokenizer's size is not known
+    assert "(about 11.4 GB)" in result.stdout and "(about 5.68 GB)" in result.stdout
+
+
+def test_cache_command_lists_and_clears_with_sizes(release, tmp_path):
+    from longlive_cli import LongLive
+    from longlive_cli.memory import human_bytes
+    from longlive_cli.models.spec import converted_cache_dir, embeddings_cache_dir
+
+    checkpoints.load_transformer(CFG, generator=release / "longlive_base.pt", cache_dir=converted_cache_dir())
+    ll = LongLive.from_pretrained("tiny-random", device="cpu")
+    ll.encode_prompts([ll.plan(STORY)])
+    (converted,) = converted_cache_dir().iterdir()
+    embeds = sorted(embeddings_cache_dir().iterdir())
+    assert len(embeds) == 2
+    (embeddings_cache_dir() / "notes.txt").write_text("not ours")  # never counted nor removed
+
+    result = CliRunner().invoke(app, ["cache"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    total = converted.stat().st_size + sum(p.stat().st_size for p in embeds)
+    assert any(x.startswith("converted") and "1 files" in x for x in lines)
+    assert any(converted.name in x and human_bytes(converted.stat().st_size) in x for x in lines)
+    embed_size = human_bytes(sum(p.stat().st_size for p in embeds))
+    assert any(x.startswith("embeddings") and "2 files" in x and embed_size in x for x in lines)
+    assert lines[-1] == f"total {human_bytes(total)}"
+
+    result = CliRunner().invoke(app, ["cache", "clear", "--what", "embeddings"])
+    assert result.exit_code == 0 and "removed 2 files" in result.stdout
+    assert converted.exists() and not any(p.exists() for p in embeds)
+    assert (embeddings_cache_dir() / "notes.txt").exists()
+    assert CliRunner().invoke(app, ["cache", "clear"]).exit_code == 0 and not converted.exists()

@@ -61,7 +61,8 @@ _PEFT_PREFIX = "base_model.model."
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])(?:\.(?P<adapter>[^.]+))?\.weight$")
 _MAX_LISTED = 10
 # Bump when the cache file's content or layout changes, so old caches are not reused.
-_CACHE_FORMAT = 1
+# 2: the modules diffusers keeps in float32 are stored in float32 whatever the dtype.
+_CACHE_FORMAT = 2
 
 
 class CheckpointError(ModelError, ValueError):
@@ -439,6 +440,41 @@ def cache_digest(
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def cache_file(
+    cache_dir: StrPath,
+    generator: StrPath,
+    *,
+    generator_key: str,
+    lora: StrPath | None,
+    lora_rank: int,
+    lora_alpha: float,
+    dtype: torch.dtype,
+    user_loras: Sequence[tuple[StrPath, float]] = (),
+) -> Path:
+    """The converted-weights cache file :func:`load_transformer` reads or writes for these sources and
+    settings (user LoRAs and their scales included): ``cache_dir/<cache_digest(...)>.safetensors`` (it may not
+    exist yet).
+
+    Raises:
+        CheckpointError: the generator or a LoRA file does not exist.
+    """
+    sources = [(generator, "generator checkpoint"), (lora, "LoRA checkpoint")]
+    sources += [(p, "LoRA") for p, _ in user_loras]
+    for p, what in sources:
+        if p is not None and not Path(p).is_file():
+            raise CheckpointError(f"{what} {p}: no such file. Check the path, or download the weights again.")
+    digest = cache_digest(
+        generator,
+        generator_key=generator_key,
+        lora=lora,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        dtype=dtype,
+        user_loras=user_loras,
+    )
+    return Path(cache_dir) / f"{digest}.safetensors"
+
+
 def _save_atomic(sd: Mapping[str, torch.Tensor], dest: Path) -> None:
     from safetensors.torch import save_file
 
@@ -553,7 +589,9 @@ def load_transformer(
         cache_dir: when given, the converted (and merged) diffusers state dict is written once to
             ``cache_dir/<digest>.safetensors`` (see :func:`cache_digest`) and later calls read that
             instead of the ``.pt`` files. An unreadable cache file is rebuilt.
-        dtype: the weights' dtype (LoRA targets are merged in float32 and rounded once to ``dtype``).
+        dtype: the weights' dtype (LoRA targets are merged in float32 and rounded once to ``dtype``); the
+            modules diffusers keeps in float32 (``WanTransformer3DModel._keep_in_fp32_modules``) stay
+            float32.
 
     Returns:
         The model on CPU in ``eval()`` mode with gradients off. Parameters are created without
@@ -575,18 +613,12 @@ def load_transformer(
         model = WanTransformer3DModel.from_config(dict(config))
     expected = {k: v.shape for k, v in model.state_dict().items()}
 
-    cache_file = None
+    cached: Path | None = None
     sd: dict[str, torch.Tensor] | None = None
     if cache_dir is not None:
         # Stat the sources first: a missing file should say so, not fail inside the digest.
-        sources = [(generator, "generator checkpoint"), (lora, "LoRA checkpoint")]
-        sources += [(Path(p), "LoRA") for p, _ in user_loras]
-        for p, what in sources:
-            if p is not None and not p.is_file():
-                raise CheckpointError(
-                    f"{what} {p}: no such file. Check the path, or download the weights again."
-                )
-        digest = cache_digest(
+        cached = cache_file(
+            cache_dir,
             generator,
             generator_key=generator_key,
             lora=lora,
@@ -595,17 +627,16 @@ def load_transformer(
             dtype=dtype,
             user_loras=user_loras,
         )
-        cache_file = Path(cache_dir) / f"{digest}.safetensors"
-        if cache_file.is_file():
+        if cached.is_file():
             from safetensors.torch import load_file
 
             try:
-                sd = load_file(cache_file)
+                sd = load_file(cached)
             except Exception as e:  # a damaged cache is only a lost shortcut
-                log.warning("converted-weights cache %s is unreadable (%s); rebuilding it", cache_file, e)
+                log.warning("converted-weights cache %s is unreadable (%s); rebuilding it", cached, e)
                 sd = None
             else:
-                origin = f"converted-weights cache {cache_file} (made from {generator})"
+                origin = f"converted-weights cache {cached} (made from {generator})"
                 _check_against_model(sd, expected, origin, {})
 
     if sd is None:
@@ -627,10 +658,16 @@ def load_transformer(
 
             loras = [(read_user_lora(Path(p)), float(scale), str(p)) for p, scale in user_loras]
             converted = merge_user_loras(converted, loras)
-        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in converted.items()}
-        if cache_file is not None:
-            _save_atomic(sd, cache_file)
-            log.info("wrote converted weights to %s", cache_file)
+        keep = WanTransformer3DModel._keep_in_fp32_modules or ()
+        sd = {
+            k: v.to(torch.float32 if any(m in k.split(".") for m in keep) else dtype)
+            if v.is_floating_point()
+            else v
+            for k, v in converted.items()
+        }
+        if cached is not None:
+            _save_atomic(sd, cached)
+            log.info("wrote converted weights to %s", cached)
 
     model.load_state_dict(sd, strict=True, assign=True)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]

@@ -9,6 +9,7 @@ converters' (:mod:`~longlive_cli.models.checkpoints` for the transformer, :mod:`
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -16,7 +17,15 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from ..geometry import Geometry
-from .spec import ModelSpec, ModelUnavailableError, components, converted_cache_dir, fetch_components
+from .spec import (
+    ModelSpec,
+    ModelUnavailableError,
+    components,
+    converted_cache_dir,
+    fetch_components,
+    tiny_transformer_config,
+    wan_1_3b_transformer_config,
+)
 
 if TYPE_CHECKING:  # the heavy libraries load only when a model is built
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
@@ -65,46 +74,6 @@ def geometry_from_config(geometry: Geometry, config) -> Geometry:
     )
 
 
-def tiny_transformer_config() -> dict:
-    """``WanTransformer3DModel`` kwargs of the tiny-random preset: Wan2.1's layout at toy size
-    (2 layers, 2 heads of 12 channels, text_dim 32 = the tiny UMT5's d_model)."""
-    return dict(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=16,
-        ffn_dim=48,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        eps=1e-6,
-        rope_max_seq_len=1024,
-    )
-
-
-def wan_1_3b_transformer_config() -> dict:
-    """``WanTransformer3DModel`` kwargs of Wan2.1-T2V-1.3B (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``
-    ``transformer/config.json``): 30 layers, 12 heads of 128 channels, FFN 8960, text_dim 4096."""
-    return dict(
-        patch_size=(1, 2, 2),
-        num_attention_heads=12,
-        attention_head_dim=128,
-        in_channels=16,
-        out_channels=16,
-        text_dim=4096,
-        freq_dim=256,
-        ffn_dim=8960,
-        num_layers=30,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        eps=1e-6,
-        rope_max_seq_len=1024,
-    )
-
-
 def build_tiny_random(seed: int = 0) -> tuple[WanTransformer3DModel, AutoencoderKLWan, TextEncoder]:
     """Tiny random transformer, VAE and text encoder, identical for the same ``seed``."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
@@ -119,19 +88,73 @@ def build_tiny_random(seed: int = 0) -> tuple[WanTransformer3DModel, Autoencoder
     return wan, vae, build_tiny_text_encoder(seed)
 
 
-def _place(module: torch.nn.Module, device: torch.device | str, dtype: torch.dtype) -> torch.nn.Module:
-    # Cast only when asked: the official inference casts every module alike; float32 stays as built.
-    module = module.to(device=device) if dtype == torch.float32 else module.to(device=device, dtype=dtype)
+def _keep_in_fp32(name: str, keep: Sequence[str]) -> bool:
+    # diffusers' rule (load_model_dict_into_meta): a module name among the dotted parts of the tensor's name.
+    return bool(keep) and any(k in name.split(".") for k in keep)
+
+
+def cast_module(module: torch.nn.Module, dtype: torch.dtype, *, keep_fp32: Sequence[str] = ()) -> None:
+    """Cast the floating parameters and buffers of ``module`` to ``dtype`` in place, except those under a
+    module named in ``keep_fp32`` (parameters there become float32; buffers there, such as the float32
+    RoPE tables, keep their dtype).
+
+    Unlike diffusers' ``ModelMixin.to(dtype)``, which casts everything and warns about
+    ``_keep_in_fp32_modules``, this keeps those modules as diffusers' own ``from_pretrained(torch_dtype=...)``
+    does, without a warning.
+    """
+    with torch.no_grad():
+        for prefix, sub in module.named_modules():
+            for name, p in list(sub._parameters.items()):
+                if p is None or not p.is_floating_point():
+                    continue
+                full = f"{prefix}.{name}" if prefix else name
+                target = torch.float32 if _keep_in_fp32(full, keep_fp32) else dtype
+                if p.dtype != target:
+                    sub._parameters[name] = torch.nn.Parameter(p.to(target), requires_grad=p.requires_grad)
+            for name, b in list(sub._buffers.items()):
+                full = f"{prefix}.{name}" if prefix else name
+                if b is not None and b.is_floating_point() and not _keep_in_fp32(full, keep_fp32):
+                    sub._buffers[name] = b.to(dtype)
+
+
+def _place(
+    module: torch.nn.Module,
+    device: torch.device | str,
+    dtype: torch.dtype,
+    *,
+    keep_fp32: Sequence[str] = (),
+) -> torch.nn.Module:
+    # Cast only when asked: float32 stays as built. Moving goes through torch's own Module.to (device
+    # only), so diffusers' ModelMixin.to does not warn about its float32 modules.
+    torch.nn.Module.to(module, device=device)
+    if dtype != torch.float32:
+        cast_module(module, dtype, keep_fp32=keep_fp32)
     return module.eval().requires_grad_(False)
 
 
-def load_text_encoder(
-    spec: ModelSpec, *, device: torch.device | str, dtype: torch.dtype = torch.float32, offline: bool = False
-) -> TextEncoder:
-    """The spec's UMT5 text encoder and tokenizer on ``device``.
+def text_encoder_stored_dtype(spec: ModelSpec, paths: Mapping[str, Path]) -> torch.dtype:
+    """The dtype the spec's text encoder weights are stored in (read from the file's header; float32 for the
+    tiny-random encoder, which is built in float32, and when the file does not tell)."""
+    from ..precision import stored_dtype
+    from ..runtime import DTYPES
 
-    LongLive runs the encoder in float32 on CUDA too (``utils/wan_wrapper.py``); ``dtype`` is what
-    the caller wants (callers free it before generation).
+    if spec.base is None or "text_encoder" not in paths:
+        return torch.float32
+    return DTYPES[stored_dtype(paths["text_encoder"]) or "float32"]
+
+
+def load_text_encoder(
+    spec: ModelSpec,
+    *,
+    device: torch.device | str,
+    dtype: torch.dtype | None = None,
+    offline: bool = False,
+) -> TextEncoder:
+    """The spec's UMT5 text encoder and tokenizer on ``device``, computing in ``dtype``.
+
+    ``dtype`` None: the dtype the weights are stored in (:func:`text_encoder_stored_dtype`; bf16 for
+    ``models_t5_umt5-xxl-enc-bf16.pth``), which needs no converted copy: the file's tensors are
+    memory-mapped and used as they are (LongLive itself upcasts to float32, a 22.7 GB copy).
 
     Raises:
         WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
@@ -142,10 +165,11 @@ def load_text_encoder(
         from .umt5 import build_tiny_text_encoder
 
         text = build_tiny_text_encoder(seed=0)  # the text part of build_tiny_random(seed=0)
-        _place(text.text_encoder, device, dtype)
+        _place(text.text_encoder, device, dtype or torch.float32)
         return text
     paths = fetch_components(spec, components(spec, for_video=False), offline=offline)
     encoder, tokenizer = paths["text_encoder"], paths["tokenizer"]
+    dtype = dtype or text_encoder_stored_dtype(spec, paths)
     try:
         if encoder.is_file():
             return TextEncoder.from_wan_checkpoint(encoder, tokenizer, torch_dtype=dtype, device=device)
@@ -160,21 +184,53 @@ def load_text_encoder(
         raise ModelUnavailableError(f"cannot load the text encoder from {encoder}: {err}") from None
 
 
+def converted_cache_file(spec: ModelSpec, paths: Mapping[str, Path], dtype: torch.dtype) -> Path | None:
+    """The converted-weights cache file that :func:`load_model` reads or writes for ``spec`` in ``dtype``
+    (``paths`` from :func:`~longlive_cli.models.spec.fetch_components`), or None when the spec has no
+    official generator checkpoint to convert."""
+    from .checkpoints import cache_file
+
+    if spec.base is None or spec.quantized or "generator" not in paths:
+        return None
+    return cache_file(
+        converted_cache_dir(),
+        paths["generator"],
+        generator_key=spec.generator_key,
+        lora=paths.get("lora"),
+        lora_rank=spec.lora_rank,
+        lora_alpha=spec.lora_alpha,
+        dtype=dtype,
+    )
+
+
 def load_model(
-    spec: ModelSpec, *, device: torch.device | str, dtype: torch.dtype, offline: bool = False
+    spec: ModelSpec,
+    *,
+    device: torch.device | str,
+    dtype: torch.dtype,
+    vae_dtype: torch.dtype | None = None,
+    offline: bool = False,
 ) -> Model:
     """Load the spec's causal transformer (generator weights, LoRA and user LoRAs merged) and VAE on
     ``device``.
 
-    The transformer runs in ``dtype``; the VAE too. Converted generator weights (with the LoRAs merged) are
-    cached under :func:`converted_cache_dir` so later runs memory-map them; a base or ``tiny-random``
-    transformer gets the user LoRAs merged in place.
+    The transformer runs in ``dtype``, except the modules diffusers keeps in float32
+    (``WanTransformer3DModel._keep_in_fp32_modules``: time embedder, ``scale_shift_table``, norms), which
+    stay float32, and the RoPE tables, which stay float32. The VAE runs in ``vae_dtype`` (None: float32 on
+    the CPU, ``dtype`` elsewhere; :mod:`longlive_cli.precision`). Converted generator weights are cached
+    under :func:`converted_cache_dir` (with the LoRAs merged) so later runs memory-map them; a base or
+    ``tiny-random`` transformer gets the user LoRAs merged in place.
 
     Raises:
         WeightsUnavailableError / ModelUnavailableError: the weights cannot be had or read.
     """
+    from diffusers import WanTransformer3DModel
+
     from .transformer import CausalWanTransformer
 
+    if vae_dtype is None:
+        vae_dtype = torch.float32 if torch.device(device).type == "cpu" else dtype
+    keep = tuple(WanTransformer3DModel._keep_in_fp32_modules or ())
     if spec.base is None:
         wan, _, _ = build_tiny_random()
         paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
@@ -213,8 +269,8 @@ def load_model(
         except (CheckpointError, OSError, ValueError) as err:
             raise ModelUnavailableError(f"cannot load model {spec.name}: {err}") from None
     # A quantized transformer is built on ``device`` in ``dtype`` already (torchao tensors are not cast).
-    transformer = CausalWanTransformer(wan if spec.quantized else _place(wan, device, dtype))
-    return Model(spec=spec, transformer=transformer, vae=_place(vae, device, dtype))
+    transformer = CausalWanTransformer(wan if spec.quantized else _place(wan, device, dtype, keep_fp32=keep))
+    return Model(spec=spec, transformer=transformer, vae=_place(vae, device, vae_dtype))
 
 
 def _user_lora_files(spec: ModelSpec, paths: dict) -> list[tuple[Path, float]]:

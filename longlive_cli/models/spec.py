@@ -294,6 +294,16 @@ KNOWN_SIZES = {
     "Wan-AI/Wan2.1-T2V-1.3B-Diffusers:text_encoder": "22.7 GB",
     # huggingface.co/TencentARC/RollingForcing/blob/main/checkpoints/rolling_forcing_dmd.pt ("17 GB")
     "TencentARC/RollingForcing:checkpoints/rolling_forcing_dmd.pt": "17 GB",
+    "Efficient-Large-Model/LongLive-1.3B:models/longlive_base.pt": "5.68 GB",
+    "Efficient-Large-Model/LongLive-1.3B:models/lora.pt": "2.80 GB",
+}
+
+# The dtype the known files are stored in, for what is shown before they are downloaded (`--dry-run`).
+KNOWN_DTYPES = {
+    "Wan-AI/Wan2.1-T2V-1.3B:models_t5_umt5-xxl-enc-bf16.pth": "bf16",
+    "Wan-AI/Wan2.1-T2V-1.3B:Wan2.1_VAE.pth": "float32",
+    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers:text_encoder": "float32",
+    "Efficient-Large-Model/LongLive-1.3B:models/longlive_base.pt": "float32",
 }
 
 _SPEC_KEYS = {f.name for f in fields(ModelSpec)} - {"name", "sampler", "spec_dir", "geometry"}
@@ -648,6 +658,60 @@ def fetch_components(spec: ModelSpec, parts: list[Component], *, offline: bool) 
     }
 
 
+def cache_root() -> Path:
+    """The project's cache folder: ``$LONGLIVE_CACHE`` or ``~/.cache/longlive-cli``."""
+    return Path(os.environ.get("LONGLIVE_CACHE") or Path.home() / ".cache" / "longlive-cli")
+
+
 def converted_cache_dir() -> Path:
-    """Where converted transformers are cached: ``$LONGLIVE_CACHE`` or ``~/.cache/longlive-cli``."""
-    return Path(os.environ.get("LONGLIVE_CACHE", Path.home() / ".cache" / "longlive-cli")) / "converted"
+    """Where converted transformers are cached: ``<cache_root>/converted``."""
+    return cache_root() / "converted"
+
+
+def embeddings_cache_dir() -> Path:
+    """Where prompt embeddings are cached: ``<cache_root>/embeddings``."""
+    return cache_root() / "embeddings"
+
+
+#: What ``longlive cache`` lists and clears: name -> folder function.
+CACHE_FOLDERS = {"converted": converted_cache_dir, "embeddings": embeddings_cache_dir}
+
+
+def tiny_transformer_config() -> dict:
+    """``WanTransformer3DModel`` kwargs of the tiny-random preset: Wan2.1's layout at toy size
+    (2 layers, 2 heads of 12 channels, text_dim 32 = the tiny UMT5's d_model)."""
+    return dict(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=16,
+        ffn_dim=48,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+        rope_max_seq_len=1024,
+    )
+
+
+def wan_1_3b_transformer_config() -> dict:
+    """``WanTransformer3DModel`` kwargs of Wan2.1-T2V-1.3B (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``
+    ``transformer/config.json``): 30 layers, 12 heads of 128 channels, FFN 8960, text_dim 4096."""
+    return dict(
+        patch_size=(1, 2, 2),
+        num_attention_heads=12,
+        attention_head_dim=128,
+        in_channels=16,
+        out_channels=16,
+        text_dim=4096,
+        freq_dim=256,
+        ffn_dim=8960,
+        num_layers=30,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+        rope_max_seq_len=1024,
+    )
