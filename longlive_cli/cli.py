@@ -741,18 +741,19 @@ def download(
         ),
     ] = False,
     lora: LoraOpt = None,
+    decoder: DecoderOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Fetch a model's weight files (and its LoRAs) into the Hugging Face cache and print each with its size;
-    with --offline (or HF_HUB_OFFLINE=1) check the cache only (exit 3 when a file is missing)."""
+    """Fetch a model's weight files (its LoRAs, the chosen decoder's) into the Hugging Face cache and print
+    each with its size; with --offline (or HF_HUB_OFFLINE=1) only check the cache (exit 3: one missing)."""
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
         from .errors import ModelError
         from .hub import WeightsUnavailableError, disk_size, fetch, hub_offline
         from .memory import human_bytes, parse_size
-        from .models.spec import components, resolve_model
+        from .models.spec import components, resolve_spec
 
-        spec = resolve_model(model, lora or ())
+        spec = resolve_spec(model, loras=lora or (), decoder=decoder.value if decoder is not None else None)
         parts = components(spec)
         if not parts:
             typer.echo(f"{spec.name}: nothing to download (built in-process)")

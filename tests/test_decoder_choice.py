@@ -60,3 +60,9 @@ def test_the_spec_names_its_decoder_and_a_wrong_one_is_refused(story, tmp_path):
 
 def test_the_cli_offers_every_decoder():
     assert [d.value for d in DecoderName] == list(DECODER_NAMES)
+
+
+def test_download_offline_names_only_the_chosen_decoders_file():
+    result = runner.invoke(app, ["download", "longlive-1.3b", "--offline", "--decoder", "taehv"])
+    assert result.exit_code == EXIT_MODEL
+    assert "lightx2v/Autoencoders:taew2_1.pth" in result.stdout and "Wan2.1_VAE.pth" not in result.stdout
