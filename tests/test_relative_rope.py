@@ -432,3 +432,18 @@ def test_rope_cache_is_bit_identical_with_relative_rope(model, embeds):
     finally:
         model.configure(RuntimeOptions())
     assert all(torch.equal(c, p) for c, p in zip(cached, plain, strict=True))
+
+
+def test_compile_leaves_relative_rope_eager(model, embeds, monkeypatch):
+    from longlive_cli.runtime import RuntimeOptions
+
+    plain = run(model, embeds, [0] * 5)
+    compiled_calls = []
+    monkeypatch.setattr(CausalWanTransformer, "_run_compiled", lambda *a: compiled_calls.append(a))
+    try:
+        model.configure(RuntimeOptions(compile=True, static_cache=True))
+        eager = run(model, embeds, [0] * 5)
+    finally:
+        model.configure(RuntimeOptions())
+    assert compiled_calls == []  # the compiled graphs are traced for absolute RoPE's cache only
+    assert all(rel_err(e, p) < 1e-5 for e, p in zip(eager, plain, strict=True))
