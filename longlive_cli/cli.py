@@ -377,10 +377,11 @@ def live(
         opts = LiveOptions(
             output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
         )
+        opts.rope = rope.value if rope is not None else None
         with StopSignals() as stop:
             code = _run_live(
                 opts,
-                (model, rope.value if rope is not None else None),
+                model,
                 device.value,
                 dtype.value,
                 speed,
@@ -413,9 +414,8 @@ def _run_live(
     from .progress import make_reporter
 
     int8_scheme = (scheme or Scheme.w8a8).value if int8 else None
-    name, rope = model
     ll = LongLive.from_pretrained(
-        name, device=device, dtype=dtype, options=speed, offline=offline, int8=int8_scheme, rope=rope
+        model, device=device, dtype=dtype, options=speed, offline=offline, int8=int8_scheme, rope=opts.rope
     )
     ll.load()
     session, _reader = start_session(ll, opts, stopping=stop.requested)
