@@ -487,6 +487,7 @@ def live(
         opts = LiveOptions(
             output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
         )
+        opts.rope = rope.value if rope is not None else None
         load: dict[str, Any] = {
             "model": model,
             "device": device.value,

@@ -532,6 +532,7 @@ class LiveOptions:
     resolution: str | None = None
     save_session: Path | None = None
     force: bool = False
+    rope: str | None = None  # --rope: temporal RoPE in place of the model's
 
 
 def start_session(

@@ -45,6 +45,11 @@ def recache(
     re-encoded (the official pass also covers the three frames before them, whose keys are never
     stored nor attended to). Otherwise the cache is cleared and every re-cached frame is written,
     so the first ``sink_size`` of them become the new sink.
+
+    With relative RoPE (a :class:`~longlive_cli.models.kv_cache.RelativeKVCache`; the official infinity code
+    has no switches, so this is this project's rule) the same frames are re-encoded and stored unrotated, and
+    ranks follow the cache's one rule: in the re-cache pass the kept sink is at 0-2 and the re-encoded frames
+    at 3-11 (after a clear: 0 .. n-1), and every later pass ranks them afresh by frame number.
     """
     n = recent.shape[1]
     first = start_frame - n
