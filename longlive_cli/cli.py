@@ -332,9 +332,9 @@ def generate(
             force=force,
             dry_run=dry_run,
             json_out=json_out,
-            rope=rope.value if rope is not None else None,
+            rope=_value(rope),
             loras=lora or (),
-            decoder=decoder.value if decoder is not None else None,
+            decoder=_value(decoder),
         )
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if dry_run and run.jobs and not json_out:
@@ -342,27 +342,24 @@ def generate(
             _print_precision(model, device.value, dtype.value, text_dtype.value)
     if run.finished or dry_run:
         _finish(run)
-    options = _speed(
+    speed = _speed(
         compile, compile_mode, fused_qkv, static_cache, rope_cache, overlap, attention, strict_speed
     )
-    scheme_name = (scheme or Scheme.w8a8).value if int8 else None
+    load: dict[str, Any] = {"device": device.value, "dtype": dtype.value, "text_dtype": text_dtype.value}
+    load |= {"offline": offline, "embed_cache": embed_cache, "memory_check": memory_check, "options": speed}
     try:
-        run.load(
-            device=device.value,
-            dtype=dtype.value,
-            options=options,
-            offline=offline,
-            int8=scheme_name,
-            text_dtype=text_dtype.value,
-            embed_cache=embed_cache,
-            memory_check=memory_check,
-        )
+        run.load(int8=(scheme or Scheme.w8a8).value if int8 else None, **load)
     except Exception as err:
         run.model_failed(err)
         with _errors_to_exit(debug):
             raise
     _generate_jobs(run, seed_offset=seed_offset, keep_partial=keep_partial, quiet=quiet, debug=debug)
     _finish(run)
+
+
+def _value(option: Enum | None) -> str | None:
+    """A choice option's value, or None when not given."""
+    return option.value if option is not None else None
 
 
 def _finish(run: Any) -> None:
