@@ -134,7 +134,6 @@ class LongLive:
         self._model = model
         self._ready = False  # quantized (with int8) and configured with options
         self._embeds: dict[str, torch.Tensor] = {}  # prompt text -> [1, n, text_dim] on the CPU
-        self._tokens: dict[str, int] = {}  # prompt text -> token count before truncation
         self._caches: dict[tuple[str, torch.dtype], EmbeddingCache] = {}
         self._text: TextEncoder | None = None  # kept loaded by text_encoder(keep=True)
         self._text_placement: TextPlacement | None = None
@@ -412,7 +411,7 @@ class LongLive:
             if hit is None:
                 missing.append(text)
                 continue
-            self._embeds[text], self._tokens[text] = hit
+            self._embeds[text] = hit[0]
             self._warn_truncated(text, hit[1], index)
         return missing
 
@@ -432,7 +431,7 @@ class LongLive:
             for text in texts:
                 self._warn_truncated(text, counts[text], number.get(text))
             for text, embed in zip(texts, encode_prompts(encoder, texts), strict=True):
-                self._embeds[text], self._tokens[text] = embed.cpu(), counts[text]  # off the GPU until needed
+                self._embeds[text] = embed.cpu()  # off the GPU until its switch comes
                 if cache is not None:
                     cache.put(text, self._embeds[text], counts[text])
             log.info("encoded %d prompt(s) in %.1f s", len(texts), time.perf_counter() - started)

@@ -558,6 +558,11 @@ def start_session(
         raise InputError(
             f"{session_path} already exists (the session storyboard); use --force or --save-session"
         )
+    from .storyboard import parse_resolution
+
+    # The session's encoder is placed and memory-checked at the session's resolution, not the native one.
+    size = parse_resolution(opts.resolution, field="--resolution") if opts.resolution else None
+    ll.text_encoder(keep=True, resolution=size or geometry.native_resolution)
     schedule = LiveSchedule(ll.encode_prompt, 0, stopping, geometry)
     reader = PromptReader(
         schedule,
