@@ -680,21 +680,8 @@ CACHE_FOLDERS = {"converted": converted_cache_dir, "embeddings": embeddings_cach
 def tiny_transformer_config() -> dict:
     """``WanTransformer3DModel`` kwargs of the tiny-random preset: Wan2.1's layout at toy size
     (2 layers, 2 heads of 12 channels, text_dim 32 = the tiny UMT5's d_model)."""
-    return dict(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=16,
-        ffn_dim=48,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        eps=1e-6,
-        rope_max_seq_len=1024,
-    )
+    toy = {"num_attention_heads": 2, "attention_head_dim": 12, "text_dim": 32, "freq_dim": 16, "ffn_dim": 48}
+    return {**wan_1_3b_transformer_config(), **toy, "num_layers": 2}
 
 
 def wan_1_3b_transformer_config() -> dict:

@@ -273,33 +273,24 @@ class CausalWanTransformer(torch.nn.Module):
         """
         if rope not in ("absolute", "relative"):
             raise ValueError(f"rope must be 'absolute' or 'relative', got {rope!r}")
+        sizes = {
+            "num_layers": self.num_layers,
+            "batch_size": 1,
+            "tokens_per_frame": self.tokens_per_frame(height, width),
+            "heads": self.heads,
+            "head_dim": self.head_dim,
+            "capacity_frames": capacity_frames,
+            "sink_frames": sink_frames,
+            "dtype": self.dtype,
+            "device": self.device,
+            "static": self.options.static_cache,
+        }
         if rope == "relative":
             _, ph, pw = self.patch_size
             return RelativeKVCache(
-                num_layers=self.num_layers,
-                batch_size=1,
-                tokens_per_frame=self.tokens_per_frame(height, width),
-                heads=self.heads,
-                head_dim=self.head_dim,
-                capacity_frames=capacity_frames,
-                sink_frames=sink_frames,
-                dtype=self.dtype,
-                device=self.device,
-                static=self.options.static_cache,
-                rope_at=functools.partial(self.rope_at, hp=height // ph, wp=width // pw),
+                rope_at=functools.partial(self.rope_at, hp=height // ph, wp=width // pw), **sizes
             )
-        return KVCache(
-            num_layers=self.num_layers,
-            batch_size=1,
-            tokens_per_frame=self.tokens_per_frame(height, width),
-            heads=self.heads,
-            head_dim=self.head_dim,
-            capacity_frames=capacity_frames,
-            sink_frames=sink_frames,
-            dtype=self.dtype,
-            device=self.device,
-            static=self.options.static_cache,
-        )
+        return KVCache(**sizes)
 
     def encode_prompt(self, text_embeds: torch.Tensor) -> PromptContext:
         """Project UMT5 embeddings ``[B, L, text_dim]`` (L <= 512 token rows) into a :class:`PromptContext`
