@@ -8,6 +8,25 @@
 # (DEADLINE_S, default 500 s). Each step's output goes to $OUT/<step>.log (or /tmp); the summary table at
 # the end says what passed, failed or was skipped, with the numbers the steps printed.
 set -u
+# `gpu_check.sh bench ARGS...`: one `longlive bench` of the 1.3B architecture at 832x480 on CUDA (BENCH_MODEL,
+# BENCH_DEVICE, BENCH_RESOLUTION change that; a test runs it on the CPU); its JSON, then one summary line (the
+# line the table shows).
+if [ "${1:-}" = bench ]; then
+  shift
+  python3 -m longlive_cli bench -m "${BENCH_MODEL:-longlive-1.3b}" --device "${BENCH_DEVICE:-cuda}" \
+    --resolution "${BENCH_RESOLUTION:-832x480}" --json "$@" | python3 -c '
+import json, sys
+text = sys.stdin.read()
+print(text, end="")
+r = json.loads(text.strip().splitlines()[-1])
+lat, ttff, fps, peak = r["block_latency_s"], r["time_to_first_frame_s"], r["fps_steady"], r["peak_memory_mib"]
+line = "%.1f FPS, block %.0f/%.0f ms, first frame %.1f/%.2f s, peak %.2f GiB" % (
+    fps, lat["median"] * 1e3, lat["p90"] * 1e3, ttff["cold"], ttff["warm"], peak / 1024)
+if "compare_plain" in r:
+    line += ", %.2fx plain, diff %.1e" % (r["compare_plain"]["speed_ratio"], r["compare_plain"]["max_rel_latent_diff"])
+print(line + ("; FELL BACK: %s" % r["fell_back"] if r["fell_back"] else ""))'
+  exit "${PIPESTATUS[0]}"
+fi
 START=$(date +%s)
 DEADLINE_S=${DEADLINE_S:-500}
 LOGS=${OUT:-/tmp/gpu_check}
@@ -31,7 +50,7 @@ step() {
   timeout "$(( $(left) > need ? $(left) : need ))" "$@" >"$LOGS/$name.log" 2>&1
   local rc=$? dt=$(( $(date +%s) - t0 ))
   local result=$([ $rc -eq 0 ] && echo ok || echo "FAIL($rc)")
-  SUMMARY+=("$(printf '%-28s %-8s %4d s  %s' "$name" "$result" "$dt" "$(tail -n 1 "$LOGS/$name.log" | cut -c1-150)")")
+  SUMMARY+=("$(printf '%-28s %-8s %4d s  %s' "$name" "$result" "$dt" "$(tail -n 1 "$LOGS/$name.log" | cut -c1-220)")")
 }
 
 step environment 20 yes python3 - <<'PY'
@@ -65,17 +84,23 @@ for name, backend in ATTENTION_BACKENDS.items():
             err = "" if masked else f" maxdiff {(out.float() - ref).abs().max().item():.3e}"
             rows.append(f"{name}{' +mask' if masked else ''}: {ms:.2f} ms{err}")
         except Exception as e:
-            rows.append(f"{name}{' +mask' if masked else ''}: unavailable ({type(e).__name__})")
+            why = " ".join(str(e).split())[:60]
+            rows.append(f"{name}{' +mask' if masked else ''}: unavailable ({type(e).__name__}: {why})")
 print("\n".join(rows)); print(" | ".join(rows))
 PY
 
 step conv3d_bf16 30 yes python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k conv3d
 step gpu_tests 180 yes python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
 step tiny_cli_defaults 90 yes sh -c 'printf "duration: 4s\nprompts:\n  - {at: 0s, text: a}\n  - {at: 2s, text: b}\n" > /tmp/s.yaml && python3 -m longlive_cli generate /tmp/s.yaml -o /tmp/s.mp4 -m tiny-random -f'
-step bench_13b_bf16_fast 150 yes python3 -m longlive_cli bench -m longlive-1.3b --device cuda --resolution 832x480 --blocks 16 --compare-plain --json
-step bench_13b_int8_w8a8 90 no python3 -m longlive_cli bench -m longlive-1.3b --device cuda --resolution 832x480 --blocks 12 --int8 --scheme w8a8 --json
-step bench_13b_int8_w8 90 no python3 -m longlive_cli bench -m longlive-1.3b --device cuda --resolution 832x480 --blocks 12 --int8 --scheme w8 --json
-step bench_13b_fp8 90 no python3 -m longlive_cli bench -m longlive-1.3b --device cuda --resolution 832x480 --blocks 12 --int8 --scheme fp8 --json
+step bench_13b_bf16_fast 150 yes bash "$0" bench --blocks 16 --compare-plain
+# Optional, most telling first (issue 15 point 9): does overlapped decode pay, do the VAE's speed options.
+step bench_13b_no_overlap 80 no bash "$0" bench --blocks 12 --no-overlap
+step vae_speed_832x480 120 no python3 benchmarks/vae_speed.py --device cuda --dtype bf16 --blocks 4 --rounds 3
+step bench_13b_int8_w8a8 90 no bash "$0" bench --blocks 12 --int8 --scheme w8a8
+step bench_13b_fp8 90 no bash "$0" bench --blocks 12 --int8 --scheme fp8
+step bench_13b_sdpa_cudnn 80 no bash "$0" bench --blocks 12 --attention sdpa-cudnn
+step bench_13b_compile_decoder 120 no bash "$0" bench --blocks 12 --compile-decoder
+step bench_13b_int8_w8 90 no bash "$0" bench --blocks 12 --int8 --scheme w8
 step flat_memory_10_vs_60 120 no python3 benchmarks/flat_cost.py --arch wan-1.3b --device cuda --resolution 832x480 --durations 10 60
 
 echo

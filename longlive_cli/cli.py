@@ -80,6 +80,7 @@ class Attention(str, Enum):  # the keys of runtime.ATTENTION_BACKENDS (a test ke
     sdpa_cudnn = "sdpa-cudnn"
     sdpa_math = "sdpa-math"
     flash_attn = "flash-attn"
+    flash_attn_3 = "flash-attn-3"
 
 
 class Rope(str, Enum):  # models.spec.ROPE_NAMES (a test keeps them equal)
@@ -243,6 +244,9 @@ RopeCacheOpt = Annotated[
 OverlapOpt = Annotated[
     bool | None, _switch("overlap", "Decode and encode each block while the next is generated.")
 ]
+CompileDecoderOpt = Annotated[
+    bool | None, _switch("compile-decoder", "torch.compile the Wan VAE's per-frame decode (off by default).")
+]
 StrictSpeedOpt = Annotated[
     bool,
     typer.Option(
@@ -312,6 +316,7 @@ def generate(
     static_cache: StaticCacheOpt = None,
     rope_cache: RopeCacheOpt = None,
     overlap: OverlapOpt = None,
+    compile_decoder: CompileDecoderOpt = None,
     attention: AttentionOpt = None,
     strict_speed: StrictSpeedOpt = False,
 ) -> None:
@@ -342,9 +347,7 @@ def generate(
             _print_precision(model, device.value, dtype.value, text_dtype.value)
     if run.finished or dry_run:
         _finish(run)
-    speed = _speed(
-        compile, compile_mode, fused_qkv, static_cache, rope_cache, overlap, attention, strict_speed
-    )
+    speed = _speed(locals())
     load: dict[str, Any] = {"device": device.value, "dtype": dtype.value, "text_dtype": text_dtype.value}
     load |= {"offline": offline, "embed_cache": embed_cache, "memory_check": memory_check, "options": speed}
     try:
@@ -453,6 +456,7 @@ def live(
     static_cache: StaticCacheOpt = None,
     rope_cache: RopeCacheOpt = None,
     overlap: OverlapOpt = None,
+    compile_decoder: CompileDecoderOpt = None,
     attention: AttentionOpt = None,
     strict_speed: StrictSpeedOpt = False,
 ) -> None:
@@ -471,16 +475,7 @@ def live(
             raise InputError("--scheme goes with --int8")
         events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
         events = events or (JsonLines() if json_out else None)
-        speed = _speed(
-            compile,
-            CompileMode.default,
-            fused_qkv,
-            static_cache,
-            rope_cache,
-            overlap,
-            attention,
-            strict_speed,
-        )
+        speed = _speed(locals())
         opts = LiveOptions(
             output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
         )
@@ -600,6 +595,7 @@ def bench(
     static_cache: StaticCacheOpt = None,
     rope_cache: RopeCacheOpt = None,
     overlap: OverlapOpt = None,
+    compile_decoder: CompileDecoderOpt = None,
     attention: AttentionOpt = None,
 ) -> None:
     """Measure a model on this machine before downloading it: its architecture with random weights (or its
@@ -612,9 +608,7 @@ def bench(
 
         if scheme is not None and not int8:
             raise InputError("--scheme goes with --int8")
-        options = _speed(
-            compile, compile_mode, fused_qkv, static_cache, rope_cache, overlap, attention, strict_speed
-        )
+        options = _speed(locals())
         report = run_bench(
             model,
             device=device.value,
@@ -628,19 +622,21 @@ def bench(
         typer.echo(json_lib.dumps(report) if json_out else format_report(report))
 
 
-def _speed(
-    compile, compile_mode, fused_qkv, static_cache, rope_cache, overlap, attention, strict
-) -> dict[str, Any]:
-    """The speed options as overrides of :meth:`RuntimeOptions.for_device` (None: the device's default)."""
+def _speed(params: dict[str, Any]) -> dict[str, Any]:
+    """The speed options of a command, read by name from its parameters (``locals()``; a command without
+    one, such as ``live`` without ``compile_mode``, gets the default), as overrides of
+    :meth:`RuntimeOptions.for_device` (None: the device's default)."""
+    mode, attention = params.get("compile_mode", CompileMode.default), params["attention"]
     return {
-        "compile": compile,
-        "compile_mode": None if compile_mode is CompileMode.default else compile_mode.value,
-        "fused_qkv": fused_qkv,
-        "static_cache": static_cache,
-        "rope_cache": rope_cache,
-        "overlap_decode": overlap,
+        "compile": params["compile"],
+        "compile_mode": None if mode is CompileMode.default else mode.value,
+        "fused_qkv": params["fused_qkv"],
+        "static_cache": params["static_cache"],
+        "rope_cache": params["rope_cache"],
+        "overlap_decode": params["overlap"],
+        "compile_decoder": params["compile_decoder"],
         "attention": attention.value if attention is not None else None,
-        "strict": strict or None,
+        "strict": params["strict_speed"] or None,
     }
 
 

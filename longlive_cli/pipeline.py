@@ -160,7 +160,13 @@ def _generate(
     with (
         writer,
         _BlockSink(
-            decoder or make_decoder(model.spec.decoder, model.vae),
+            decoder
+            or make_decoder(
+                model.spec.decoder,
+                model.vae,
+                options=model.transformer.options,
+                fallbacks=model.transformer.fallbacks,
+            ),
             [writer, *sinks],
             overlap=overlap,
             keep=kept is not None,

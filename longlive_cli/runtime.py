@@ -12,6 +12,7 @@ instead of patching library functions. The default, ``None``, costs nothing.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -22,11 +23,15 @@ import torch
 
 from .errors import InputError
 
+log = logging.getLogger(__name__)
+
 #: Attention kernels offered, by our name -> diffusers' ``AttentionBackendName`` value (used with
 #: ``dispatch_attention_fn``). ``sdpa`` is PyTorch's scaled_dot_product_attention, which picks the
 #: FlashAttention-2, memory-efficient or cuDNN kernel on CUDA by itself; ``sdpa-*`` force one of
-#: them; ``flash-attn`` needs the ``flash-attn`` package. The two flash kernels take no mask: passes
-#: that need one (a static cache still filling, the naive reference) use diffusers' default instead.
+#: them; ``flash-attn`` needs the ``flash-attn`` package (FlashAttention-2), ``flash-attn-3`` its
+#: Hopper build (FlashAttention-3, module ``flash_attn_interface``; the kernel the official LongLive v1.0
+#: code uses on H100/H200). The flash kernels take no mask: passes that need one (a static cache still
+#: filling, the naive reference) use diffusers' default instead.
 ATTENTION_BACKENDS = {
     "sdpa": "native",
     "sdpa-flash": "_native_flash",
@@ -34,11 +39,25 @@ ATTENTION_BACKENDS = {
     "sdpa-cudnn": "_native_cudnn",
     "sdpa-math": "_native_math",
     "flash-attn": "flash",
+    "flash-attn-3": "_flash_3",
+}
+#: The Python module each backend needs, and how to get it (checked when the options are made).
+ATTENTION_PACKAGES = {
+    "flash-attn": (
+        "flash_attn",
+        "--attention flash-attn needs the flash-attn package (pip install flash-attn, which builds against "
+        "your torch and CUDA); or use --attention sdpa-flash, PyTorch's own FlashAttention",
+    ),
+    "flash-attn-3": (
+        "flash_attn_interface",
+        "--attention flash-attn-3 needs FlashAttention-3 (module flash_attn_interface, built from the "
+        "hopper/ folder of Dao-AILab/flash-attention, for H100/H200); or use --attention sdpa-cudnn",
+    ),
 }
 #: Forced backends that are not given a mask: FlashAttention takes none, and cuDNN's and the memory-efficient
 #: kernel's mask support depends on the build and shape; the passes that need a mask (a static cache still
 #: filling, the naive reference) use PyTorch's default choice instead, which handles any mask.
-MASKLESS_BACKENDS = frozenset({"_native_flash", "flash", "_native_cudnn", "_native_efficient"})
+MASKLESS_BACKENDS = frozenset({"_native_flash", "flash", "_flash_3", "_native_cudnn", "_native_efficient"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,11 @@ class RuntimeOptions:
             (PyTorch SDPA).
         overlap_decode: decode each finished block with the VAE and pipe it to ffmpeg on a worker
             thread (its own CUDA stream on CUDA) while the next block is generated.
+        compile_decoder: ``torch.compile`` the Wan VAE decoder's one-latent-frame call (with
+            ``compile_backend``; one graph per resolution, used from a video's third latent frame on, when the
+            causal feature cache has its steady shape; the first two run eagerly). Falls back to eager, with a
+            warning, if compilation fails. Off by default everywhere until it is measured on a GPU
+            (``benchmarks/vae_speed.py``).
         strict: a speed option that fails when used (compile error, attention backend unavailable) is an
             error instead of being switched off with a warning (``--strict-speed``, for benchmarks and CI).
     """
@@ -76,6 +100,7 @@ class RuntimeOptions:
     compile_backend: str | Callable = "inductor"
     attention: str | None = None
     overlap_decode: bool = False
+    compile_decoder: bool = False
     strict: bool = False
 
     def __post_init__(self) -> None:
@@ -83,15 +108,12 @@ class RuntimeOptions:
             raise InputError(
                 f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_BACKENDS)}"
             )
-        if self.attention == "flash-attn":
+        if self.attention in ATTENTION_PACKAGES:
             import importlib.util
 
-            if importlib.util.find_spec("flash_attn") is None:
-                raise InputError(
-                    "--attention flash-attn needs the flash-attn package (pip install flash-attn, which "
-                    "builds against your torch and CUDA); or use --attention sdpa-flash, PyTorch's own "
-                    "FlashAttention"
-                )
+            module, why = ATTENTION_PACKAGES[self.attention]
+            if importlib.util.find_spec(module) is None:
+                raise InputError(why)
 
     @classmethod
     def for_device(cls, device: torch.device | str, **overrides) -> RuntimeOptions:
@@ -132,6 +154,25 @@ class RuntimeOptions:
         if self.attention:
             names.append(f"attention {self.attention}")
         return ", ".join(names) or "plain"
+
+
+def fall_back(option: str, err: Exception, *, strict: bool, record: list[str], instead: str) -> None:
+    """The rule for a speed option that fails when used: one warning naming ``option`` and the error, and a
+    line in ``record`` (the model's list of fallbacks, which ``longlive bench`` reports); the caller then goes
+    on without it (``instead`` says how). With ``strict`` (``--strict-speed``) it is an error instead.
+
+    Raises:
+        GenerationError: ``strict`` is set.
+    """
+    from .errors import GenerationError
+
+    reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+    if strict:
+        raise GenerationError(
+            f"{option} failed and --strict-speed forbids switching it off: {reason}"
+        ) from err
+    log.warning("%s failed (%s); %s, generation goes on", option, reason, instead)
+    record.append(f"{option}: {reason}")
 
 
 def resolve_device(device: str) -> str:

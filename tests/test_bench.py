@@ -62,3 +62,53 @@ def test_bench_reports_a_speed_option_that_fell_back(monkeypatch):
     )
     strict = CliRunner().invoke(app, [*args, "--attention", "sdpa-cudnn", "--strict-speed"])
     assert strict.exit_code == 1 and "--strict-speed" in strict.stderr
+
+
+def test_bench_reports_a_decoder_compile_that_fell_back(monkeypatch):
+    import torch
+
+    def broken_compile(fn, **kwargs):
+        def run(*args, **kw):
+            raise RuntimeError("no C compiler (simulated)")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    args = ["bench", "-m", "tiny-random", "--device", "cpu", "--blocks", "2", "--resolution", "32x32"]
+    result = CliRunner().invoke(app, [*args, "--json", "--compile-decoder"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["options"] == "compile-decoder"
+    assert report["fell_back"] == ["compile-decoder: RuntimeError: no C compiler (simulated)"]
+
+
+def test_gpu_check_bench_step_prints_its_summary_line_last():
+    """The prepared GPU check's table shows each bench step's last line: it must be the summary, and a failing
+    bench must fail the step (the GPU run is too scarce to learn this there)."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script = root / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    env = {**os.environ, "BENCH_MODEL": "tiny-random", "BENCH_DEVICE": "cpu", "BENCH_RESOLUTION": "32x32"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # python3 is this interpreter
+    run = subprocess.run(
+        ["bash", str(script), "bench", "--blocks", "2", "--compare-plain"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    last = run.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"[\d.]+ FPS, block \d+/\d+ ms, first frame [\d.]+/[\d.]+ s, peak [\d.]+ GiB, "
+        r"[\d.]+x plain, diff \S+",
+        last,
+    ), last
+    json.loads(run.stdout.strip().splitlines()[-2])  # the report itself is in the log too
+    bad = subprocess.run(
+        ["bash", str(script), "bench", "--blocks", "1"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert bad.returncode != 0

@@ -9,12 +9,16 @@ rounding (~1e-6), which can flip a rounded uint8 by 1: that comparison is allowe
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from diffusers import AutoencoderKLWan
 
 from longlive_cli.decoders.wan import StreamingDecoder, decode_latents
+from longlive_cli.errors import GenerationError
 from longlive_cli.models.vae import tiny_vae_config
+from longlive_cli.runtime import RuntimeOptions
 
 F, H, W = 9, 4, 6  # latent frames, latent height, latent width
 BLOCK = 3
@@ -154,3 +158,45 @@ def test_shape_change_mid_video_is_refused(vae, latents):
         dec.decode(latents[:1, 3:6])
     dec.reset()
     assert dec.decode(latents[:1, 3:6]).shape[1] == 4 * BLOCK - 3
+
+
+# --------------------------------------------------------------------------- compile_decoder
+
+
+def test_compiled_decoder_equals_eager_with_one_graph_per_resolution(latents, whole):
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    vae = _make_vae()  # its own: the compiled call is kept per VAE
+    counter = CompileCounterWithBackend("aot_eager")
+    options = RuntimeOptions(compile_decoder=True, compile_backend=counter)
+    for _ in range(2):  # a second video reuses the graph
+        decoder = StreamingDecoder(vae, options=options)
+        streamed = torch.cat(_stream(decoder, latents), dim=1)
+        assert torch.equal(streamed, whole)
+    # Frames 0 and 1 run eagerly (the feature cache is still growing); frames 2..8 of both videos: one graph.
+    assert counter.frame_count == 1 and decoder.fallbacks == []
+    smaller = StreamingDecoder(vae, options=options).decode(latents[:, :, :, :2, :4])
+    assert smaller.shape == (2, 4 * F - 3, 16, 32, 3) and counter.frame_count == 2
+
+
+def test_failed_decoder_compile_falls_back_once_with_a_warning(latents, whole, caplog):
+    vae = _make_vae()
+    calls = []
+
+    def broken_backend(gm, example_inputs):
+        calls.append(1)
+        raise RuntimeError("no compiler (simulated)")
+
+    options = RuntimeOptions(compile_decoder=True, compile_backend=broken_backend)
+    fallbacks: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="longlive_cli"):
+        for _ in range(2):
+            decoder = StreamingDecoder(vae, options=options, fallbacks=fallbacks)
+            assert torch.equal(torch.cat(_stream(decoder, latents), dim=1), whole)
+    assert len(calls) == 1 and len(fallbacks) == 1  # not retried for the second video
+    assert fallbacks[0].startswith("compile-decoder: ") and "no compiler (simulated)" in fallbacks[0]
+    assert "compile-decoder failed" in caplog.text and "decoding eagerly" in caplog.text
+
+    strict = RuntimeOptions(compile_decoder=True, compile_backend=broken_backend, strict=True)
+    with pytest.raises(GenerationError, match="compile-decoder failed and --strict-speed"):
+        _stream(StreamingDecoder(_make_vae(), options=strict), latents)

@@ -58,21 +58,44 @@ def test_the_block_loop_never_waits_for_the_gpu(wan, embeds):
 
 
 @pytest.mark.parametrize(
-    "options",
+    "switches",
     [
-        RuntimeOptions(fused_qkv=True),
-        RuntimeOptions(rope_cache=True),
-        RuntimeOptions(static_cache=True),
-        RuntimeOptions(static_cache=True, compile=True),
-        RuntimeOptions(attention="sdpa-flash", static_cache=True),
-        RuntimeOptions(attention="sdpa-cudnn", static_cache=True),
-        RuntimeOptions(attention="sdpa-efficient", static_cache=True),
+        {"fused_qkv": True},
+        {"rope_cache": True},
+        {"static_cache": True},
+        {"static_cache": True, "compile": True},
+        {"attention": "sdpa-flash", "static_cache": True},
+        {"attention": "sdpa-cudnn", "static_cache": True},
+        {"attention": "sdpa-efficient", "static_cache": True},
+        {"attention": "flash-attn-3", "static_cache": True},
     ],
-    ids=["fused-qkv", "rope-cache", "static-cache", "compile", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient"],
-)
-def test_each_option_matches_the_plain_path_in_bf16(wan, embeds, options):
+    ids=[
+        "fused-qkv", "rope-cache", "static-cache", "compile", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient",
+        "flash-attn-3",
+    ],
+)  # fmt: skip
+def test_each_option_matches_the_plain_path_in_bf16(wan, embeds, switches):
+    import importlib.util
+
+    fa3 = switches.get("attention") == "flash-attn-3"
+    if fa3 and importlib.util.find_spec("flash_attn_interface") is None:
+        pytest.skip("FlashAttention-3 (flash_attn_interface) is not installed")
     torch._dynamo.reset()
+    options = RuntimeOptions(strict=True, **switches)  # a backend that falls back would compare nothing
     assert rel(latents(wan, embeds, options), latents(wan, embeds, RuntimeOptions())) < BF16_TOLERANCE
+
+
+def test_compiled_decoder_matches_eager_in_bf16():
+    from longlive_cli.decoders.wan import StreamingDecoder
+
+    vae = build_tiny_random()[1].to("cuda", torch.bfloat16)
+    z = torch.randn(1, 9, 16, 6, 10, generator=torch.Generator().manual_seed(2))
+    videos = []
+    for options in (RuntimeOptions(), RuntimeOptions(compile_decoder=True, strict=True)):
+        decoder = StreamingDecoder(vae, options=options)
+        videos.append(torch.cat([decoder.decode(z[:, i : i + 3]) for i in range(0, 9, 3)], dim=1))
+    steps = (videos[0].int() - videos[1].int()).abs().max().item()
+    assert videos[0].shape == videos[1].shape and steps <= BF16_TOLERANCE * 255
 
 
 def test_bf16_conv3d_agrees_with_float32():

@@ -158,7 +158,7 @@ def test_failed_compilation_falls_back_to_eager_with_a_warning(wan, embeds, plai
 
     torch._dynamo.reset()
     options = RuntimeOptions(static_cache=True, compile=True, compile_backend=broken_backend)
-    with caplog.at_level(logging.WARNING, logger="longlive_cli.models.transformer"):
+    with caplog.at_level(logging.WARNING, logger="longlive_cli"):
         out = generate_latents(wan, embeds, options)
     assert "running the transformer eagerly" in caplog.text and "no C++ compiler here" in caplog.text
     assert rel_diff(out, plain) < 1e-5
@@ -332,7 +332,7 @@ def test_a_compile_failure_at_a_later_call_falls_back_and_the_video_is_unchanged
     torch._dynamo.reset()
     options = RuntimeOptions(static_cache=True, compile=True, compile_backend=backend)
     model = CausalWanTransformer(copy.deepcopy(wan)).configure(options)
-    with caplog.at_level(logging.WARNING, logger="longlive_cli.models.transformer"):
+    with caplog.at_level(logging.WARNING, logger="longlive_cli"):
         blocks = sample_video(model, embeds, SEGMENTS, latent_height=10, latent_width=16, seed=3)
         out = torch.cat([b.latents for b in blocks], dim=1)
     assert len(graphs) == 2 and model._compiled_ok  # the first graph ran compiled before the failure
@@ -367,7 +367,7 @@ def test_an_attention_backend_that_fails_its_probe_is_switched_off(wan, embeds, 
         return original(q, k, v, attn_mask=attn_mask, backend=backend)
 
     monkeypatch.setattr(transformer, "dispatch_attention_fn", no_cudnn)
-    with caplog.at_level(logging.WARNING, logger="longlive_cli.models.transformer"):
+    with caplog.at_level(logging.WARNING, logger="longlive_cli"):
         out = generate_latents(wan, embeds, RuntimeOptions(attention="sdpa-cudnn"))
     assert "attention sdpa-cudnn failed" in caplog.text and "not available (simulated)" in caplog.text
     assert torch.equal(out, plain)
@@ -377,19 +377,24 @@ def test_an_attention_backend_that_fails_its_probe_is_switched_off(wan, embeds, 
         )
 
 
-def test_flash_attn_without_its_package_is_refused_when_the_options_are_read(monkeypatch):
+def test_flash_attn_without_its_package_is_refused_when_the_options_are_read(monkeypatch, tmp_path):
     import importlib.util
 
     from longlive_cli.errors import InputError
 
     real = importlib.util.find_spec
+    missing = {"flash_attn", "flash_attn_interface"}
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else real(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a)
     )
     with pytest.raises(InputError, match="needs the flash-attn package"):
         RuntimeOptions(attention="flash-attn")
-    result = CliRunner().invoke(app, ["generate", "x.yaml", "--attention", "flash-attn", "-m", "tiny-random"])
-    assert result.exit_code == 2
+    with pytest.raises(InputError, match=r"FlashAttention-3 \(module flash_attn_interface"):
+        RuntimeOptions(attention="flash-attn-3")
+    for name in ("flash-attn", "flash-attn-3"):
+        story = ["generate", "examples/panda_short.yaml", "-o", str(tmp_path / "p.mp4"), "-m", "tiny-random"]
+        result = CliRunner().invoke(app, [*story, "--attention", name])
+        assert result.exit_code == 2 and "needs" in result.stderr
 
 
 def test_the_static_cache_keeps_one_buffer_per_layer():

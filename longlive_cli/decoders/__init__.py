@@ -17,6 +17,8 @@ from typing import Protocol
 
 import torch
 
+from ..runtime import RuntimeOptions
+
 __all__ = ["Decoder", "make_decoder"]
 
 
@@ -37,13 +39,22 @@ class Decoder(Protocol):
         ...
 
 
-def make_decoder(name: str, network: torch.nn.Module) -> Decoder:
+def make_decoder(
+    name: str,
+    network: torch.nn.Module,
+    *,
+    options: RuntimeOptions | None = None,
+    fallbacks: list[str] | None = None,
+) -> Decoder:
     """A fresh streaming decoder (no carried state) named ``name`` (``wan``, ``lightvae``, ``taehv``,
-    ``lighttae``) around its loaded ``network`` (``longlive_cli.models.loaders`` loads it)."""
+    ``lighttae``) around its loaded ``network`` (``longlive_cli.models.loaders`` loads it).
+
+    ``options``: the speed options (the Wan VAE decoders read ``compile_decoder``; the small TAEHV network
+    runs as it is); a speed option that fails is recorded in ``fallbacks``."""
     if name in ("taehv", "lighttae"):
         from .taehv import StreamingTAEHVDecoder
 
         return StreamingTAEHVDecoder(network)  # type: ignore[arg-type]
     from .wan import StreamingDecoder
 
-    return StreamingDecoder(network)
+    return StreamingDecoder(network, options=options, fallbacks=fallbacks)

@@ -14,14 +14,24 @@ diffusers' ``WanPipeline`` do; in float32 the VAE input is bit-identical to diff
 equal in exact arithmetic but differs in the last float32 bit now and then).
 
 The VAE itself is loaded by :mod:`longlive_cli.models.vae`.
+
+With ``RuntimeOptions.compile_decoder`` the one-latent-frame decoder call is ``torch.compile``'d. The feature
+cache changes shape over a video's first two latent frames (empty, then one time step, then two) and keeps it
+from the third on, so those two run eagerly and every later frame runs one graph per resolution (a test counts
+the graphs). The compiled callable is kept per VAE, so a batch of videos compiles once.
 """
 
 from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
 
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from torch import Tensor
+
+from ..runtime import RuntimeOptions, fall_back
 
 __all__ = ["StreamingDecoder", "decode_latents", "to_uint8_frames"]
 
@@ -61,10 +71,23 @@ class StreamingDecoder:
     Args:
         vae: a diffusers ``AutoencoderKLWan``; its dtype and device are used for the decoder input
             (read at each call, so the vae may be moved between videos).
+        options: the speed options; this class reads ``compile_decoder``, ``compile_backend`` and ``strict``
+            (default: none on).
+        fallbacks: the list a failed speed option is recorded in (the model's,
+            ``CausalWanTransformer.fallbacks``, so ``longlive bench`` reports it); default: a new list,
+            :attr:`fallbacks`.
     """
 
-    def __init__(self, vae: AutoencoderKLWan):
+    def __init__(
+        self,
+        vae: AutoencoderKLWan,
+        *,
+        options: RuntimeOptions | None = None,
+        fallbacks: list[str] | None = None,
+    ):
         self.vae = vae
+        self.options = options or RuntimeOptions()
+        self.fallbacks = fallbacks if fallbacks is not None else []
         # Same slot count AutoencoderKLWan.clear_cache() allocates for the decoder.
         self._num_slots = sum(isinstance(m, WanCausalConv3d) for m in vae.decoder.modules())
         cfg = vae.config
@@ -147,14 +170,7 @@ class StreamingDecoder:
 
         frames = []
         for i in range(f):
-            # One latent frame per call with a fresh feat_idx, first_chunk only for the video's first frame:
-            # exactly the calls AutoencoderKLWan._decode makes.
-            out = vae.decoder(
-                x[:, :, i : i + 1],
-                feat_cache=self._feat_cache,
-                feat_idx=[0],
-                first_chunk=self._latent_frames == 0,
-            )
+            out = self._decode_frame(x[:, :, i : i + 1])
             if self._patch_size is not None:
                 from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
 
@@ -166,6 +182,44 @@ class StreamingDecoder:
             # device→host copy per block (a copy to the host waits for the device).
             frames.append(to_uint8_frames(out, to_cpu=False))
         return torch.cat(frames, dim=1).cpu()
+
+    def _decode_frame(self, x: Tensor) -> Tensor:
+        """``vae.decoder`` on one latent frame ``[B, C, 1, h, w]`` (after ``post_quant_conv``), carrying
+        the feature cache: one call with a fresh ``feat_idx`` and ``first_chunk`` only for the video's
+        first frame, exactly the calls ``AutoencoderKLWan._decode`` makes. Compiled from the third frame
+        on when asked."""
+        compiled = self._compiled() if self._latent_frames >= 2 else None
+        if compiled is not None:
+            try:
+                return compiled(x, feat_cache=self._feat_cache, feat_idx=[0], first_chunk=False)
+            except Exception as err:  # the cache is written after the graph runs: still as it was
+                _COMPILED[self.vae.decoder][self.options.compile_backend] = None
+                fall_back(
+                    "compile-decoder",
+                    err,
+                    strict=self.options.strict,
+                    record=self.fallbacks,
+                    instead="decoding eagerly",
+                )
+        first_chunk = self._latent_frames == 0
+        return self.vae.decoder(x, feat_cache=self._feat_cache, feat_idx=[0], first_chunk=first_chunk)
+
+    def _compiled(self) -> Callable[..., Tensor] | None:
+        """The compiled decoder call for this VAE (made once per VAE and backend; None: not asked for, or it
+        failed before)."""
+        if not self.options.compile_decoder:
+            return None
+        per_backend, backend = _COMPILED.setdefault(self.vae.decoder, {}), self.options.compile_backend
+        if backend not in per_backend:
+            decoder = self.vae.decoder
+            per_backend[backend] = torch.compile(decoder, backend=backend, dynamic=False, fullgraph=True)
+        return per_backend[backend]
+
+
+#: Compiled decoder calls per VAE decoder module and compile backend (None: it failed; do not retry).
+_COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, dict[object, Callable[..., Tensor] | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def decode_latents(vae: AutoencoderKLWan, latents: Tensor) -> Tensor:

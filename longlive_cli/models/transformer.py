@@ -33,7 +33,6 @@ argument of ``attn2`` carries a :class:`PromptContext`. The block itself is not 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,13 +41,10 @@ import torch
 from diffusers import WanTransformer3DModel
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 
-from ..errors import GenerationError
 from ..geometry import WAN21
-from ..runtime import MASKLESS_BACKENDS, RuntimeOptions
+from ..runtime import MASKLESS_BACKENDS, RuntimeOptions, fall_back
 from .kv_cache import AttentionCache, KVCache, RelativeKVCache
 from .rope import apply_rope
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -436,15 +432,8 @@ class CausalWanTransformer(torch.nn.Module):
         return out
 
     def _fall_back(self, option: str, err: Exception, instead: str = "switched off") -> None:
-        """Switch ``option`` off with one warning and remember it in :attr:`fallbacks`; with
-        ``options.strict`` raise :class:`~longlive_cli.errors.GenerationError` instead."""
-        reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
-        if self.options.strict:
-            raise GenerationError(
-                f"{option} failed and --strict-speed forbids switching it off: {reason}"
-            ) from err
-        log.warning("%s failed (%s); %s, generation goes on", option, reason, instead)
-        self.fallbacks.append(f"{option}: {reason}")
+        """:func:`~longlive_cli.runtime.fall_back` into :attr:`fallbacks`, strict as :attr:`options` says."""
+        fall_back(option, err, strict=self.options.strict, record=self.fallbacks, instead=instead)
 
     def forward(
         self,
