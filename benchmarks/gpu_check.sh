@@ -18,6 +18,8 @@ if [ "${1:-}" = bench ]; then
 import json, sys
 text = sys.stdin.read()
 print(text, end="")
+if not text.strip():  # bench failed: its own message (on stderr, in the log) stays the last line
+    sys.exit(0)
 r = json.loads(text.strip().splitlines()[-1])
 lat, ttff, fps, peak = r["block_latency_s"], r["time_to_first_frame_s"], r["fps_steady"], r["peak_memory_mib"]
 line = "%.1f FPS, block %.0f/%.0f ms, first frame %.1f/%.2f s, peak %.2f GiB" % (

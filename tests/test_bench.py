@@ -111,4 +111,5 @@ def test_gpu_check_bench_step_prints_its_summary_line_last():
     bad = subprocess.run(
         ["bash", str(script), "bench", "--blocks", "1"], cwd=root, env=env, capture_output=True, text=True
     )
-    assert bad.returncode != 0
+    assert bad.returncode != 0 and "Traceback" not in bad.stdout + bad.stderr  # bench's message stays last
+    assert "--blocks" in bad.stderr
