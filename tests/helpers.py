@@ -27,6 +27,25 @@ prompts:
 """
 
 
+def write_tiny_base(base: Path) -> Path:
+    """The base model's folder of a tiny release, as the Hub repo lays it out: ``transformer/config.json``
+    (the tiny transformer config), the tiny UMT5 text encoder and tokenizer, and ``vae/`` (seeded, so every
+    test that writes one gets the same files). Returns ``base``."""
+    import json
+
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    from longlive_cli.models.umt5 import build_tiny_text_encoder
+    from longlive_cli.models.vae import tiny_vae_config
+
+    (base / "transformer").mkdir(parents=True)
+    (base / "transformer" / "config.json").write_text(json.dumps(dict(WanTransformer3DModel(**CFG).config)))
+    build_tiny_text_encoder(seed=3).save_pretrained(base)
+    torch.manual_seed(4)
+    AutoencoderKLWan(**tiny_vae_config()).save_pretrained(base / "vae")
+    return base
+
+
 def mp4_frames(path: str | Path):
     """All frames of an MP4 as uint8 ``[T, H, W, 3]`` (numpy), decoded by imageio-ffmpeg's ffmpeg."""
     import imageio_ffmpeg

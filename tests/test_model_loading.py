@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from diffusers import WanTransformer3DModel
 from helpers import (
     CFG,
     LAYOUT,
@@ -24,6 +24,7 @@ from helpers import (
     random_lora,
     random_wan,
     save_official,
+    write_tiny_base,
 )
 from typer.testing import CliRunner
 
@@ -32,8 +33,7 @@ from longlive_cli.latents import read_latents
 from longlive_cli.models import checkpoints
 from longlive_cli.models.spec import PRESETS, SamplerConfig, components, resolve_model
 from longlive_cli.models.transformer import CausalWanTransformer
-from longlive_cli.models.umt5 import TextEncoder, build_tiny_text_encoder
-from longlive_cli.models.vae import tiny_vae_config
+from longlive_cli.models.umt5 import TextEncoder
 from longlive_cli.samplers.longlive import sample_video
 from longlive_cli.storyboard import load_storyboard, make_plan
 from longlive_cli.text import encode_prompts
@@ -57,12 +57,7 @@ def scaled(sd: dict[str, torch.Tensor], scale: float = 0.2) -> dict[str, torch.T
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("release")
-    base = root / "base"
-    (base / "transformer").mkdir(parents=True)
-    (base / "transformer" / "config.json").write_text(json.dumps(dict(WanTransformer3DModel(**CFG).config)))
-    build_tiny_text_encoder(seed=3).save_pretrained(base)
-    torch.manual_seed(4)
-    AutoencoderKLWan(**tiny_vae_config()).save_pretrained(base / "vae")
+    write_tiny_base(root / "base")
     gen, ema = scaled(random_wan(1)), scaled(random_wan(2))
     save_official(root / "longlive_base.pt", gen, ema)
     lora = {

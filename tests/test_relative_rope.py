@@ -10,13 +10,12 @@ official code's shifting buffer (linear cost, past the 1024-frame table).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKLWan, WanTransformer3DModel
-from helpers import CFG, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official
+from diffusers import WanTransformer3DModel
+from helpers import CFG, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official, write_tiny_base
 from typer.testing import CliRunner
 
 from longlive_cli.cli import app
@@ -36,8 +35,7 @@ from longlive_cli.models.spec import (
     with_rope,
 )
 from longlive_cli.models.transformer import CausalWanTransformer
-from longlive_cli.models.umt5 import TextEncoder, build_tiny_text_encoder
-from longlive_cli.models.vae import tiny_vae_config
+from longlive_cli.models.umt5 import TextEncoder
 from longlive_cli.reference import naive_relative_video, naive_sample_video, shifting_relative_video
 from longlive_cli.samplers.longlive import recache, sample_video
 from longlive_cli.storyboard import StoryboardError, load_storyboard, make_plan, parse_storyboard
@@ -327,12 +325,7 @@ RANK, ALPHA = 4, 8.0
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("infinity")
-    base = root / "base"
-    (base / "transformer").mkdir(parents=True)
-    (base / "transformer" / "config.json").write_text(json.dumps(dict(WanTransformer3DModel(**CFG).config)))
-    build_tiny_text_encoder(seed=3).save_pretrained(base)
-    torch.manual_seed(4)
-    AutoencoderKLWan(**tiny_vae_config()).save_pretrained(base / "vae")
+    write_tiny_base(root / "base")
     gen = {k: 0.2 * v for k, v in random_wan(1).items()}
     save_official(root / "longlive_base.pt", gen, gen)
     modules = [f"blocks.{i}.{n}" for i in range(2) for n in LINEARS]

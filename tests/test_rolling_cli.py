@@ -3,21 +3,19 @@ command of the issue, the plan-time minimum length, prompt switches and streamin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKLWan, WanTransformer3DModel
-from helpers import CFG, LAYOUT, random_wan
+from diffusers import WanTransformer3DModel
+from helpers import CFG, LAYOUT, random_wan, write_tiny_base
 from typer.testing import CliRunner
 
 from longlive_cli.cli import app
 from longlive_cli.errors import EXIT_BAD_INPUT
 from longlive_cli.latents import read_latents
 from longlive_cli.models.transformer import CausalWanTransformer
-from longlive_cli.models.umt5 import TextEncoder, build_tiny_text_encoder
-from longlive_cli.models.vae import tiny_vae_config
+from longlive_cli.models.umt5 import TextEncoder
 from longlive_cli.reference import naive_rolling_forcing
 from longlive_cli.samplers.rolling_forcing import ROLLING_FORCING, sample_rolling
 from longlive_cli.schedule import FixedSchedule
@@ -38,12 +36,7 @@ frames_per_block: 3
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("rf")
-    base = root / "base"
-    (base / "transformer").mkdir(parents=True)
-    (base / "transformer" / "config.json").write_text(json.dumps(dict(WanTransformer3DModel(**CFG).config)))
-    build_tiny_text_encoder(seed=3).save_pretrained(base)
-    torch.manual_seed(4)
-    AutoencoderKLWan(**tiny_vae_config()).save_pretrained(base / "vae")
+    write_tiny_base(root / "base")
     gen = {k: 0.2 * v for k, v in random_wan(1).items()}
     ema = {k: 0.2 * v for k, v in random_wan(2).items()}
     # The official file: {'generator_ema': ..., 'generator': ...}, keys model.<param>, FSDP wrappers in EMA.

@@ -21,8 +21,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKLWan, WanTransformer3DModel
-from helpers import CFG, LAYOUT, LINEARS, populate_hub_cache, random_lora, random_wan, save_official
+from diffusers import WanTransformer3DModel
+from helpers import (
+    CFG,
+    LAYOUT,
+    LINEARS,
+    populate_hub_cache,
+    random_lora,
+    random_wan,
+    save_official,
+    write_tiny_base,
+)
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
@@ -42,9 +51,8 @@ from longlive_cli.models.spec import (
     with_loras,
 )
 from longlive_cli.models.transformer import CausalWanTransformer
-from longlive_cli.models.umt5 import TextEncoder, build_tiny_text_encoder
+from longlive_cli.models.umt5 import TextEncoder
 from longlive_cli.models.user_loras import read_user_lora
-from longlive_cli.models.vae import tiny_vae_config
 from longlive_cli.samplers.longlive import sample_video
 from longlive_cli.storyboard import load_storyboard, make_plan
 from longlive_cli.text import encode_prompts
@@ -350,12 +358,7 @@ prompts:
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("lora-release")
-    base = root / "base"
-    (base / "transformer").mkdir(parents=True)
-    (base / "transformer" / "config.json").write_text(json.dumps(dict(WanTransformer3DModel(**CFG).config)))
-    build_tiny_text_encoder(seed=3).save_pretrained(base)
-    torch.manual_seed(4)
-    AutoencoderKLWan(**tiny_vae_config()).save_pretrained(base / "vae")
+    write_tiny_base(root / "base")
     gen = {k: 0.2 * v for k, v in random_wan(1).items()}
     save_official(root / "gen.pt", gen)
     torch.save(gen, root / "truth.pt")
