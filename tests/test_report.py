@@ -1,0 +1,240 @@
+"""`longlive report` (issue 24): defects injected at known times into synthetic videos are found there, a
+clean video has no events, a comparison of a video with itself is perfect, a tiny-random video's switches are
+found at its planned times from the plan embedded in the MP4, and the command's exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from longlive_cli.errors import InputError, OutputError
+from longlive_cli.quality import report
+from longlive_cli.quality.timing import storyboard_timing
+from longlive_cli.video import VideoWriter
+
+FPS = 16
+W, H = 96, 64
+TOLERANCE_S = 0.5
+
+
+def scene(t: float, *, variant: int = 0) -> np.ndarray:
+    """A smoothly moving picture at time ``t`` s: diagonal colour stripes sliding at a steady speed (its
+    mean colour does not change); ``variant`` 1 is another scene (other stripes, other colours)."""
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    if variant == 0:
+        phase = 2 * np.pi * ((x + 0.5 * y) / 32 - 0.4 * t)
+        rgb = [120 + 60 * np.sin(phase), 140 + 50 * np.sin(phase + 2), 100 + 40 * np.sin(phase + 4)]
+    else:
+        phase = 2 * np.pi * ((x - y) / 12 + 0.3 * t)
+        rgb = [40 + 30 * np.sin(phase), 60 + 30 * np.sin(phase + 1), 200 + 40 * np.sin(phase)]
+    return np.clip(np.stack(rgb, axis=-1), 0, 255).astype(np.uint8)
+
+
+def write_video(path: Path, frames: list[np.ndarray] | np.ndarray) -> Path:
+    with VideoWriter(path, fps=FPS, width=W, height=H, preset="ultrafast") as writer:
+        writer.write(np.stack(frames))
+    return path
+
+
+def clean_frames(seconds: float) -> list[np.ndarray]:
+    return [scene(i / FPS) for i in range(round(seconds * FPS))]
+
+
+def kinds(result: dict, kind: str) -> list[dict]:
+    return [e for e in result["events"] if e["kind"] == kind]
+
+
+def test_clean_video_has_no_events(tmp_path):
+    result = report(write_video(tmp_path / "clean.mp4", clean_frames(6)), tmp_path / "r")
+    assert result["events"] == []
+    assert result["video"]["frames"] == 6 * FPS and result["video"]["prompt_times"] == "none"
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"report.json", "timeline.png", "index.html"}
+    on_disk = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert set(on_disk) == {"video", "per_second", "segments", "events", "summary"}
+    assert len(on_disk["per_second"]) == 6 and len(on_disk["segments"]) == 1
+
+
+def test_flicker_burst_is_found(tmp_path):
+    frames = clean_frames(6)
+    start = 3 * FPS  # 3.0 s: one second of brightness jumping up and down every frame
+    for i in range(start, start + FPS, 2):
+        frames[i] = np.clip(frames[i].astype(int) + 50, 0, 255).astype(np.uint8)
+    result = report(write_video(tmp_path / "v.mp4", frames), tmp_path / "r")
+    flicker = kinds(result, "flicker")
+    assert len(flicker) == 1 and abs(flicker[0]["start_s"] - 3.0) <= TOLERANCE_S
+    assert abs(flicker[0]["end_s"] - 4.0) <= TOLERANCE_S
+    assert not kinds(result, "freeze") and not kinds(result, "colour_drift")
+
+
+def test_freeze_is_found(tmp_path):
+    frames = clean_frames(6)
+    for i in range(2 * FPS, 3 * FPS + FPS // 2):  # held from 2.0 s to 3.5 s
+        frames[i] = frames[2 * FPS]
+    result = report(write_video(tmp_path / "v.mp4", frames), tmp_path / "r")
+    freeze = kinds(result, "freeze")
+    assert len(freeze) == 1, result["events"]
+    assert abs(freeze[0]["start_s"] - 2.0) <= TOLERANCE_S and abs(freeze[0]["end_s"] - 3.5) <= TOLERANCE_S
+    assert [e["kind"] for e in result["events"]] == ["freeze"]
+
+
+def test_slow_colour_cast_is_found(tmp_path):
+    frames = clean_frames(7)
+    for i in range(3 * FPS, 7 * FPS):  # from 3.0 s a red cast grows by 20 levels a second
+        cast = 20 * (i - 3 * FPS) / FPS
+        f = frames[i].astype(np.float32)
+        f[..., 0] += cast
+        f[..., 2] -= cast
+        frames[i] = np.clip(f, 0, 255).astype(np.uint8)
+    result = report(write_video(tmp_path / "v.mp4", frames), tmp_path / "r")
+    drift = kinds(result, "colour_drift")
+    assert len(drift) == 1 and abs(drift[0]["start_s"] - 3.0) <= TOLERANCE_S, result["events"]
+    assert drift[0]["score"] > 10 and not kinds(result, "cut") and not kinds(result, "flicker")
+
+
+def test_hard_cut_is_found(tmp_path):
+    frames = [scene(i / FPS, variant=int(i >= 3 * FPS)) for i in range(6 * FPS)]
+    result = report(write_video(tmp_path / "v.mp4", frames), tmp_path / "r")
+    cut = kinds(result, "cut")
+    assert len(cut) == 1 and abs(cut[0]["start_s"] - 3.0) <= TOLERANCE_S
+    assert not kinds(result, "flicker") and not kinds(result, "freeze")
+
+
+SWITCH_STORY = """\
+duration: 6s
+resolution: 96x64
+prompts:
+  - {at: 0s, text: stripes}
+  - {at: 2s, text: other stripes}
+  - {at: 4s, text: the same other stripes}
+"""
+
+
+def test_abrupt_switch_against_smooth_switch(tmp_path):
+    story = tmp_path / "story.yaml"
+    story.write_text(SWITCH_STORY)
+    _, abrupt_at, smooth_at = (s.start_frame for s in storyboard_timing(story))
+    # The picture changes scene exactly at the first switch and goes on smoothly through the second.
+    frames = [scene(i / FPS, variant=int(i >= abrupt_at)) for i in range(6 * FPS)]
+    result = report(write_video(tmp_path / "v.mp4", frames), tmp_path / "r", storyboard=story)
+    switches = kinds(result, "switch")
+    assert [s["at_s"] for s in switches] == [abrupt_at / FPS, smooth_at / FPS]
+    first, second = switches
+    assert first["abrupt"] and not second["abrupt"]
+    assert first["abruptness"] > 4 * second["abruptness"]
+    assert abs(first["start_s"] - abrupt_at / FPS) <= TOLERANCE_S
+    assert [s["text"] for s in result["segments"]] == ["stripes", "other stripes", "the same other stripes"]
+    assert result["video"]["prompt_times"] == "storyboard"
+
+
+def test_compare_with_itself(tmp_path):
+    video = write_video(tmp_path / "v.mp4", clean_frames(2))
+    result = report(video, tmp_path / "r", compare=video)
+    summary = result["summary"]["compare"]
+    assert summary["psnr_mean"] == "inf" and summary["ssim_mean"] == 1.0 and summary["ssim_min"] == 1.0
+    assert summary["frames_compared"] == 2 * FPS and summary["frames"] == [2 * FPS, 2 * FPS]
+    assert (tmp_path / "r" / "compare.png").stat().st_size > 0
+    on_disk = json.loads((tmp_path / "r" / "report.json").read_text())  # strict JSON: "inf", not Infinity
+    assert on_disk["compare"]["psnr"] == ["inf"] * (2 * FPS)
+
+
+def test_compare_finds_where_two_videos_differ(tmp_path):
+    frames = clean_frames(2)
+    other = [f if i < FPS else 255 - f for i, f in enumerate(frames)]
+    result = report(
+        write_video(tmp_path / "a.mp4", frames),
+        tmp_path / "r",
+        compare=write_video(tmp_path / "b.mp4", other),
+    )
+    psnr = result["compare"]["psnr"]
+    assert all(p == "inf" or p > 35 for p in psnr[:FPS]) and all(p < 15 for p in psnr[FPS:])
+
+
+def test_existing_report_needs_overwrite(tmp_path):
+    video = write_video(tmp_path / "v.mp4", clean_frames(1))
+    report(video, tmp_path / "r")
+    before = (tmp_path / "r" / "report.json").read_bytes()
+    with pytest.raises(OutputError, match="--force"):
+        report(video, tmp_path / "r")
+    assert (tmp_path / "r" / "report.json").read_bytes() == before
+    report(video, tmp_path / "r", overwrite=True)
+
+
+def test_missing_and_unreadable_inputs(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        report(tmp_path / "nope.mp4", tmp_path / "r")
+    (tmp_path / "text.mp4").write_text("not a video\n")
+    with pytest.raises(InputError, match="as a video"):
+        report(tmp_path / "text.mp4", tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_embedded_plan_round_trips(tmp_path):
+    from longlive_cli.models.spec import resolve_spec
+    from longlive_cli.plans import plan_storyboard
+    from longlive_cli.quality.timing import plan_metadata, read_embedded_timing
+
+    story = SWITCH_STORY.replace("other stripes}", 'other = "stripes"; #1 \\\\ ü}')
+    plan = plan_storyboard(story, resolve_spec("tiny-random").geometry, name="s")
+    video = tmp_path / "v.mp4"
+    with VideoWriter(video, fps=FPS, width=W, height=H, metadata=plan_metadata(plan)) as writer:
+        writer.write(np.stack(clean_frames(1)))
+    import imageio_ffmpeg
+
+    timing = read_embedded_timing(video, imageio_ffmpeg.get_ffmpeg_exe())
+    assert timing is not None
+    assert [(t.text, t.start_frame) for t in timing] == [(s.text, s.start_video_frame) for s in plan.segments]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    return subprocess.run(
+        [sys.executable, "-m", "longlive_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_cli_exit_codes(tmp_path):
+    video = write_video(tmp_path / "v.mp4", clean_frames(1))
+    missing = run_cli("report", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "r0"))
+    assert missing.returncode == 2 and "nope.mp4" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "text.mp4").write_text("not a video\n")
+    not_video = run_cli("report", str(tmp_path / "text.mp4"), "-o", str(tmp_path / "r0"))
+    assert not_video.returncode == 2 and "Traceback" not in not_video.stderr
+    ok = run_cli("report", str(video), "-o", str(tmp_path / "r"), "--json")
+    assert ok.returncode == 0, ok.stderr
+    printed = json.loads(ok.stdout)
+    assert set(printed) == {"summary", "events"} and printed["events"] == []
+    again = run_cli("report", str(video), "-o", str(tmp_path / "r"))
+    assert again.returncode == 4 and "--force" in again.stderr and "Traceback" not in again.stderr
+    assert run_cli("report", str(video), "-o", str(tmp_path / "r"), "--force").returncode == 0
+
+
+def test_generate_report_names_the_planned_switches(tmp_path):
+    """A tiny-random video (random weights: coloured noise) with `generate --report`: the report takes the
+    prompt times from the plan embedded in the MP4 and names a switch at each planned time."""
+    story = tmp_path / "story.yaml"
+    story.write_text(SWITCH_STORY.replace("96x64", "64x48"))
+    video = tmp_path / "out.mp4"
+    run = run_cli(
+        "generate", str(story), "-o", str(video), "--model", "tiny-random", "--device", "cpu", "--report",
+        "-q", timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "out_report" / "report.json").read_text())
+    assert result["video"]["prompt_times"] == "metadata"
+    planned = [round(s.start_frame / FPS, 3) for s in storyboard_timing(story)][1:]
+    assert [e["at_s"] for e in kinds(result, "switch")] == planned
+    assert [e["text"] for e in kinds(result, "switch")] == ["other stripes", "the same other stripes"]
+    # The same video reported again by the command, without a storyboard, finds the same switches.
+    again = run_cli("report", str(video), "-o", str(tmp_path / "again"), "--json")
+    assert again.returncode == 0, again.stderr
+    assert [e["at_s"] for e in json.loads(again.stdout)["events"] if e["kind"] == "switch"] == planned
