@@ -73,9 +73,8 @@ def test_flicker_burst_is_found(tmp_path):
 
 
 def test_freeze_is_found(tmp_path):
-    frames = clean_frames(6)
-    for i in range(2 * FPS, 3 * FPS + FPS // 2):  # held from 2.0 s to 3.5 s
-        frames[i] = frames[2 * FPS]
+    # The picture stops at 2.0 s, is held until 3.5 s, then moves on from where it stopped.
+    frames = [scene(min(i / FPS, 2.0) if i < 3.5 * FPS else i / FPS - 1.5) for i in range(6 * FPS)]
     result = report(write_video(tmp_path / "v.mp4", frames), tmp_path / "r")
     freeze = kinds(result, "freeze")
     assert len(freeze) == 1, result["events"]
@@ -152,7 +151,7 @@ def test_compare_finds_where_two_videos_differ(tmp_path):
         compare=write_video(tmp_path / "b.mp4", other),
     )
     psnr = result["compare"]["psnr"]
-    assert all(p == "inf" or p > 35 for p in psnr[:FPS]) and all(p < 15 for p in psnr[FPS:])
+    assert all(p == "inf" or p > 35 for p in psnr[:FPS]) and all(p < 25 for p in psnr[FPS:])
 
 
 def test_existing_report_needs_overwrite(tmp_path):
@@ -179,7 +178,14 @@ def test_embedded_plan_round_trips(tmp_path):
     from longlive_cli.plans import plan_storyboard
     from longlive_cli.quality.timing import plan_metadata, read_embedded_timing
 
-    story = SWITCH_STORY.replace("other stripes}", 'other = "stripes"; #1 \\\\ ü}')
+    # Texts with the characters ffmetadata escapes (= ; # \\ and a line break) and non-ASCII ones.
+    story = {
+        "duration": "6s",
+        "prompts": [
+            {"at": "0s", "text": "stripes"},
+            {"at": "2s", "text": 'other = "stripes"; #1 \\ ü\nnext line'},
+        ],
+    }
     plan = plan_storyboard(story, resolve_spec("tiny-random").geometry, name="s")
     video = tmp_path / "v.mp4"
     with VideoWriter(video, fps=FPS, width=W, height=H, metadata=plan_metadata(plan)) as writer:
@@ -231,7 +237,7 @@ def test_generate_report_names_the_planned_switches(tmp_path):
     assert run.returncode == 0, run.stderr
     result = json.loads((tmp_path / "out_report" / "report.json").read_text())
     assert result["video"]["prompt_times"] == "metadata"
-    planned = [round(s.start_frame / FPS, 3) for s in storyboard_timing(story)][1:]
+    planned = [round(s.start_frame / FPS, 4) for s in storyboard_timing(story)][1:]
     assert [e["at_s"] for e in kinds(result, "switch")] == planned
     assert [e["text"] for e in kinds(result, "switch")] == ["other stripes", "the same other stripes"]
     # The same video reported again by the command, without a storyboard, finds the same switches.

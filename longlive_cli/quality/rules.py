@@ -5,7 +5,7 @@ Times: frame ``i`` is shown at ``i / fps`` seconds; a consecutive-frame measure 
 from ``i-1`` to ``i``) is placed at ``i / fps``. Every threshold is a module constant, named in the rule:
 
 - ``flicker``: a frame is a *jump* when its ``mad`` exceeds ``FLICKER_RATIO`` x the rolling median of
-  ``mad`` over ``±FLICKER_CONTEXT_S`` seconds plus ``FLICKER_FLOOR`` levels (the content's own motion sets the
+  ``mad`` over ``±FLICKER_CONTEXT_S`` seconds (frozen frames left out) plus ``FLICKER_FLOOR`` levels (the content's own motion sets the
   bar). Jumps closer than ``FLICKER_GAP_S`` to each other form a burst; a burst of at least
   ``FLICKER_MIN_JUMPS`` jumps is a flicker event (a single jump is a cut or a switch, not flicker).
   ``start_s``: the frame before its first jump; ``end_s``: its last jump; ``score``: mean ``mad`` of its jumps
@@ -32,6 +32,7 @@ from ``i-1`` to ``i``) is placed at ``i / fps``. Every threshold is a module con
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ FLICKER_FLOOR = 3.0  # 8-bit levels
 FLICKER_CONTEXT_S = 2.0
 FLICKER_GAP_S = 0.5
 FLICKER_MIN_JUMPS = 3
-FREEZE_MAD = 0.5  # 8-bit levels
+FREEZE_MAD = 1.0  # 8-bit levels
 FREEZE_MIN_S = 0.5
 DRIFT_ONSET_DE = 2.3
 DRIFT_DE = 10.0
@@ -67,8 +68,8 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def _event(kind: str, start: float, end: float, score: float, **extra: Any) -> dict[str, Any]:
     return {
         "kind": kind,
-        "start_s": round(start, 3),
-        "end_s": round(end, 3),
+        "start_s": round(start, 4),
+        "end_s": round(end, 4),
         "score": round(score, 3),
     } | extra
 
@@ -91,10 +92,15 @@ def _segment_bounds(m: FrameMeasures, segments: list[SegmentTiming]) -> list[tup
 
 
 def _flicker(m: FrameMeasures) -> list[dict[str, Any]]:
-    from scipy.ndimage import median_filter
+    from scipy.ndimage import generic_filter
 
     mad = np.nan_to_num(m.mad, nan=0.0)
-    context = median_filter(mad, size=2 * round(FLICKER_CONTEXT_S * m.fps) + 1, mode="nearest")
+    moving = np.where(m.mad >= FREEZE_MAD, m.mad, np.nan)  # a frozen stretch says nothing of the motion
+    size = 2 * round(FLICKER_CONTEXT_S * m.fps) + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows (a still video): no context
+        context = generic_filter(moving, np.nanmedian, size=size, mode="constant", cval=np.nan)
+    context = np.nan_to_num(context, nan=0.0)
     jumps = np.flatnonzero(mad > FLICKER_RATIO * context + FLICKER_FLOOR)
     events, burst = [], []
     for j in [*jumps.tolist(), None]:
@@ -148,7 +154,8 @@ def _switches(m: FrameMeasures, segments: list[SegmentTiming]) -> list[dict[str,
                 ratio,
                 abruptness=round(ratio, 3),
                 abrupt=ratio >= SWITCH_ABRUPT,
-                at_s=round(k / m.fps, 3),
+                at_s=round(k / m.fps, 4),
+                frame=k,
                 segment=seg.index,
                 text=seg.text,
                 change_across=round(across, 3),
@@ -198,7 +205,7 @@ def aggregate_per_second(m: FrameMeasures, drift: np.ndarray) -> list[dict[str, 
     frames (``psnr``: the median when a frame pair is identical), ``drift_de``: the largest drift."""
     step = max(1, round(m.fps))
     return [
-        {"t": round(a / m.fps, 3)} | _stats(m, drift, a, min(a + step, m.num_frames))
+        {"t": round(a / m.fps, 4)} | _stats(m, drift, a, min(a + step, m.num_frames))
         for a in range(0, m.num_frames, step)
     ]
 
@@ -216,7 +223,7 @@ def aggregate_segments(
         for e in events:
             if start <= e["start_s"] < end:
                 counts[e["kind"]] = counts.get(e["kind"], 0) + 1
-        entry = {"index": seg.index, "text": seg.text, "start_s": round(start, 3), "end_s": round(end, 3)}
+        entry = {"index": seg.index, "text": seg.text, "start_s": round(start, 4), "end_s": round(end, 4)}
         out.append(entry | _stats(m, drift, a, b) | {"events": counts})
     return out
 
