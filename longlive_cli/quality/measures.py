@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import GenerationError, InputError
 
 __all__ = ["ANALYSIS_WIDTH", "CUT_THRESHOLD", "FrameMeasures", "compare_videos", "measure_video"]
 
@@ -122,9 +122,16 @@ def measure_video(path: str | Path) -> FrameMeasures:
 
     Raises:
         InputError: ``path`` is missing, not a video, or has no frames (exit 2).
+        GenerationError: PySceneDetect / OpenCV cannot be imported (exit 1; the message says what to install).
     """
-    from scenedetect import FrameTimecode
-    from scenedetect.detectors import ContentDetector
+    try:
+        from scenedetect import FrameTimecode
+        from scenedetect.detectors import ContentDetector
+    except ImportError as err:  # opencv-python without libGL.so.1 (a Linux server without a desktop)
+        raise GenerationError(
+            f"The report's cut detection needs PySceneDetect and OpenCV, and they cannot be imported ({err}). "
+            "Install libGL (e.g. apt-get install libgl1), or replace opencv-python by opencv-python-headless."
+        ) from None
     from skimage.color import rgb2lab
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -133,21 +140,33 @@ def measure_video(path: str | Path) -> FrameMeasures:
         detector = ContentDetector(
             threshold=CUT_THRESHOLD, min_scene_len=max(1, round(CUT_MIN_SCENE_S * fps))
         )
-        mad, ssim, psnr, lab, lab_std, cuts, thumbs = [], [], [], [], [], [], []
+        mad: list[float] = []
+        ssim: list[float] = []
+        psnr: list[float] = []
+        lab: list[np.ndarray] = []
+        lab_std: list[np.ndarray] = []
+        cuts: list[int] = []
+        thumbs: list[tuple[float, np.ndarray]] = []
         previous: np.ndarray | None = None
         previous_luma: np.ndarray | None = None
         for i, frame in enumerate(frames):
             current = frame.astype(np.float32)
             luma = _luma(current)
             if previous is None or previous_luma is None:
-                mad.append(np.nan), ssim.append(np.nan), psnr.append(np.nan)
+                changes = (np.nan, np.nan, np.nan)
             else:
-                mad.append(float(np.abs(current - previous).mean()))
-                ssim.append(float(structural_similarity(previous_luma, luma, data_range=255.0)))
                 with np.errstate(divide="ignore"):
-                    psnr.append(float(peak_signal_noise_ratio(previous_luma, luma, data_range=255.0)))
+                    changes = (
+                        float(np.abs(current - previous).mean()),
+                        float(structural_similarity(previous_luma, luma, data_range=255.0)),
+                        float(peak_signal_noise_ratio(previous_luma, luma, data_range=255.0)),
+                    )
+            mad.append(changes[0])
+            ssim.append(changes[1])
+            psnr.append(changes[2])
             lab_frame = rgb2lab(frame).reshape(-1, 3)
-            lab.append(lab_frame.mean(axis=0)), lab_std.append(lab_frame.std(axis=0))
+            lab.append(lab_frame.mean(axis=0))
+            lab_std.append(lab_frame.std(axis=0))
             cuts += [tc.frame_num for tc in detector.process_frame(FrameTimecode(i, fps), frame[..., ::-1])]
             if i % max(1, round(fps)) == 0:
                 thumbs.append((i / fps, frame.copy()))

@@ -5,9 +5,9 @@ Times: frame ``i`` is shown at ``i / fps`` seconds; a consecutive-frame measure 
 from ``i-1`` to ``i``) is placed at ``i / fps``. Every threshold is a module constant, named in the rule:
 
 - ``flicker``: a frame is a *jump* when its ``mad`` exceeds ``FLICKER_RATIO`` x the rolling median of
-  ``mad`` over ``±FLICKER_CONTEXT_S`` seconds (frozen frames left out) plus ``FLICKER_FLOOR`` levels (the content's own motion sets the
-  bar). Jumps closer than ``FLICKER_GAP_S`` to each other form a burst; a burst of at least
-  ``FLICKER_MIN_JUMPS`` jumps is a flicker event (a single jump is a cut or a switch, not flicker).
+  ``mad`` over ``±FLICKER_CONTEXT_S`` seconds (frozen frames left out) plus ``FLICKER_FLOOR`` levels (the
+  content's own motion sets the bar). Jumps closer than ``FLICKER_GAP_S`` to each other form a burst; a
+  burst of at least ``FLICKER_MIN_JUMPS`` jumps is a flicker event (a single jump is a cut or a switch).
   ``start_s``: the frame before its first jump; ``end_s``: its last jump; ``score``: mean ``mad`` of its jumps
   (8-bit levels).
 - ``freeze``: a run of frames with ``mad < FREEZE_MAD`` levels (near-identical to the previous frame) lasting
@@ -102,7 +102,8 @@ def _flicker(m: FrameMeasures) -> list[dict[str, Any]]:
         context = generic_filter(moving, np.nanmedian, size=size, mode="constant", cval=np.nan)
     context = np.nan_to_num(context, nan=0.0)
     jumps = np.flatnonzero(mad > FLICKER_RATIO * context + FLICKER_FLOOR)
-    events, burst = [], []
+    events: list[dict[str, Any]] = []
+    burst: list[int] = []
     for j in [*jumps.tolist(), None]:
         if j is not None and (not burst or (j - burst[-1]) <= FLICKER_GAP_S * m.fps):
             burst.append(j)
