@@ -176,7 +176,7 @@ def test_missing_and_unreadable_inputs(tmp_path):
 def test_embedded_plan_round_trips(tmp_path):
     from longlive_cli.models.spec import resolve_spec
     from longlive_cli.plans import plan_storyboard
-    from longlive_cli.quality.timing import plan_metadata, read_embedded_timing
+    from longlive_cli.quality.timing import plan_metadata, read_embedded_plan
 
     # Texts with the characters ffmetadata escapes (= ; # \\ and a line break) and non-ASCII ones.
     story = {
@@ -188,13 +188,17 @@ def test_embedded_plan_round_trips(tmp_path):
     }
     plan = plan_storyboard(story, resolve_spec("tiny-random").geometry, name="s")
     video = tmp_path / "v.mp4"
-    with VideoWriter(video, fps=FPS, width=W, height=H, metadata=plan_metadata(plan)) as writer:
+    with VideoWriter(
+        video, fps=FPS, width=W, height=H, metadata=plan_metadata(plan, "tiny-random")
+    ) as writer:
         writer.write(np.stack(clean_frames(1)))
     import imageio_ffmpeg
 
-    timing = read_embedded_timing(video, imageio_ffmpeg.get_ffmpeg_exe())
-    assert timing is not None
-    assert [(t.text, t.start_frame) for t in timing] == [(s.text, s.start_video_frame) for s in plan.segments]
+    embedded = read_embedded_plan(video, imageio_ffmpeg.get_ffmpeg_exe())
+    assert embedded is not None and embedded["model"] == "tiny-random"
+    assert [(t.text, t.start_frame) for t in embedded["segments"]] == [
+        (s.text, s.start_video_frame) for s in plan.segments
+    ]
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

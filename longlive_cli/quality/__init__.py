@@ -106,7 +106,7 @@ def report(
     from . import measures, rules
 
     video = Path(video).expanduser().absolute()
-    timings, source = _timings(video, storyboard, plan)  # input errors first
+    timings, source, embedded = _timings(video, storyboard, plan)  # input errors first
     if compare is not None and not Path(compare).is_file():
         from ..errors import InputError
 
@@ -125,6 +125,7 @@ def report(
             "duration_s": round(m.duration_s, 3),
             "analysis_size": list(m.analysis_size),
             "prompt_times": source,
+            "model": embedded.get("model") if embedded else None,
         },
         "per_second": rules.aggregate_per_second(m, drift),
         "segments": rules.aggregate_segments(m, timings, drift, events),
@@ -142,25 +143,27 @@ def report(
     return result
 
 
-def _timings(video: Path, storyboard: str | Path | None, plan: Any) -> tuple[list, str]:
-    from .timing import SegmentTiming, read_embedded_timing, storyboard_timing
+def _timings(video: Path, storyboard: str | Path | None, plan: Any) -> tuple[list, str, dict | None]:
+    """The prompt segments, where they came from, and the plan embedded in ``video`` (or None)."""
+    import imageio_ffmpeg
 
+    from ..errors import InputError
+    from .timing import SegmentTiming, read_embedded_plan, storyboard_timing
+
+    if not video.is_file():
+        raise InputError(f"Video '{video}' does not exist or is not a file; give an MP4 to report on.")
+    embedded = read_embedded_plan(video, imageio_ffmpeg.get_ffmpeg_exe())
     if storyboard is not None:
-        return storyboard_timing(storyboard), "storyboard"
+        return storyboard_timing(storyboard), "storyboard", embedded
     if plan is not None:
         timings = [
             SegmentTiming(s.index, s.text, s.effective_s, s.start_video_frame, s.transition_s)
             for s in plan.segments
         ]
-        return timings, "plan"
-    if not video.is_file():
-        from ..errors import InputError
-
-        raise InputError(f"Video '{video}' does not exist or is not a file; give an MP4 to report on.")
-    import imageio_ffmpeg
-
-    embedded = read_embedded_timing(video, imageio_ffmpeg.get_ffmpeg_exe())
-    return (embedded, "metadata") if embedded is not None else ([], "none")
+        return timings, "plan", embedded
+    if embedded is not None:
+        return embedded["segments"], "metadata", embedded
+    return [], "none", None
 
 
 def _compare(video: Path, other: Path) -> dict[str, Any]:
@@ -217,7 +220,8 @@ def _write(
     from ..fileio import atomic_output
     from .render import render_compare, render_html, render_timeline
 
-    title = f"longlive report: {video.name}"
+    model = result["video"]["model"]
+    title = f"longlive report: {video.name}" + (f" (made by {model})" if model else "")
     try:
         with atomic_output(out / "timeline.png") as tmp:
             axis = render_timeline(tmp, m, timings, drift, result["events"], title=title)

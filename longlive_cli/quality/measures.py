@@ -129,7 +129,7 @@ def measure_video(path: str | Path) -> FrameMeasures:
         from scenedetect.detectors import ContentDetector
     except ImportError as err:  # opencv-python without libGL.so.1 (a Linux server without a desktop)
         raise GenerationError(
-            f"The report's cut detection needs PySceneDetect and OpenCV, and they cannot be imported ({err}). "
+            f"The report's cut detection needs PySceneDetect and OpenCV, which cannot be imported ({err}). "
             "Install libGL (e.g. apt-get install libgl1), or replace opencv-python by opencv-python-headless."
         ) from None
     from skimage.color import rgb2lab

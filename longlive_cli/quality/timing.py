@@ -1,10 +1,10 @@
 """When each prompt starts in a video: from a storyboard, or from the plan this project embeds in its MP4s.
 
 Every MP4 that ``longlive generate`` writes carries its plan in the container's ``comment`` tag (written by
-ffmpeg's ``-metadata comment=...``): one compact JSON object ``{"longlive_plan": {"version": 1, "fps": ...,
-"segments": [{"start_s", "start_frame", "text", "transition_s"}, ...]}}``. :func:`read_embedded_timing`
-reads it back with the ffmpeg bundled with imageio-ffmpeg (``ffmpeg -i VIDEO -f ffmetadata -``; no
-ffprobe needed). Torch-free and light: imported by the pipeline to write the tag.
+ffmpeg's ``-metadata comment=...``): one compact JSON object ``{"longlive_plan": {"version": 1, "model":
+..., "fps": ..., "seed": ..., "segments": [{"start_s", "start_frame", "text", "transition_s"}, ...]}}``.
+:func:`read_embedded_plan` reads it back with the ffmpeg bundled with imageio-ffmpeg (``ffmpeg -i VIDEO -f
+ffmetadata -``; no ffprobe needed). Torch-free and light: imported by the pipeline to write the tag.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = [
     "PLAN_TAG",
     "SegmentTiming",
     "plan_metadata",
-    "read_embedded_timing",
+    "read_embedded_plan",
     "storyboard_timing",
 ]
 
@@ -44,9 +44,10 @@ class SegmentTiming:
     transition_s: float = 0.0
 
 
-def plan_metadata(plan: Any) -> dict[str, str]:
-    """The container tags that embed ``plan`` (a :class:`~longlive_cli.storyboard.Plan`) in an MP4:
-    ``{"comment": JSON}``, for :class:`~longlive_cli.video.VideoWriter`'s ``metadata``."""
+def plan_metadata(plan: Any, model: str | None = None) -> dict[str, str]:
+    """The container tags that embed ``plan`` (a :class:`~longlive_cli.storyboard.Plan`) and the ``model``
+    that made it in an MP4: ``{"comment": JSON}``, for :class:`~longlive_cli.video.VideoWriter`'s
+    ``metadata``."""
     segments = [
         {
             "start_s": round(seg.effective_s, 6),
@@ -56,7 +57,7 @@ def plan_metadata(plan: Any) -> dict[str, str]:
         }
         for seg in plan.segments
     ]
-    body = {"version": 1, "fps": plan.fps, "seed": plan.seed, "segments": segments}
+    body = {"version": 1, "model": model, "fps": plan.fps, "seed": plan.seed, "segments": segments}
     return {PLAN_TAG: json.dumps({_PLAN_KEY: body}, separators=(",", ":"), ensure_ascii=False)}
 
 
@@ -65,9 +66,9 @@ def _unescape_ffmetadata(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", value, flags=re.DOTALL)
 
 
-def read_embedded_timing(path: str | Path, ffmpeg: str) -> list[SegmentTiming] | None:
-    """The prompt segments embedded by this project in ``path``'s ``comment`` tag, or None when the video
-    has none (another program's video, or one written before plans were embedded).
+def read_embedded_plan(path: str | Path, ffmpeg: str) -> dict[str, Any] | None:
+    """The plan embedded by this project in ``path``'s ``comment`` tag (:func:`plan_metadata`'s JSON body),
+    or None when the video has none (another program's video, or one written before plans were embedded).
 
     Args:
         path: an MP4 file.
@@ -89,8 +90,9 @@ def read_embedded_timing(path: str | Path, ffmpeg: str) -> list[SegmentTiming] |
         if not line.startswith(f"{PLAN_TAG}="):
             continue
         try:
-            body = json.loads(_unescape_ffmetadata(line[len(PLAN_TAG) + 1 :]))
-            return _segments(body[_PLAN_KEY]["segments"])
+            body = json.loads(_unescape_ffmetadata(line[len(PLAN_TAG) + 1 :]))[_PLAN_KEY]
+            body["segments"] = _segments(body["segments"])
+            return body
         except (ValueError, KeyError, TypeError):
             return None
     return None
