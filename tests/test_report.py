@@ -129,6 +129,15 @@ def test_abrupt_switch_against_smooth_switch(tmp_path):
     assert abs(first["start_s"] - abrupt_at / FPS) <= TOLERANCE_S
     assert [s["text"] for s in result["segments"]] == ["stripes", "other stripes", "the same other stripes"]
     assert result["video"]["prompt_times"] == "storyboard"
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert 'src="../v.mp4"' in page and "http" not in page  # the video beside it; nothing from the network
+    assert f'data-t="{first["start_s"]}"' in page and f'data-t="{second["start_s"]}"' in page  # seek targets
+
+
+def test_report_is_the_api_function():
+    import longlive_cli
+
+    assert longlive_cli.report is report
 
 
 def test_compare_with_itself(tmp_path):

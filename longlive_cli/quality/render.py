@@ -92,13 +92,14 @@ def render_timeline(
 
 
 def _contact_sheet(ax: Any, m: FrameMeasures, duration: float) -> None:
+    """Up to ``_THUMBNAILS`` equal slots along the time axis, each showing the thumbnail nearest its start."""
     thumbs = m.thumbnails
-    if len(thumbs) > _THUMBNAILS:
-        pick = np.linspace(0, len(thumbs) - 1, _THUMBNAILS).round().astype(int)
-        thumbs = [thumbs[i] for i in pick]
-    slot = duration / max(len(thumbs), 1)
-    for time_s, image in thumbs:
-        ax.imshow(image, extent=(time_s, time_s + slot * 0.95, 0, 1), aspect="auto")
+    count = min(len(thumbs), _THUMBNAILS)
+    slot = duration / max(count, 1)
+    times = np.array([time_s for time_s, _ in thumbs])
+    for k in range(count):
+        image = thumbs[int(np.abs(times - k * slot).argmin())][1]
+        ax.imshow(image, extent=(k * slot, (k + 0.96) * slot, 0, 1), aspect="auto")
     ax.set_ylim(0, 1)
     ax.set_yticks([])
 
