@@ -260,3 +260,36 @@ def test_generate_report_names_the_planned_switches(tmp_path):
     again = report(video, tmp_path / "again")
     assert again["video"]["prompt_times"] == "metadata"
     assert [e["at_s"] for e in kinds(again, "switch")] == planned
+
+
+def test_generate_report_refuses_an_existing_report_before_generating(tmp_path):
+    story = tmp_path / "story.yaml"
+    story.write_text(SWITCH_STORY)
+    (tmp_path / "out_report").mkdir()
+    (tmp_path / "out_report" / "report.json").write_text("{}")
+    run = run_cli(
+        "generate", str(story), "-o", str(tmp_path / "out.mp4"), "--model", "tiny-random", "--report"
+    )
+    assert run.returncode == 4 and "--force" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_live_report_takes_the_switches_from_the_session_storyboard(tmp_path):
+    rec = tmp_path / "rec.mp4"
+    args = ["live", "--model", "tiny-random", "--device", "cpu", "--resolution", "64x48", "--seed", "7"]
+    args += ["-o", str(rec), "--duration", "3s", "--prompt", "a red fox", "--report"]
+    run = subprocess.run(
+        [sys.executable, "-m", "longlive_cli", *args],
+        input="a blue bird\n",
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "rec_report" / "report.json").read_text())
+    assert result["video"]["prompt_times"] == "storyboard"
+    session = storyboard_timing(tmp_path / "rec.yaml")
+    assert len(session) == 2 and session[1].text == "a blue bird"
+    assert [(e["at_s"], e["text"]) for e in kinds(result, "switch")] == [(session[1].start_s, "a blue bird")]
+    no_recording = run_cli("live", "--model", "tiny-random", "--stream", str(tmp_path / "s.ts"), "--report")
+    assert no_recording.returncode == 2 and "--report needs" in no_recording.stderr
