@@ -26,6 +26,7 @@ from .errors import (
     EXIT_OUTPUT,
     EXIT_PARTIAL,
     EXIT_SIGINT,
+    EXIT_SIGTERM,
     InputError,
     LongLiveError,
     exit_code_for,
@@ -620,15 +621,46 @@ def report_command(
     import json as json_lib
 
     setup_logging(debug=debug)
-    with _errors_to_exit(debug):
+    with _stop_on_signals("report stopped: no report written"), _errors_to_exit(debug):
         from .quality import default_report_dir, report, summary_line
 
+        typer.echo(f"measuring {video} ...", err=True)
         result = report(video, output, storyboard=storyboard, compare=compare, overwrite=force)
         if json_out:
             typer.echo(json_lib.dumps({"summary": result["summary"], "events": result["events"]}))
         else:
             typer.echo(summary_line(result))
             typer.echo(f"Wrote {output or default_report_dir(video)}", err=True)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the command is (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals(message: str) -> Iterator[None]:
+    """A command without a video to keep: Ctrl-C (exit 130) or SIGTERM (143) stops it at once with
+    ``message``; the outputs are written whole or not at all (``fileio.atomic_output``), and the ffmpeg
+    readers are closed on the way out."""
+    import signal
+    import threading
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(message, err=True)
+        raise typer.Exit(EXIT_SIGINT) from None
+    except _Terminated:
+        typer.echo(message, err=True)
+        raise typer.Exit(EXIT_SIGTERM) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _check_report_target(output: Path | None, force: bool) -> None:

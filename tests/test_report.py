@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -293,3 +294,82 @@ def test_live_report_takes_the_switches_from_the_session_storyboard(tmp_path):
     assert [(e["at_s"], e["text"]) for e in kinds(result, "switch")] == [(session[1].start_s, "a blue bird")]
     no_recording = run_cli("live", "--model", "tiny-random", "--stream", str(tmp_path / "s.ts"), "--report")
     assert no_recording.returncode == 2 and "--report needs" in no_recording.stderr
+
+
+def hostile_inputs(tmp_path: Path) -> dict[str, tuple[list[str], int, str]]:
+    """Each bad input of `longlive report`: its arguments, the exit code and a phrase of the message (a
+    truncated MP4 is reported as far as it decodes, with a warning)."""
+    video = write_video(tmp_path / "v.mp4", clean_frames(1))
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "half.mp4").write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    (tmp_path / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
+    (tmp_path / "folder.mp4").mkdir()
+    (tmp_path / "bad.yaml").write_text("duration: 6s\nprompts: [{at: 9s, text: late}]\n")
+    (tmp_path / "a_file").write_text("x")
+    out = str(tmp_path / "out")
+    return {
+        "missing": ([str(tmp_path / "nope.mp4"), "-o", out], 2, "does not exist"),
+        "empty file": ([str(tmp_path / "empty.mp4"), "-o", out], 2, "as a video"),
+        "truncated mp4": ([str(tmp_path / "half.mp4"), "-o", out], 0, "truncated or damaged"),
+        "random bytes": ([str(tmp_path / "noise.mp4"), "-o", out], 2, "as a video"),
+        "a folder": ([str(tmp_path / "folder.mp4"), "-o", out], 2, "not a file"),
+        "compare missing": ([str(video), "-o", out, "--compare", str(tmp_path / "nope.mp4")], 2, "--compare"),
+        "compare not a video": (
+            [str(video), "-o", out, "--compare", str(tmp_path / "empty.mp4")],
+            2,
+            "video",
+        ),
+        "storyboard missing": (
+            [str(video), "-o", out, "--storyboard", str(tmp_path / "no.yaml")],
+            2,
+            "no.yaml",
+        ),
+        "storyboard invalid": (
+            [str(video), "-o", out, "--storyboard", str(tmp_path / "bad.yaml")],
+            2,
+            "bad.yaml",
+        ),
+        "output is a file": ([str(video), "-o", str(tmp_path / "a_file")], 4, "is a file"),
+        "output parent missing": ([str(video), "-o", str(tmp_path / "no" / "such")], 4, "does not exist"),
+    }
+
+
+def test_hostile_inputs_end_with_their_exit_code_and_write_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from longlive_cli.cli import app
+
+    for name, (args, code, phrase) in hostile_inputs(tmp_path).items():
+        result = CliRunner().invoke(app, ["report", *args])
+        assert result.exit_code == code, (name, result.output)
+        assert phrase in result.output and "Traceback" not in result.output, (name, result.output)
+        if code == 0:  # reported, with the warning
+            shutil.rmtree(tmp_path / "out")
+        assert not (tmp_path / "out").exists(), name
+
+
+@pytest.mark.parametrize(("signum", "code"), [(2, 130), (15, 143)])
+def test_a_signal_stops_the_report_at_once_and_writes_nothing(tmp_path, signum, code):
+    import imageio_ffmpeg
+
+    video = tmp_path / "long.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+         "testsrc2=size=320x240:rate=16:duration=600", "-c:v", "libx264", "-preset", "ultrafast", str(video)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "longlive_cli", "report", str(video), "-o", str(tmp_path / "r")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None and "measuring" in proc.stderr.readline()
+        proc.send_signal(signum)
+        assert proc.wait(timeout=30) == code
+        assert "no report written" in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (tmp_path / "r").exists()

@@ -23,6 +23,8 @@ __all__ = ["OUTPUT_NAMES", "check_report_dir", "default_report_dir", "report", "
 
 #: The files a report writes in its folder (``compare.png`` only with ``compare``).
 OUTPUT_NAMES = ("report.json", "timeline.png", "index.html", "compare.png")
+#: A video whose decoded frames cover less than this share of its declared length is reported as truncated.
+TRUNCATED_RATIO = 0.9
 #: What the weight-based measures need (``pip install longlive-cli[eval]``).
 EVAL_SKIPPED = (
     "skipped: CLIP text alignment and DINO subject consistency need model weights; install longlive-cli[eval]"
@@ -133,6 +135,7 @@ def report(
         "summary": rules.summarize(m, drift, events),
     }
     result["summary"]["skipped"] = [_eval_message()]
+    result["summary"]["warnings"] = _warnings(m)
     comparison = None
     if compare is not None:
         comparison = _compare(video, Path(compare).expanduser().absolute())
@@ -186,6 +189,16 @@ def _compare(video: Path, other: Path) -> dict[str, Any]:
     return {"json": {**summary, **per_frame}, "summary": summary, "psnr": psnr, "ssim": ssim}
 
 
+def _warnings(m: Any) -> list[str]:
+    declared = m.declared_duration_s
+    if declared and m.duration_s < TRUNCATED_RATIO * declared:
+        return [
+            f"only {m.duration_s:.2f} s of the {declared:.2f} s the file declares could be decoded "
+            "(truncated or damaged?): the report covers the decoded part"
+        ]
+    return []
+
+
 def _eval_message() -> str:
     if importlib.util.find_spec("open_clip") is None:
         return EVAL_SKIPPED
@@ -198,6 +211,7 @@ def summary_line(result: dict[str, Any]) -> str:
     counts = ", ".join(f"{n} {kind}" for kind, n in s["events"].items())
     line = f"{s['duration_s']} s, {s['frames']} frames: {counts} ({s['abrupt_switches']} abrupt switches)"
     line += f"; mean SSIM to previous frame {s['ssim']}"
+    line += "".join(f"; warning: {w}" for w in s.get("warnings", ()))
     if "compare" in s:
         c = s["compare"]
         line += (

@@ -43,8 +43,10 @@ class FrameMeasures:
     """Per-frame measures of one video (``N`` frames; arrays of length ``N``; see the module docstring).
 
     ``fps``: frames per second; ``size``: ``(width, height)`` of the source in pixels; ``analysis_size``:
-    ``(width, height)`` the measures were computed at; ``cuts``: frame indices where PySceneDetect found a
-    cut (the first frame of the new scene); ``thumbnails``: ``(time_s, uint8 [h, w, 3])`` one per second.
+    ``(width, height)`` the measures were computed at; ``declared_duration_s``: the length the container
+    declares (seconds; more than the frames decoded in a truncated file); ``cuts``: frame indices where
+    PySceneDetect found a cut (the first frame of the new scene); ``thumbnails``: ``(time_s, uint8 [h, w,
+    3])`` one per second.
     """
 
     fps: float
@@ -55,6 +57,7 @@ class FrameMeasures:
     psnr: np.ndarray
     lab: np.ndarray  # [N, 3]
     lab_std: np.ndarray  # [N, 3]
+    declared_duration_s: float | None = None
     cuts: list[int] = field(default_factory=list)
     thumbnails: list[tuple[float, np.ndarray]] = field(default_factory=list)
 
@@ -183,6 +186,7 @@ def measure_video(path: str | Path) -> FrameMeasures:
         psnr=np.asarray(psnr),
         lab=np.asarray(lab),
         lab_std=np.asarray(lab_std),
+        declared_duration_s=float(meta["duration"]) if meta.get("duration") else None,
         cuts=cuts,
         thumbnails=thumbs,
     )
