@@ -373,3 +373,20 @@ def test_a_signal_stops_the_report_at_once_and_writes_nothing(tmp_path, signum, 
         proc.kill()
         proc.wait()
     assert not (tmp_path / "r").exists()
+
+
+def test_report_does_not_import_torch(tmp_path):
+    video = write_video(tmp_path / "v.mp4", clean_frames(1))
+    code = (
+        "import sys; from longlive_cli.cli import main; sys.argv = ['longlive', 'report', sys.argv[1], '-o', "
+        "sys.argv[2]]\ntry:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(video), str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "r" / "report.json").is_file()

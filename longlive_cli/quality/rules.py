@@ -84,8 +84,14 @@ def colour_drift(m: FrameMeasures, segments: list[SegmentTiming]) -> np.ndarray:
     return drift
 
 
+def _frame_of(segment: SegmentTiming, m: FrameMeasures) -> int:
+    """The frame of this video shown at the segment's start time: its planned frame at the plan's frame
+    rate, the nearest one in a copy at another frame rate."""
+    return round(segment.start_s * m.fps)
+
+
 def _segment_bounds(m: FrameMeasures, segments: list[SegmentTiming]) -> list[tuple[int, int]]:
-    starts = [min(max(0, s.start_frame), m.num_frames) for s in segments] or [0]
+    starts = [min(max(0, _frame_of(s, m)), m.num_frames) for s in segments] or [0]
     starts[0] = 0
     ends = [*starts[1:], m.num_frames]
     return [(a, b) for a, b in zip(starts, ends, strict=True) if b > a]
@@ -139,7 +145,7 @@ def _switches(m: FrameMeasures, segments: list[SegmentTiming]) -> list[dict[str,
     n, half, context = m.num_frames, SWITCH_HALF_WINDOW, round(SWITCH_CONTEXT_S * m.fps)
     events = []
     for seg in segments[1:]:
-        k = seg.start_frame
+        k = _frame_of(seg, m)
         if not 0 < k < n:
             continue
         lo, hi = max(1, k - half), min(n - 1, k + half)
