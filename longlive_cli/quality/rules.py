@@ -26,7 +26,8 @@ from ``i-1`` to ``i``) is placed at ``i / fps``. Every threshold is a module con
   SWITCH_HALF_WINDOW`` (the VAE decodes 4 frames per latent frame, so the switch shows within a few frames);
   the change around it is the median ``mad`` of the frames within ``SWITCH_CONTEXT_S`` seconds outside that
   window. ``score`` (= ``abruptness``) is across / max(around, ``SWITCH_EPS``); ``abrupt`` is
-  ``abruptness >= SWITCH_ABRUPT``. ``start_s`` / ``end_s``: the window.
+  ``abruptness >= SWITCH_ABRUPT``. ``start_s`` / ``end_s``: the window; ``transition_s``: the planned
+  transition into the prompt (0: a hard switch).
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ def _switches(m: FrameMeasures, segments: list[SegmentTiming]) -> list[dict[str,
                 text=seg.text,
                 change_across=round(across, 3),
                 change_around=round(typical, 3),
+                transition_s=seg.transition_s,
             )
         )
     return events
