@@ -429,7 +429,7 @@ def _generate_jobs(
                             kept = f"kept {event.path}" if event.path else "nothing kept"
                             typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
                         elif isinstance(event, Finished) and report and event.path is not None:
-                            _report_beside(event.path, plan, force=run.force, quiet=quiet)
+                            _report_beside(event.path, plan, force=run.force, quiet=quiet, events=run.events)
                 run.job_ended(job, stop)
             except KeyboardInterrupt:
                 run.job_aborted(job, EXIT_SIGINT)
@@ -518,9 +518,8 @@ def live(
             code = _run_live(opts, load, save_latents, stop, events, quiet)
         if with_report and code == 0 and output is not None and output.is_file():
             session = opts.save_session or output.with_suffix(".yaml")
-            _report_beside(
-                output, None, force=force, quiet=quiet, storyboard=session if session.is_file() else None
-            )
+            story = session if session.is_file() else None
+            _report_beside(output, None, force=force, quiet=quiet, storyboard=story, events=events)
     raise typer.Exit(code)
 
 
@@ -673,15 +672,25 @@ def _check_report_target(output: Path | None, force: bool) -> None:
 
 
 def _report_beside(
-    video: Path, plan: Any, *, force: bool, quiet: bool, storyboard: Path | None = None
+    video: Path,
+    plan: Any,
+    *,
+    force: bool,
+    quiet: bool,
+    storyboard: Path | None = None,
+    events: Any = None,
 ) -> None:
-    """``--report``: the report of a finished video in ``<name>_report/`` beside it."""
+    """``--report``: the report of a finished video in ``<name>_report/`` beside it (with ``events``, the
+    JSON-lines writer of ``--json``, also a ``report`` line with its summary and events)."""
     from .quality import default_report_dir, report, summary_line
 
-    result = report(video, default_report_dir(video), plan=plan, storyboard=storyboard, overwrite=force)
+    folder = default_report_dir(video)
+    result = report(video, folder, plan=plan, storyboard=storyboard, overwrite=force)
+    if events is not None:
+        events.emit("report", video=video, folder=folder, summary=result["summary"], events=result["events"])
     if not quiet:
         typer.echo(f"report: {summary_line(result)}", err=True)
-    typer.echo(f"Wrote {default_report_dir(video)}", err=True)
+    typer.echo(f"Wrote {folder}", err=True)
 
 
 # --------------------------------------------------------------------------- bench

@@ -111,7 +111,7 @@ def generate(
     check_plan_fits(plan, model)
     geometry = model.spec.geometry
     # A fixed plan is embedded in the MP4 (read by `longlive report`); a live schedule's is not known yet.
-    tags = plan_metadata(plan, model.spec.name) if schedule is None else None
+    tags = plan_metadata(plan, model.spec.name, seed) if schedule is None else None
     schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds)
     kept = (
         LatentsWriter(

@@ -249,9 +249,11 @@ def test_generate_report_names_the_planned_switches(tmp_path):
     video = tmp_path / "out.mp4"
     run = run_cli(
         "generate", str(story), "-o", str(video), "--model", "tiny-random", "--device", "cpu", "--report",
-        "-q", timeout=300,
+        "--json", "--seed", "11", timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+    line = [e for e in map(json.loads, run.stdout.splitlines()) if e["event"] == "report"]
+    assert len(line) == 1 and line[0]["folder"] == str(tmp_path / "out_report")
     result = json.loads((tmp_path / "out_report" / "report.json").read_text())
     assert result["video"]["prompt_times"] == "plan"
     planned = [round(s.start_frame / FPS, 4) for s in storyboard_timing(story)][1:]
@@ -260,6 +262,7 @@ def test_generate_report_names_the_planned_switches(tmp_path):
     # The same video reported again without a plan or storyboard: the times embedded in the MP4.
     again = report(video, tmp_path / "again")
     assert again["video"]["prompt_times"] == "metadata"
+    assert again["video"]["model"] == "tiny-random" and again["video"]["seed"] == 11
     assert [e["at_s"] for e in kinds(again, "switch")] == planned
 
 

@@ -128,6 +128,7 @@ def report(
             "analysis_size": list(m.analysis_size),
             "prompt_times": source,
             "model": embedded.get("model") if embedded else None,
+            "seed": embedded.get("seed") if embedded else None,
         },
         "per_second": rules.aggregate_per_second(m, drift),
         "segments": rules.aggregate_segments(m, timings, drift, events),

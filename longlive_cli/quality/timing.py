@@ -44,10 +44,11 @@ class SegmentTiming:
     transition_s: float = 0.0
 
 
-def plan_metadata(plan: Any, model: str | None = None) -> dict[str, str]:
-    """The container tags that embed ``plan`` (a :class:`~longlive_cli.storyboard.Plan`) and the ``model``
-    that made it in an MP4: ``{"comment": JSON}``, for :class:`~longlive_cli.video.VideoWriter`'s
-    ``metadata``."""
+def plan_metadata(plan: Any, model: str | None = None, seed: int | None = None) -> dict[str, str]:
+    """The container tags that embed ``plan`` (a :class:`~longlive_cli.storyboard.Plan`), the ``model`` that
+    made it and the ``seed`` it was made with (the noise seed used, which ``--seed-offset`` or a random
+    draw may make differ from the plan's) in an MP4: ``{"comment": JSON}``, for
+    :class:`~longlive_cli.video.VideoWriter`'s ``metadata``."""
     segments = [
         {
             "start_s": round(seg.effective_s, 6),
@@ -57,7 +58,7 @@ def plan_metadata(plan: Any, model: str | None = None) -> dict[str, str]:
         }
         for seg in plan.segments
     ]
-    body = {"version": 1, "model": model, "fps": plan.fps, "seed": plan.seed, "segments": segments}
+    body = {"version": 1, "model": model, "fps": plan.fps, "seed": seed, "segments": segments}
     return {PLAN_TAG: json.dumps({_PLAN_KEY: body}, separators=(",", ":"), ensure_ascii=False)}
 
 
