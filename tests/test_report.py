@@ -70,7 +70,7 @@ def test_flicker_burst_is_found(tmp_path):
     flicker = kinds(result, "flicker")
     assert len(flicker) == 1 and abs(flicker[0]["start_s"] - 3.0) <= TOLERANCE_S
     assert abs(flicker[0]["end_s"] - 4.0) <= TOLERANCE_S
-    assert not kinds(result, "freeze") and not kinds(result, "colour_drift")
+    assert not kinds(result, "freeze") and not kinds(result, "colour_drift") and not kinds(result, "cut")
 
 
 def test_freeze_is_found(tmp_path):
@@ -161,6 +161,7 @@ def test_compare_finds_where_two_videos_differ(tmp_path):
         compare=write_video(tmp_path / "b.mp4", other),
     )
     psnr = result["compare"]["psnr"]
+    assert result["summary"]["compare"]["identical_frames"] == psnr.count("inf")
     assert all(p == "inf" or p > 35 for p in psnr[:FPS]) and all(p < 25 for p in psnr[FPS:])
 
 

@@ -174,14 +174,15 @@ def _compare(video: Path, other: Path) -> dict[str, Any]:
     import numpy as np
 
     from .measures import compare_videos
-    from .rules import finite
+    from .rules import finite, mean_of
 
     psnr, ssim, frames_a, frames_b = compare_videos(video, other)
     summary = {
         "other": str(other),
         "frames_compared": len(psnr),
         "frames": [frames_a, frames_b],
-        "psnr_mean": finite(float(np.mean(psnr))) if len(psnr) else None,
+        "identical_frames": int(np.isinf(psnr).sum()),
+        "psnr_mean": mean_of(psnr),
         "psnr_min": finite(float(np.min(psnr))) if len(psnr) else None,
         "ssim_mean": finite(float(np.mean(ssim))) if len(ssim) else None,
         "ssim_min": finite(float(np.min(ssim))) if len(ssim) else None,

@@ -19,8 +19,8 @@ from ``i-1`` to ``i``) is placed at ``i / fps``. Every threshold is a module con
   difference) that stays above ``DRIFT_DE`` for at least ``DRIFT_MIN_S`` seconds is an event. ``start_s`` /
   ``end_s``: the run above the onset level; ``score``: the largest ΔE.
 - ``cut``: PySceneDetect's ``ContentDetector`` (threshold ``measures.CUT_THRESHOLD``, scenes of at least
-  ``measures.CUT_MIN_SCENE_S``). ``start_s = end_s``: the first frame of the new scene; ``score``: ``mad``
-  across the cut (levels).
+  ``measures.CUT_MIN_SCENE_S``), except inside a flicker event (one of its jumps). ``start_s = end_s``: the
+  first frame of the new scene; ``score``: ``mad`` across the cut (levels).
 - ``switch``: one event per prompt switch (from the storyboard or the embedded plan) at video frame ``k``:
   the change across the switch is the largest ``mad`` of frames ``k - SWITCH_HALF_WINDOW .. k +
   SWITCH_HALF_WINDOW`` (the VAE decodes 4 frames per latent frame, so the switch shows within a few frames);
@@ -41,7 +41,15 @@ import numpy as np
 from .measures import FrameMeasures
 from .timing import SegmentTiming
 
-__all__ = ["aggregate_per_second", "aggregate_segments", "colour_drift", "find_events", "summarize"]
+__all__ = [
+    "aggregate_per_second",
+    "aggregate_segments",
+    "colour_drift",
+    "find_events",
+    "finite",
+    "mean_of",
+    "summarize",
+]
 
 FLICKER_RATIO = 3.0
 FLICKER_FLOOR = 3.0  # 8-bit levels
@@ -177,8 +185,13 @@ def _switches(m: FrameMeasures, segments: list[SegmentTiming]) -> list[dict[str,
 def find_events(m: FrameMeasures, segments: list[SegmentTiming], drift: np.ndarray) -> list[dict[str, Any]]:
     """Every event of every kind (module docstring), sorted by ``start_s``."""
     mad = np.nan_to_num(m.mad, nan=0.0)
-    cuts = [_event("cut", c / m.fps, c / m.fps, float(mad[c])) for c in m.cuts]
-    events = _flicker(m) + _freezes(m) + _drifts(m, drift) + cuts + _switches(m, segments)
+    flicker = _flicker(m)
+    cuts = [
+        _event("cut", c / m.fps, c / m.fps, float(mad[c]))
+        for c in m.cuts
+        if not any(e["start_s"] <= c / m.fps <= e["end_s"] for e in flicker)  # a flicker's jump, not a cut
+    ]
+    events = flicker + _freezes(m) + _drifts(m, drift) + cuts + _switches(m, segments)
     return sorted(events, key=lambda e: (e["start_s"], e["kind"]))
 
 
@@ -191,7 +204,9 @@ def finite(value: float) -> float | str | None:
     return round(float(value), 4)
 
 
-def _mean(values: np.ndarray) -> float | str | None:
+def mean_of(values: np.ndarray) -> float | str | None:
+    """The mean of the non-NaN ``values`` for JSON; their median when some are infinite (identical frames'
+    PSNR: ``"inf"`` when more than half are); None when there are none."""
     values = values[~np.isnan(values)]
     if not values.size:
         return None
@@ -200,9 +215,9 @@ def _mean(values: np.ndarray) -> float | str | None:
 
 def _stats(m: FrameMeasures, drift: np.ndarray, a: int, b: int) -> dict[str, Any]:
     return {
-        "flicker_mad": _mean(m.mad[a:b]),
-        "ssim": _mean(m.ssim[a:b]),
-        "psnr": _mean(m.psnr[a:b]),
+        "flicker_mad": mean_of(m.mad[a:b]),
+        "ssim": mean_of(m.ssim[a:b]),
+        "psnr": mean_of(m.psnr[a:b]),
         "lab": [finite(v) for v in m.lab[a:b].mean(axis=0)],
         "lab_std": [finite(v) for v in m.lab_std[a:b].mean(axis=0)],
         "drift_de": finite(float(drift[a:b].max())),
