@@ -223,20 +223,29 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
+def invoke(*args: str):
+    """The command in this process (``result.output``: stdout and stderr)."""
+    from typer.testing import CliRunner
+
+    from longlive_cli.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
 def test_cli_exit_codes(tmp_path):
     video = write_video(tmp_path / "v.mp4", clean_frames(1))
-    missing = run_cli("report", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "r0"))
+    missing = run_cli("report", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "r0"))  # a real process
     assert missing.returncode == 2 and "nope.mp4" in missing.stderr and "Traceback" not in missing.stderr
     (tmp_path / "text.mp4").write_text("not a video\n")
-    not_video = run_cli("report", str(tmp_path / "text.mp4"), "-o", str(tmp_path / "r0"))
-    assert not_video.returncode == 2 and "Traceback" not in not_video.stderr
-    ok = run_cli("report", str(video), "-o", str(tmp_path / "r"), "--json")
-    assert ok.returncode == 0, ok.stderr
-    printed = json.loads(ok.stdout)
+    not_video = invoke("report", str(tmp_path / "text.mp4"), "-o", str(tmp_path / "r0"))
+    assert not_video.exit_code == 2 and "Traceback" not in not_video.output
+    ok = invoke("report", str(video), "-o", str(tmp_path / "r"), "--json")
+    assert ok.exit_code == 0, ok.output
+    printed = json.loads(next(line for line in ok.output.splitlines() if line.startswith("{")))
     assert set(printed) == {"summary", "events"} and printed["events"] == []
-    again = run_cli("report", str(video), "-o", str(tmp_path / "r"))
-    assert again.returncode == 4 and "--force" in again.stderr and "Traceback" not in again.stderr
-    assert run_cli("report", str(video), "-o", str(tmp_path / "r"), "--force").returncode == 0
+    again = invoke("report", str(video), "-o", str(tmp_path / "r"))
+    assert again.exit_code == 4 and "--force" in again.output and "Traceback" not in again.output
+    assert invoke("report", str(video), "-o", str(tmp_path / "r"), "--force").exit_code == 0
 
 
 def test_generate_report_names_the_planned_switches(tmp_path):
@@ -248,12 +257,13 @@ def test_generate_report_names_the_planned_switches(tmp_path):
         "  - {at: 1s, text: other stripes}\n  - {at: 2s, text: the same other stripes}\n"
     )
     video = tmp_path / "out.mp4"
-    run = run_cli(
+    run = invoke(
         "generate", str(story), "-o", str(video), "--model", "tiny-random", "--device", "cpu", "--report",
-        "--json", "--seed", "11", timeout=300,
+        "--json", "--seed", "11",
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    line = [e for e in map(json.loads, run.stdout.splitlines()) if e["event"] == "report"]
+    assert run.exit_code == 0, run.output
+    lines = [json.loads(line) for line in run.output.splitlines() if line.startswith("{")]
+    line = [e for e in lines if e["event"] == "report"]
     assert len(line) == 1 and line[0]["folder"] == str(tmp_path / "out_report")
     result = json.loads((tmp_path / "out_report" / "report.json").read_text())
     assert result["video"]["prompt_times"] == "plan"
