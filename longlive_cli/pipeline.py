@@ -25,6 +25,7 @@ from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, 
 from .latents import LatentsView, LatentsWriter
 from .models.loaders import Model
 from .models.spec import check_length, check_transitions
+from .quality.timing import plan_metadata
 from .runtime import StageTimes, stage
 from .samplers import SAMPLERS, SampledBlock
 from .schedule import FixedSchedule, PromptSchedule
@@ -109,6 +110,8 @@ def generate(
     """
     check_plan_fits(plan, model)
     geometry = model.spec.geometry
+    # A fixed plan is embedded in the MP4 (read by `longlive report`); a live schedule's is not known yet.
+    tags = plan_metadata(plan, model.spec.name, seed) if schedule is None else None
     schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds)
     kept = (
         LatentsWriter(
@@ -126,7 +129,7 @@ def generate(
     try:
         yield from _generate(
             plan, model, output, seed, overwrite, kept, should_stop, keep_partial, times, schedule, decoder,
-            sinks, should_finish,
+            sinks, should_finish, tags,
         )  # fmt: skip
     except BaseException:
         if kept is not None:
@@ -148,12 +151,15 @@ def _generate(
     decoder,
     sinks,
     should_finish,
+    tags,
 ) -> Iterator[Event]:
-    """:func:`generate` past its checks; ``kept``: the latents file, or None."""
+    """:func:`generate` past its checks; ``kept``: the latents file, or None; ``tags``: the MP4's metadata."""
     geometry = model.spec.geometry
     overlap = model.transformer.options.overlap_decode
     writer: VideoWriter | _NoFile = (
-        VideoWriter(output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite)
+        VideoWriter(
+            output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite, metadata=tags
+        )
         if output is not None
         else _NoFile()
     )
