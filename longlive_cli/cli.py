@@ -88,13 +88,6 @@ class Rope(str, Enum):  # models.spec.ROPE_NAMES (a test keeps them equal)
     relative = "relative"
 
 
-class DecoderName(str, Enum):  # models.spec.DECODER_NAMES (a test keeps them equal)
-    wan = "wan"
-    lightvae = "lightvae"
-    taehv = "taehv"
-    lighttae = "lighttae"
-
-
 class CompileMode(str, Enum):  # torch.compile modes
     default = "default"
     reduce_overhead = "reduce-overhead"
@@ -171,10 +164,11 @@ SchemeOpt = Annotated[
     ),
 ]
 DecoderOpt = Annotated[
-    DecoderName | None,
+    str | None,
     typer.Option(
-        help="Decoder: wan (the Wan VAE, best), lightvae (pruned Wan VAE), taehv / lighttae (tiny and fast) "
-        "[default: the model's].",
+        metavar="NAME",
+        help="Decoder: wan (the Wan VAE, best), lightvae (pruned Wan VAE), taehv / lighttae (tiny and fast), "
+        "or one an installed plugin declares [default: the model's].",
     ),
 ]
 DryRunOpt = Annotated[
@@ -339,7 +333,7 @@ def generate(
             json_out=json_out,
             rope=_value(rope),
             loras=lora or (),
-            decoder=_value(decoder),
+            decoder=decoder,
         )
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if dry_run and run.jobs and not json_out:
@@ -490,7 +484,7 @@ def live(
         load["int8"] = (scheme or Scheme.w8a8).value if int8 else None
         load["rope"] = rope.value if rope is not None else None
         load["loras"] = lora or ()
-        load["decoder"] = decoder.value if decoder is not None else None
+        load["decoder"] = decoder
         with StopSignals() as stop:
             code = _run_live(opts, load, save_latents, stop, events, quiet)
     raise typer.Exit(code)
@@ -747,7 +741,7 @@ def download(
         from .memory import human_bytes, parse_size
         from .models.spec import components, resolve_spec
 
-        spec = resolve_spec(model, loras=lora or (), decoder=decoder.value if decoder is not None else None)
+        spec = resolve_spec(model, loras=lora or (), decoder=decoder)
         parts = components(spec)
         if not parts:
             typer.echo(f"{spec.name}: nothing to download (built in-process)")
@@ -838,7 +832,7 @@ def decode(
         from .video import check_output
 
         check_output(output, overwrite=force)
-        spec = resolve_spec(model, decoder=decoder.value if decoder is not None else None)
+        spec = resolve_spec(model, decoder=decoder)
         z, plan = open_latents(latents)
         network = load_decoder_only(spec, device=resolve_device(device.value), offline=offline)
         fpb = plan.get("frames_per_block", spec.geometry.frames_per_block)

@@ -92,7 +92,7 @@ def expected_latents(release: Path, *, key: str = "gen", with_lora: bool = True)
     embeds = encode_prompts(text, [s.text for s in plan.segments])
     segments = [plan.segment_for_block(b) for b in range(plan.num_blocks)]
     blocks = sample_video(
-        model, embeds, segments, latent_height=6, latent_width=8, seed=11, cfg=SamplerConfig()
+        model, embeds, segments, latent_height=6, latent_width=8, seed=11, sampler_config=SamplerConfig()
     )
     return torch.cat([b.latents for b in blocks], dim=1)
 

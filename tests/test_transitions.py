@@ -197,9 +197,11 @@ def embeds() -> list[torch.Tensor]:
 SEGMENTS = [0, 0, 0, 1, 1, 1, 1, 1]
 
 
-def sample(model, embeds, transitions, cfg=SamplerConfig(), segments=SEGMENTS):
+def sample(model, embeds, transitions, sampler_config=SamplerConfig(), segments=SEGMENTS):
     schedule = FixedSchedule(embeds, segments, transitions=transitions)
-    out = sample_longlive(model, schedule, latent_height=H, latent_width=W, seed=3, cfg=cfg)
+    out = sample_longlive(
+        model, schedule, latent_height=H, latent_width=W, seed=3, sampler_config=sampler_config
+    )
     return [b.latents for b in out]
 
 
@@ -303,7 +305,7 @@ def test_transitions_need_the_longlive_sampler(tmp_path):
 
     spec_file = tmp_path / "rf.yaml"
     spec_file.write_text("base: somewhere\nsampler: rolling-forcing\n")
-    with pytest.raises(InputError, match="need the longlive sampler"):
+    with pytest.raises(InputError, match=r"need a sampler that can \(longlive\)"):
         check_transitions(load_spec(spec_file), True)
     check_transitions(load_spec(spec_file), False)  # hard switches and weighted texts are fine
     schedule = LiveSchedule(lambda text: torch.zeros(1, 1, 4), 10, lambda: False)

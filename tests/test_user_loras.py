@@ -379,8 +379,10 @@ def expected_latents(release: Path, weights: dict[str, torch.Tensor]) -> torch.T
     wan.load_state_dict({LAYOUT[k][1]: v.float() for k, v in weights.items()}, strict=True)
     embeds, segments = prompts(release)
     model = CausalWanTransformer(wan.eval())
-    cfg = SamplerConfig()
-    blocks = sample_video(model, embeds, segments, latent_height=6, latent_width=8, seed=3, cfg=cfg)
+    sampler_config = SamplerConfig()
+    blocks = sample_video(
+        model, embeds, segments, latent_height=6, latent_width=8, seed=3, sampler_config=sampler_config
+    )
     return torch.cat([b.latents for b in blocks], dim=1)
 
 

@@ -78,6 +78,7 @@ from torch import Tensor, nn
 
 from ..errors import ModelError
 from ..models.keys import natural_key
+from .base import check_block
 
 __all__ = [
     "TAEHV_WIDTHS",
@@ -86,7 +87,10 @@ __all__ = [
     "TAEHVDecoder",
     "Variant",
     "init_random_",
+    "load_lighttae_network",
     "load_taehv",
+    "load_taehv_network",
+    "make_streaming_decoder",
     "taehv_state_dict",
     "tiny_taehv",
 ]
@@ -354,20 +358,7 @@ class StreamingTAEHVDecoder:
             ValueError: ``latents`` is not 5-D, has not 16 channels on axis 2 or no frames, or its batch size
                 or latent height/width differ from earlier blocks of the same video (call :meth:`reset`).
         """
-        if latents.ndim != 5:
-            raise ValueError(f"latents must be [B, F, C, h, w], got shape {tuple(latents.shape)}")
-        b, f, c, h, w = latents.shape
-        if c != LATENT_CHANNELS:
-            raise ValueError(
-                f"latents must have {LATENT_CHANNELS} channels on axis 2, got shape {tuple(latents.shape)}"
-            )
-        if f == 0:
-            raise ValueError("latents has no frames (F = 0)")
-        if self._batch_shape is not None and self._batch_shape != (b, h, w):
-            raise ValueError(
-                f"block shape (B, h, w) = {(b, h, w)} differs from this video's {self._batch_shape}; "
-                "call reset() before decoding a new video"
-            )
+        b, f, _, h, w = check_block(latents, LATENT_CHANNELS, self._batch_shape)
         param = next(self.model.parameters())
         device, dtype = param.device, param.dtype
         if self.model.variant == "lighttae":
@@ -387,6 +378,15 @@ class StreamingTAEHVDecoder:
             self._batch_shape = (b, h, w)
             out.append(_frames_to_uint8(frames))  # uint8 on the device; one host copy per call
         return torch.cat(out, dim=1).cpu()
+
+
+def make_streaming_decoder(
+    model: TAEHVDecoder, *, options: object = None, fallbacks: list[str] | None = None
+) -> StreamingTAEHVDecoder:
+    """The registry's factory (:class:`longlive_cli.registry.DecoderInfo`): a fresh
+    :class:`StreamingTAEHVDecoder` around ``model``. The small network runs as it is: no speed option
+    applies, so ``options`` and ``fallbacks`` are not read."""
+    return StreamingTAEHVDecoder(model)
 
 
 # ---------------------------------------------------------------------- loading
@@ -467,7 +467,7 @@ def load_taehv(
             message names the file and the first mismatched key (missing, unexpected or of the wrong shape)
             in natural key order.
     """
-    from ..models.checkpoints import CheckpointError, load_flat_state_dict
+    from ..models.weights import CheckpointError, load_flat_state_dict
 
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -587,3 +587,15 @@ def taehv_state_dict(
         for key, shape in _encoder_shapes(encoder_width).items():
             sd[key] = torch.randn(shape, generator=g) * 0.05
     return sd
+
+
+def load_taehv_network(path: str | Path | None) -> TAEHVDecoder:
+    """The registry's loader for ``taehv``: :func:`load_taehv` of ``path`` (``taew2_1.pth``), or
+    :func:`tiny_taehv` (seed 0) for ``path`` None."""
+    return tiny_taehv(0, variant="taehv") if path is None else load_taehv(path, variant="taehv")
+
+
+def load_lighttae_network(path: str | Path | None) -> TAEHVDecoder:
+    """The registry's loader for ``lighttae``: :func:`load_taehv` of ``path`` (``lighttaew2_1.pth``), or
+    :func:`tiny_taehv` (seed 0) for ``path`` None."""
+    return tiny_taehv(0, variant="lighttae") if path is None else load_taehv(path, variant="lighttae")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan
@@ -32,8 +33,9 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from torch import Tensor
 
 from ..runtime import RuntimeOptions, fall_back
+from .base import check_block
 
-__all__ = ["StreamingDecoder", "decode_latents", "to_uint8_frames"]
+__all__ = ["StreamingDecoder", "decode_latents", "load_network", "to_uint8_frames"]
 
 
 def to_uint8_frames(video: Tensor, *, to_cpu: bool = True) -> Tensor:
@@ -145,20 +147,7 @@ class StreamingDecoder:
                 latent height/width differ from earlier blocks of the same video (the feature cache would not
                 fit; call :meth:`reset` to start a new video).
         """
-        if latents.ndim != 5:
-            raise ValueError(f"latents must be [B, F, C, h, w], got shape {tuple(latents.shape)}")
-        b, f, c, h, w = latents.shape
-        if c != self._z_dim:
-            raise ValueError(
-                f"latents must have {self._z_dim} channels on axis 2, got shape {tuple(latents.shape)}"
-            )
-        if f == 0:
-            raise ValueError("latents has no frames (F = 0)")
-        if self._batch_shape is not None and self._batch_shape != (b, h, w):
-            raise ValueError(
-                f"block shape (B, h, w) = {(b, h, w)} differs from this video's {self._batch_shape}; "
-                "call reset() before decoding a new video"
-            )
+        b, f, _, h, w = check_block(latents, self._z_dim, self._batch_shape)
 
         vae = self.vae
         device, dtype = vae.device, vae.dtype
@@ -236,3 +225,19 @@ def decode_latents(vae: AutoencoderKLWan, latents: Tensor) -> Tensor:
         ValueError: as :meth:`StreamingDecoder.decode`.
     """
     return StreamingDecoder(vae).decode(latents)
+
+
+def load_network(path: str | Path | None) -> AutoencoderKLWan:
+    """The Wan2.1 VAE from ``path`` (an original ``Wan2.1_VAE.pth``, a diffusers ``vae`` folder or file;
+    :func:`longlive_cli.models.vae.load_vae`), or the ``tiny-random`` model's VAE (``path`` None).
+
+    Raises:
+        ModelError / ValueError: the file does not fit (names it and the first mismatched key).
+    """
+    if path is None:
+        from ..models.loaders import build_tiny_random
+
+        return build_tiny_random()[1]
+    from ..models.vae import load_vae
+
+    return load_vae(path)
