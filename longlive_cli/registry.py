@@ -50,6 +50,7 @@ __all__ = [
     "register_sampler",
     "sampler_info",
     "sampler_names",
+    "unregister",
 ]
 
 SAMPLER_GROUP = "longlive_cli.samplers"
