@@ -8,8 +8,6 @@ decoders of the Wan latent space do.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 
 from longlive_cli.registry import DecoderInfo, SamplerInfo
