@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -32,6 +32,11 @@ from .errors import (
 )
 from .logs import setup_logging
 from .models.spec import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from .jsonl import JsonLines
+    from .live import LiveOptions
+    from .signals import StopSignals
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_MODEL", "EXIT_OUTPUT", "EXIT_PARTIAL", "app", "main"]
 
@@ -390,10 +395,10 @@ def _print_precision(model: str, device: str, dtype: str, text_dtype: str) -> No
 
 def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: bool, debug: bool) -> None:
     """Generate the planned jobs one after another, rendering each one's events."""
-    from .batch import StopSignals
     from .errors import GenerationError, OutputError
     from .events import Interrupted
     from .progress import make_reporter
+    from .signals import StopSignals
 
     with StopSignals() as stop:
         for job, plan in run.planned():
@@ -459,8 +464,9 @@ def live(
     Each new line switches the prompt at the next block. Commands: :quit, :pause, :resume, :help. The end of
     standard input finishes the video without --duration, and only ends the reading with it.
     """
-    from .batch import JsonLines, StopSignals
+    from .jsonl import JsonLines
     from .live import LiveOptions, check_targets
+    from .signals import StopSignals
 
     setup_logging(quiet=quiet, debug=debug)
     with _errors_to_exit(debug):
@@ -491,7 +497,12 @@ def live(
 
 
 def _run_live(
-    opts: Any, load: dict[str, Any], save_latents: Path | None, stop: Any, events: Any, quiet: bool
+    opts: LiveOptions,
+    load: dict[str, Any],
+    save_latents: Path | None,
+    stop: StopSignals,
+    events: JsonLines | None,
+    quiet: bool,
 ) -> int:
     """Load, start the session, render its events; the exit code (130/143 after Ctrl-C/SIGTERM)."""
     from .api import LongLive
@@ -649,7 +660,7 @@ def validate(
     debug: DebugOpt = False,
 ) -> None:
     """Check storyboards and print their generation plans; exit 2 if any is invalid."""
-    from .batch import JsonLines
+    from .jsonl import JsonLines
     from .models.spec import resolve_spec
     from .plans import plan_storyboard
     from .storyboard import StoryboardError, format_plan
