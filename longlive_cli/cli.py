@@ -10,6 +10,7 @@ never import torch.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator
 from enum import Enum
@@ -72,7 +73,18 @@ class CacheWhat(str, Enum):
     all = "all"
 
 
-class Scheme(str, Enum):
+class Quantize(str, Enum):  # models.spec.QUANTIZE_SCHEMES
+    int8 = "int8"
+    int8_weights = "int8-weights"
+    fp8 = "fp8"
+
+
+class SavedQuantize(str, Enum):  # the schemes `longlive quantize` can write
+    int8 = "int8"
+    int8_weights = "int8-weights"
+
+
+class Scheme(str, Enum):  # the old --scheme spelling (hidden, warns)
     w8a8 = "w8a8"
     w8 = "w8"
     fp8 = "fp8"
@@ -160,14 +172,17 @@ SaveLatentsOpt = Annotated[
     Path | None,
     typer.Option(help="Also save the latents (safetensors) for `longlive decode` (one storyboard)."),
 ]
-Int8Opt = Annotated[bool, typer.Option("--int8", help="Quantize the transformer in memory after loading.")]
-SchemeOpt = Annotated[
-    Scheme | None,
+QuantizeOpt = Annotated[
+    Quantize | None,
     typer.Option(
-        help="With --int8: w8a8 (dynamic int8 activations), w8 (weight-only) [default: w8a8], "
-        "or fp8 (CUDA, compute capability >= 8.9)."
+        "--quantize",
+        help="Quantize the transformer in memory after loading: int8 (int8 weights, int8 activations "
+        "quantized per token at run time), int8-weights (int8 weights only), or fp8 (float8 weights and "
+        "activations; CUDA, compute capability >= 8.9).",
     ),
 ]
+Int8Opt = Annotated[bool, typer.Option("--int8", hidden=True, help="Old spelling of --quantize int8.")]
+SchemeOpt = Annotated[Scheme | None, typer.Option(hidden=True, help="Old: with --int8, w8a8, w8 or fp8.")]
 DecoderOpt = Annotated[
     str | None,
     typer.Option(
@@ -301,6 +316,7 @@ def generate(
     save_latents: SaveLatentsOpt = None,
     rope: RopeOpt = None,
     decoder: DecoderOpt = None,
+    quantize: QuantizeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     embed_cache: EmbedCacheOpt = True,
@@ -324,8 +340,7 @@ def generate(
 
     setup_logging(quiet=quiet or json_out, debug=debug)
     with _errors_to_exit(debug):
-        if scheme is not None and not int8:
-            raise InputError("--scheme goes with --int8")
+        quantization = _quantization(quantize, int8, scheme)
         run = BatchRun.prepare(
             storyboards,
             output=output,
@@ -350,7 +365,7 @@ def generate(
     load: dict[str, Any] = {"device": device.value, "dtype": dtype.value, "text_dtype": text_dtype.value}
     load |= {"offline": offline, "embed_cache": embed_cache, "memory_check": memory_check, "options": speed}
     try:
-        run.load(int8=(scheme or Scheme.w8a8).value if int8 else None, **load)
+        run.load(int8=quantization, **load)
     except Exception as err:
         run.model_failed(err)
         with _errors_to_exit(debug):
@@ -443,6 +458,7 @@ def live(
     save_latents: SaveLatentsOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
+    quantize: QuantizeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     force: ForceOpt = False,
@@ -471,8 +487,7 @@ def live(
     setup_logging(quiet=quiet, debug=debug)
     with _errors_to_exit(debug):
         check_targets(output, stream, json_out)
-        if scheme is not None and not int8:
-            raise InputError("--scheme goes with --int8")
+        quantization = _quantization(quantize, int8, scheme)
         events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
         events = events or (JsonLines() if json_out else None)
         speed = _speed(locals())
@@ -487,7 +502,7 @@ def live(
             "options": speed,
             "offline": offline,
         }
-        load["int8"] = (scheme or Scheme.w8a8).value if int8 else None
+        load["int8"] = quantization
         load["rope"] = rope.value if rope is not None else None
         load["loras"] = lora or ()
         load["decoder"] = decoder
@@ -585,6 +600,7 @@ def bench(
     ] = 8,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
+    quantize: QuantizeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     compare_plain: Annotated[
@@ -611,8 +627,7 @@ def bench(
     with _errors_to_exit(debug):
         from .bench import format_report, run_bench
 
-        if scheme is not None and not int8:
-            raise InputError("--scheme goes with --int8")
+        quantization = _quantization(quantize, int8, scheme)
         options = _speed(locals())
         report = run_bench(
             model,
@@ -621,10 +636,34 @@ def bench(
             resolution=resolution,
             blocks=blocks,
             options=options,
-            int8=(scheme or Scheme.w8a8).value if int8 else None,
+            int8=quantization,
             compare_plain=compare_plain,
         )
         typer.echo(json_lib.dumps(report) if json_out else format_report(report))
+
+
+def _quantization(quantize: Quantize | None, int8: bool, scheme: Scheme | None) -> str | None:
+    """The quantization scheme (:data:`~longlive_cli.models.spec.QUANTIZE_SCHEMES`) ``--quantize`` names, or
+    the old ``--int8 [--scheme w8a8|w8|fp8]`` (hidden; a warning names the new spelling). None: none.
+
+    Raises:
+        InputError: ``--scheme`` without ``--int8``, or the old spelling with ``--quantize``.
+    """
+    from .models.spec import QUANTIZE_SCHEMES
+
+    if not int8 and scheme is None:
+        return QUANTIZE_SCHEMES[quantize.value] if quantize is not None else None
+    if not int8:
+        raise InputError("--scheme goes with --int8 (both are old spellings: use --quantize)")
+    old = (scheme or Scheme.w8a8).value
+    new = next(name for name, value in QUANTIZE_SCHEMES.items() if value == old)
+    if quantize is not None and quantize.value != new:
+        raise InputError(
+            f"--int8{f' --scheme {old}' if scheme else ''} and --quantize {quantize.value} disagree"
+        )
+    spelled = "--int8" + (f" --scheme {old}" if scheme is not None else "")
+    logging.getLogger(__name__).warning("%s is deprecated; use --quantize %s", spelled, new)
+    return old
 
 
 def _speed(params: dict[str, Any]) -> dict[str, Any]:
@@ -699,9 +738,15 @@ def quantize(
         Path, typer.Option("-o", "--output", help="Model folder to write (usable as --model).")
     ],
     model: ModelOpt = DEFAULT_MODEL,
-    scheme: Annotated[
-        Scheme, typer.Option(help="w8a8: dynamic int8 activations + int8 weights; w8: int8 weights only.")
-    ] = Scheme.w8a8,
+    quantize: Annotated[
+        SavedQuantize,
+        typer.Option(
+            "--quantize",
+            help="int8: int8 weights, int8 activations quantized per token at run time; int8-weights: int8 "
+            "weights only.",
+        ),
+    ] = SavedQuantize.int8,
+    scheme: Annotated[Scheme | None, typer.Option(hidden=True, help="Old spelling of --quantize.")] = None,
     force: ForceOpt = False,
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
@@ -712,11 +757,16 @@ def quantize(
     with _errors_to_exit(debug):
         from .api import describe_quantization
         from .errors import OutputError
-        from .models.spec import resolve_model
+        from .models.spec import QUANTIZE_SCHEMES, resolve_model
         from .quantize import write_quantized_model
 
         if output.exists() and not force:
             raise OutputError(f"{output} already exists (use --force to replace it)")
+        chosen = QUANTIZE_SCHEMES[quantize.value]
+        if scheme is not None:  # the old spelling
+            chosen = scheme.value
+            new = next(name for name, value in QUANTIZE_SCHEMES.items() if value == chosen)
+            logging.getLogger(__name__).warning("--scheme %s is deprecated; use --quantize %s", chosen, new)
 
         def on_layer(name: str, index: int, total: int) -> None:
             if not quiet:
@@ -724,7 +774,7 @@ def quantize(
 
         spec = resolve_model(model)
         summary = write_quantized_model(
-            spec, output, scheme=scheme.value, force=force, offline=offline, on_layer=on_layer
+            spec, output, scheme=chosen, force=force, offline=offline, on_layer=on_layer
         )
         typer.echo(describe_quantization(summary), err=True)
         typer.echo(f"Wrote {output} (use it as --model {output})", err=True)

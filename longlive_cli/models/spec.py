@@ -81,6 +81,10 @@ DEFAULT_ARCHITECTURE = "wan2.1-t2v"
 #: Temporal RoPE kinds (spec key ``rope``, ``generate --rope``): ``absolute`` indexes the model's table by the
 #: latent frame (at most 1024 frames, about 255 s); ``relative`` by the frame's rank in the attention window.
 ROPE_NAMES = ("absolute", "relative")
+#: ``--quantize`` -> the quantization scheme (:mod:`longlive_cli.models.int8`, spec key ``scheme``): ``int8``:
+#: int8 weights and int8 activations quantized per token at run time (``w8a8``); ``int8-weights``: int8
+#: weights only (``w8``); ``fp8``: float8 weights and activations (``fp8``; CUDA, compute capability >= 8.9).
+QUANTIZE_SCHEMES = {"int8": "w8a8", "int8-weights": "w8", "fp8": "fp8"}
 #: When a transition re-caches (spec key ``transition_recache``; see :class:`SamplerConfig`).
 TRANSITION_RECACHE = ("every", "first", "none")
 
