@@ -1,4 +1,4 @@
-"""What every streaming decoder shares: the check of an incoming latent block.
+"""What the streaming decoders share: the check of an incoming latent block, the count of what they decoded.
 
 Latents are ``[B, F, C, h, w]`` (batch, latent frames, channels, height/8, width/8).
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_block"]
+__all__ = ["StreamingCounts", "check_block"]
 
 
 def check_block(
@@ -37,3 +37,33 @@ def check_block(
             "call reset() before decoding a new video"
         )
     return b, f, c, h, w
+
+
+class StreamingCounts:
+    """The video in progress of a streaming decoder: latent and video frames decoded since the last
+    :meth:`_start_video`, and its ``(B, h, w)`` (which every later block must have: :func:`check_block`)."""
+
+    _latent_frames: int
+    _video_frames: int
+    _batch_shape: tuple[int, int, int] | None
+
+    def _start_video(self) -> None:
+        self._latent_frames = 0
+        self._video_frames = 0
+        self._batch_shape = None
+
+    def _counted(self, video_frames: int, batch_shape: tuple[int, int, int]) -> None:
+        """One latent frame decoded to ``video_frames`` frames of a video of ``batch_shape``."""
+        self._latent_frames += 1
+        self._video_frames += video_frames
+        self._batch_shape = batch_shape
+
+    @property
+    def latent_frames_decoded(self) -> int:
+        """Latent frames decoded since the last reset (or construction)."""
+        return self._latent_frames
+
+    @property
+    def video_frames_decoded(self) -> int:
+        """Video frames returned since the last reset (``4L - 3`` after ``L >= 1`` latent frames)."""
+        return self._video_frames

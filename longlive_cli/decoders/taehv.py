@@ -78,7 +78,7 @@ from torch import Tensor, nn
 
 from ..errors import ModelError
 from ..models.keys import natural_key
-from .base import check_block
+from .base import StreamingCounts, check_block
 
 __all__ = [
     "TAEHV_WIDTHS",
@@ -275,7 +275,7 @@ def _frames_to_uint8(frames: Tensor) -> Tensor:
     return x.permute(0, 1, 3, 4, 2).contiguous()
 
 
-class StreamingTAEHVDecoder:
+class StreamingTAEHVDecoder(StreamingCounts):
     """Decodes latent blocks with a :class:`TAEHVDecoder`, carrying its temporal memory across calls, with the
     contract of :class:`longlive_cli.decoders.wan.StreamingDecoder`: decoding a video block by block gives
     exactly (bit for bit) the frames of one call on all its latents, ``4L - 3`` frames for L latent frames.
@@ -326,19 +326,7 @@ class StreamingTAEHVDecoder:
         to a single frame)."""
         self._memory = self.model.new_memory()
         self._to_trim = FRAMES_TO_TRIM
-        self._latent_frames = 0
-        self._video_frames = 0
-        self._batch_shape: tuple[int, int, int] | None = None  # (B, h, w) of the video in progress
-
-    @property
-    def latent_frames_decoded(self) -> int:
-        """Latent frames decoded since the last :meth:`reset` (or construction)."""
-        return self._latent_frames
-
-    @property
-    def video_frames_decoded(self) -> int:
-        """Frames returned since the last :meth:`reset` (``4L - 3`` after ``L >= 1`` latent frames)."""
-        return self._video_frames
+        self._start_video()
 
     @torch.inference_mode()
     def decode(self, latents: Tensor) -> Tensor:
@@ -373,9 +361,7 @@ class StreamingTAEHVDecoder:
             if self._to_trim:
                 frames = frames[:, self._to_trim :]
                 self._to_trim = 0
-            self._latent_frames += 1
-            self._video_frames += frames.shape[1]
-            self._batch_shape = (b, h, w)
+            self._counted(frames.shape[1], (b, h, w))
             out.append(_frames_to_uint8(frames))  # uint8 on the device; one host copy per call
         return torch.cat(out, dim=1).cpu()
 

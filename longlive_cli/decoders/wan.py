@@ -33,7 +33,7 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from torch import Tensor
 
 from ..runtime import RuntimeOptions, fall_back
-from .base import check_block
+from .base import StreamingCounts, check_block
 
 __all__ = ["StreamingDecoder", "decode_latents", "load_network", "to_uint8_frames"]
 
@@ -56,7 +56,7 @@ def to_uint8_frames(video: Tensor, *, to_cpu: bool = True) -> Tensor:
     return x.cpu() if to_cpu else x
 
 
-class StreamingDecoder:
+class StreamingDecoder(StreamingCounts):
     """Decodes latent blocks as they are produced, carrying ``AutoencoderKLWan``'s causal feature cache
     across calls, so that decoding blocks one after another equals one ``vae.decode`` of the concatenated
     latents.
@@ -114,19 +114,7 @@ class StreamingDecoder:
         """Forget the previous video: the next :meth:`decode` call starts a new one (its first latent frame
         decodes to a single video frame)."""
         self._feat_cache: list = [None] * self._num_slots
-        self._latent_frames = 0
-        self._video_frames = 0
-        self._batch_shape: tuple[int, int, int] | None = None  # (B, h, w) of the video in progress
-
-    @property
-    def latent_frames_decoded(self) -> int:
-        """Latent frames decoded since the last :meth:`reset` (or construction)."""
-        return self._latent_frames
-
-    @property
-    def video_frames_decoded(self) -> int:
-        """Video frames returned since the last :meth:`reset` (``4L - 3`` after ``L >= 1`` latent frames)."""
-        return self._video_frames
+        self._start_video()
 
     @torch.inference_mode()
     def decode(self, latents: Tensor) -> Tensor:
@@ -164,9 +152,7 @@ class StreamingDecoder:
                 from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
 
                 out = unpatchify(out, patch_size=self._patch_size)
-            self._latent_frames += 1
-            self._video_frames += out.shape[2]
-            self._batch_shape = (b, h, w)
+            self._counted(out.shape[2], (b, h, w))
             # uint8 per latent frame (at most one frame's float output lives on the device), one
             # device→host copy per block (a copy to the host waits for the device).
             frames.append(to_uint8_frames(out, to_cpu=False))
