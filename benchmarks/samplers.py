@@ -34,7 +34,7 @@ def child(sampler: str, duration: float, arch: str, resolution: str, device: str
     from longlive_cli.models.spec import SamplerConfig
     from longlive_cli.models.transformer import CausalWanTransformer
     from longlive_cli.runtime import StageTimes
-    from longlive_cli.samplers import SAMPLERS
+    from longlive_cli.samplers import get_sampler
     from longlive_cli.samplers.rolling_forcing import ROLLING_FORCING
     from longlive_cli.schedule import FixedSchedule
 
@@ -59,7 +59,7 @@ def child(sampler: str, duration: float, arch: str, resolution: str, device: str
     h, w = WAN21.latent_size(width, height)
     done = []
     start = time.perf_counter()
-    run = SAMPLERS[sampler](
+    run = get_sampler(sampler)(
         model,
         schedule,
         latent_height=h,
