@@ -53,8 +53,8 @@ quiet_noisy_imports()
 import diffusers  # noqa: E402
 from diffusers import AutoencoderKLWan  # noqa: E402
 
-from longlive_cli.decoders.lightvae import lightvae_config  # noqa: E402
 from longlive_cli.decoders import make_decoder  # noqa: E402
+from longlive_cli.decoders.lightvae import lightvae_config  # noqa: E402
 from longlive_cli.decoders.taehv import TAEHVDecoder, init_random_  # noqa: E402
 
 DECODERS = ("wan", "lightvae", "taehv", "lighttae")
