@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import WanTransformer3DModel
+from helpers import rel_err
 
 from longlive_cli.models.kv_cache import KVCache
-from longlive_cli.models.loaders import tiny_transformer_config
 from longlive_cli.models.spec import SamplerConfig
 from longlive_cli.models.transformer import CausalWanTransformer
 from longlive_cli.reference import block_causal_mask, naive_sample_video
@@ -15,24 +14,6 @@ from longlive_cli.samplers.base import NoiseStream, flow_schedule
 from longlive_cli.samplers.longlive import recache, sample_video
 
 H, W = 4, 6  # latent size: 2x3 = 6 tokens per latent frame
-
-
-@pytest.fixture(scope="module")
-def model() -> CausalWanTransformer:
-    torch.manual_seed(0)
-    return (
-        CausalWanTransformer(WanTransformer3DModel(**tiny_transformer_config())).eval().requires_grad_(False)
-    )
-
-
-@pytest.fixture(scope="module")
-def embeds() -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return [torch.randn(1, 512, 32, generator=g) for _ in range(3)]
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def run(model, embeds, segments, *, seed=7, sampler_config=SamplerConfig()):

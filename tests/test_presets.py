@@ -23,14 +23,13 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
-from helpers import CFG, LAYOUT, populate_hub_cache, random_wan
+from helpers import CFG, LAYOUT, populate_hub_cache, random_wan, rel_err
 from typer.testing import CliRunner
 
 from longlive_cli.cli import app
 from longlive_cli.latents import read_latents
 from longlive_cli.models import checkpoints, spec
 from longlive_cli.models.kv_cache import KVCache
-from longlive_cli.models.loaders import tiny_transformer_config
 from longlive_cli.models.spec import PRESETS, SamplerConfig, components
 from longlive_cli.models.transformer import CausalWanTransformer
 from longlive_cli.models.umt5 import TextEncoder, build_tiny_text_encoder
@@ -131,10 +130,6 @@ STORIES = {  # rolling samplers need S blocks; Self-Forcing's cache rolls after 
 }
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
 @pytest.mark.parametrize("name", list(GENERATORS))
 def test_generate_with_the_preset_reads_its_official_file_and_entry(name, base, tmp_path, monkeypatch):
     generator, _ = GENERATORS[name]
@@ -193,14 +188,6 @@ def test_generate_with_the_preset_reads_its_official_file_and_entry(name, base, 
 
 H, W = 4, 6
 SELF_FORCING = PRESETS["self-forcing"].sampler
-
-
-@pytest.fixture(scope="module")
-def model() -> CausalWanTransformer:
-    torch.manual_seed(0)
-    return (
-        CausalWanTransformer(WanTransformer3DModel(**tiny_transformer_config())).eval().requires_grad_(False)
-    )
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from diffusers import WanTransformer3DModel
+from helpers import rel_err
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
@@ -65,10 +66,6 @@ def generate(story: Path, out: Path, *args) -> torch.Tensor:
     return read_latents(lat)[0]
 
 
-def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
-
-
 def test_quantized_folder_is_a_model_spec_with_metadata(quantized_dir):
     assert sorted(p.name for p in quantized_dir.iterdir()) == ["longlive-model.yaml", q.QUANTIZED_FILE]
     assert not [p for p in quantized_dir.parent.iterdir() if p.name.startswith(".")]  # no temp dir left
@@ -99,7 +96,7 @@ def test_quantize_generate_round_trip_close_to_float_and_same_as_in_memory(
     assert torch.equal(file_z, memory_z)  # the file holds exactly what in-memory quantization makes
     for z in (file_z, w8_z):
         assert not torch.equal(z, float_z)  # quantization really happened
-        assert 0 < rel_error(z, float_z) < MAX_REL_ERROR
+        assert 0 < rel_err(z, float_z, norm=True) < MAX_REL_ERROR
     assert not torch.equal(file_z, w8_z)
 
 

@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
-from helpers import CFG, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official, write_tiny_base
+from helpers import (
+    CFG,
+    LAYOUT,
+    LINEARS,
+    peft_format,
+    random_lora,
+    random_wan,
+    rel_err,
+    save_official,
+    write_tiny_base,
+)
 from typer.testing import CliRunner
 
 from longlive_cli.cli import app
@@ -45,20 +55,6 @@ H, W = 4, 6  # latent size: 2x3 = 6 tokens per latent frame
 REL = SamplerConfig(rope="relative")
 
 
-@pytest.fixture(scope="module")
-def model() -> CausalWanTransformer:
-    torch.manual_seed(0)
-    return (
-        CausalWanTransformer(WanTransformer3DModel(**tiny_transformer_config())).eval().requires_grad_(False)
-    )
-
-
-@pytest.fixture(scope="module")
-def embeds() -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return [torch.randn(1, 512, 32, generator=g) for _ in range(3)]
-
-
 @pytest.fixture
 def one_thread():
     """One intra-op thread for the long runs: on a shared 2-core machine two threads contend badly."""
@@ -66,10 +62,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def run(model, embeds, segments, sampler_config=REL, *, seed=7, h=H, w=W) -> list[torch.Tensor]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
-from helpers import CFG, LAYOUT, random_wan, write_tiny_base
+from helpers import CFG, LAYOUT, random_wan, rel_err, write_tiny_base
 from typer.testing import CliRunner
 
 from longlive_cli.cli import app
@@ -81,10 +81,6 @@ def by_hand(release: Path, board: Path):
     plan = make_plan(load_storyboard(board))
     embeds = encode_prompts(TextEncoder.from_pretrained(release / "base"), [s.text for s in plan.segments])
     return CausalWanTransformer(wan.eval()), plan, embeds
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def test_the_parity_command_reproduces_rolling_forcing(release, tmp_path):

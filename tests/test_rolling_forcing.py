@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import rel_err
 
 from longlive_cli.models.loaders import build_tiny_random
 from longlive_cli.models.rope import apply_rope
@@ -37,10 +38,6 @@ def model() -> CausalWanTransformer:
 def embeds() -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return [torch.randn(1, 20, 32, generator=g) for _ in range(3)]
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def run(model, embeds, segments, sampler_config=S5, *, seed=7, times=None) -> list[torch.Tensor]:

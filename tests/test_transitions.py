@@ -7,11 +7,10 @@ import math
 
 import pytest
 import torch
-from diffusers import WanTransformer3DModel
+from helpers import rel_err
 
 from longlive_cli.blending import blend, segment_embedding, slerp
 from longlive_cli.live import LiveSchedule, LiveSession, PromptReader
-from longlive_cli.models.loaders import tiny_transformer_config
 from longlive_cli.models.spec import SamplerConfig
 from longlive_cli.models.transformer import CausalWanTransformer
 from longlive_cli.samplers import longlive as longlive_sampler
@@ -28,10 +27,6 @@ from longlive_cli.storyboard import (
 from longlive_cli.storyboard.schema import WeightedText, transition_blocks
 
 H, W = 4, 6
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 # --- blending --------------------------------------------------------------------------------------
@@ -178,14 +173,6 @@ def test_hand_built_storyboards_are_checked_by_the_same_rules():
 
 
 # --- the schedule and the sampler ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def model() -> CausalWanTransformer:
-    torch.manual_seed(0)
-    return (
-        CausalWanTransformer(WanTransformer3DModel(**tiny_transformer_config())).eval().requires_grad_(False)
-    )
 
 
 @pytest.fixture(scope="module")
