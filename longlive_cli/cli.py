@@ -933,10 +933,27 @@ def info(debug: DebugOpt = False) -> None:
         rope = ", relative RoPE" if spec.sampler.rope == "relative" else ""
         default = "  [default]" if name == DEFAULT_MODEL else ""
         typer.echo(f"  {name:<{width}} {source} ({spec.sampler.name} sampler{rope}){default}")
+    _echo_components()
     typer.echo("precision per part:")
     for part, rule in RULES.items():
         typer.echo(f"  {part.replace('_', ' '):<14} {rule}")
     typer.echo(f"caches: {cache_root()} (converted/, embeddings/; `longlive cache`)")
+
+
+def _echo_components() -> None:
+    """The samplers and decoders with what each declares (:mod:`longlive_cli.registry`); an installed plugin
+    not loaded yet is named only (listing imports no plugin)."""
+    from .registry import decoder_names, known_decoders, known_samplers, sampler_names
+
+    for kind, known, names in (
+        ("samplers", known_samplers(), sampler_names()),
+        ("decoders", known_decoders(), decoder_names()),
+    ):
+        typer.echo(f"{kind}:")
+        for item in known:
+            typer.echo(f"  {item.name:<16} {item.summary} ({item.abilities()})")
+        for name in sorted(set(names) - {item.name for item in known}):
+            typer.echo(f"  {name:<16} (an installed plugin, loaded when used)")
 
 
 def version_callback(value: bool) -> None:

@@ -46,6 +46,8 @@ __all__ = [
     "architecture_info",
     "decoder_info",
     "decoder_names",
+    "known_decoders",
+    "known_samplers",
     "register_decoder",
     "register_sampler",
     "sampler_info",
@@ -57,9 +59,10 @@ SAMPLER_GROUP = "longlive_cli.samplers"
 DECODER_GROUP = "longlive_cli.decoders"
 
 
-class UnknownComponentError(ValueError):
-    """No sampler/decoder/architecture of that name; ``str()`` lists the known ones. Callers turn it into the
-    error of the channel the name came from (a spec file: exit 3; ``--decoder``: exit 2)."""
+class UnknownComponentError(ModelError, ValueError):
+    """No sampler/decoder/architecture of that name; ``str()`` lists the known ones (exit 3 when it reaches
+    the CLI as it is). Callers turn it into the error of the channel the name came from (a spec file: exit 3
+    naming the file; ``--decoder``: exit 2)."""
 
 
 class ComponentLoadError(ModelError):
@@ -148,6 +151,25 @@ class SamplerInfo:
     min_blocks: int | Literal["denoising_steps"] = 1
     summary: str = ""
 
+    def abilities(self) -> str:
+        """What it declares, in words (``longlive info``)."""
+        can = [
+            label
+            for label, on in (
+                ("prompt switches", self.prompt_switches),
+                ("transitions", self.transitions),
+                ("shots", self.shots),
+                ("image input", self.image_input),
+                ("relative RoPE", self.relative_rope),
+            )
+            if on
+        ]
+        if self.min_blocks == "denoising_steps":
+            least = "one block per denoising step"
+        else:
+            least = f"{self.min_blocks} block" + ("s" if self.min_blocks != 1 else "")
+        return f"{', '.join(can) or 'one prompt'}; at least {least}"
+
     def minimum_blocks(self, denoising_steps: Sequence[int]) -> int:
         """The fewest blocks a video may have with these ``denoising_steps``."""
         return len(denoising_steps) if self.min_blocks == "denoising_steps" else int(self.min_blocks)
@@ -182,6 +204,11 @@ class DecoderInfo:
     latent_space: str = WAN21_LATENTS.name
     weights: str | None = None
     summary: str = ""
+
+    def abilities(self) -> str:
+        """What it reads and needs, in words (``longlive info``)."""
+        weights = "the model's own VAE" if self.weights is None else self.weights
+        return f"{self.latent_space} latents; {weights}"
 
     @property
     def uses_model_vae(self) -> bool:
@@ -226,7 +253,7 @@ _DECODERS: dict[str, DecoderInfo] = {
         "wan",
         "longlive_cli.decoders.wan:StreamingDecoder",
         "longlive_cli.decoders.wan:load_network",
-        summary="the Wan2.1 VAE (the model's own)",
+        summary="the Wan2.1 VAE",
     ),
     # lightx2v/Autoencoders' model card lists lightvaew2_1.pth, taew2_1.pth and lighttaew2_1.pth (taew2_1 is
     # also madebyollin/taehv's).
@@ -235,7 +262,7 @@ _DECODERS: dict[str, DecoderInfo] = {
         "longlive_cli.decoders.wan:StreamingDecoder",
         "longlive_cli.decoders.lightvae:load_network",
         weights="lightx2v/Autoencoders:lightvaew2_1.pth",
-        summary="LightVAE, the Wan VAE pruned to 75 % of its channels",
+        summary="LightVAE, the Wan VAE with 75 % of its channels pruned",
     ),
     "taehv": DecoderInfo(
         "taehv",
@@ -249,7 +276,7 @@ _DECODERS: dict[str, DecoderInfo] = {
         "longlive_cli.decoders.taehv:make_streaming_decoder",
         "longlive_cli.decoders.taehv:load_lighttae_network",
         weights="lightx2v/Autoencoders:lighttaew2_1.pth",
-        summary="LightTAE, TAEHV trained on de-normalised latents",
+        summary="LightTAE, a TAEHV that reads de-normalised latents",
     ),
 }
 _BUILTIN_SAMPLERS = tuple(_SAMPLERS)
@@ -361,6 +388,17 @@ def architecture_info(name: str) -> ArchitectureInfo:
         raise UnknownComponentError(
             f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}"
         ) from None
+
+
+def known_samplers() -> list[SamplerInfo]:
+    """The samplers declared so far (built in, registered, and plugins already loaded), for messages that
+    name the ones able to do something: listing them loads no plugin."""
+    return list(_SAMPLERS.values())
+
+
+def known_decoders() -> list[DecoderInfo]:
+    """The decoders declared so far (built in, registered, plugins already loaded); loads no plugin."""
+    return list(_DECODERS.values())
 
 
 def sampler_names() -> list[str]:

@@ -96,8 +96,12 @@ def test_the_checks_read_the_toy_declarations(registered, toy_spec, tmp_path):
                                  "--decoder", "alien", "-o", str(tmp_path / "d.mp4")])  # fmt: skip
     assert result.exit_code == EXIT_BAD_INPUT and "Traceback" not in result.output
     assert "decoder alien reads some-other-vae latents" in result.stderr
-    # The built-ins declare what they do, and the same checks read them.
+    # The built-ins declare what they do, and the same checks read them; `info` lists every declaration.
     assert sampler_info("longlive").transitions and not sampler_info("rolling-forcing").transitions
+    listed = runner.invoke(app, ["info"]).output
+    assert "toy              constant latents, for tests (one prompt; at least 3 blocks)" in listed
+    assert "rolling-forcing" in listed and "one block per denoising step" in listed
+    assert "(some-other-vae latents; the model's own VAE)" in listed
 
 
 def _install_plugin(site: Path, name: str, entry_points: str) -> None:

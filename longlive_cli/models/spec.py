@@ -70,8 +70,8 @@ from ..registry import (
     UnknownComponentError,
     architecture_info,
     decoder_info,
+    known_samplers,
     sampler_info,
-    sampler_names,
 )
 
 DEFAULT_MODEL = "longlive-1.3b"
@@ -423,7 +423,7 @@ def with_rope(spec: ModelSpec, rope: str) -> ModelSpec:
     if rope not in ROPE_NAMES:
         raise ValueError(f"rope {rope!r} is not one of {', '.join(ROPE_NAMES)}")
     if rope == "relative" and not _sampler(spec).relative_rope:
-        able = ", ".join(n for n in sampler_names() if sampler_info(n).relative_rope)
+        able = ", ".join(s.name for s in known_samplers() if s.relative_rope)
         raise ValueError(f"rope: relative works with the {able} sampler(s), not {spec.sampler.name}")
     g = spec.geometry
     if rope == "relative":
@@ -605,7 +605,7 @@ def check_transitions(spec: ModelSpec, has_transitions: bool) -> None:
     from ..errors import InputError
 
     if has_transitions and not _sampler(spec).transitions:
-        able = ", ".join(n for n in sampler_names() if sampler_info(n).transitions)
+        able = ", ".join(s.name for s in known_samplers() if s.transitions)
         raise InputError(
             f"{spec.name} ({spec.sampler.name}) cannot blend prompts block by block: prompt transitions "
             f"need a sampler that can ({able}). Remove the transition: keys (switches are then hard)."
