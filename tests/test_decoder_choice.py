@@ -24,6 +24,7 @@ def story(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decoder", ["taehv", "lighttae", "lightvae"])
 def test_generate_and_decode_with_a_fast_decoder(story, tmp_path, decoder):
     out, lat, again = tmp_path / "a.mp4", tmp_path / "a.safetensors", tmp_path / "b.mp4"

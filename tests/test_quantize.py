@@ -82,6 +82,7 @@ def test_quantized_folder_is_a_model_spec_with_metadata(quantized_dir):
         assert kept in keys  # kept in the compute dtype, stored as plain tensors
 
 
+@pytest.mark.slow
 def test_quantize_generate_round_trip_close_to_float_and_same_as_in_memory(
     quantized_dir, story, tmp_path, caplog
 ):

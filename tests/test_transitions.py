@@ -199,6 +199,7 @@ def test_fixed_schedule_walks_the_transition():
     assert got[3:6] == [Transition(0, 1, t, "slerp", k, 3) for k, t in enumerate((0.25, 0.5, 0.75))]
 
 
+@pytest.mark.slow
 def test_a_transition_differs_from_a_hard_switch_and_ends_on_the_target(model, embeds, monkeypatch):
     seen: list[torch.Tensor] = []
     original = CausalWanTransformer.encode_prompt
