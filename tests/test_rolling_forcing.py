@@ -238,7 +238,7 @@ def test_key_lists_with_four_steps(model, embeds, monkeypatch):
 
 def test_the_processor_attends_to_the_planned_keys_at_the_planned_rope_frames(model, embeds, monkeypatch):
     seen = []
-    plan, attend = RollingCache.plan, RollingCache.attend
+    plan, attend = RollingCache.plan_pass, RollingCache.attend_pass
 
     def spy_plan(cache, p):
         out = plan(cache, p)
@@ -250,8 +250,8 @@ def test_the_processor_attends_to_the_planned_keys_at_the_planned_rope_frames(mo
         seen[-1][2].append((keys_.shape[1], values.shape[1], mask))
         return keys_, values, mask
 
-    monkeypatch.setattr(RollingCache, "plan", spy_plan)
-    monkeypatch.setattr(RollingCache, "attend", spy_attend)
+    monkeypatch.setattr(RollingCache, "plan_pass", spy_plan)
+    monkeypatch.setattr(RollingCache, "attend_pass", spy_attend)
     run(model, embeds, [0] * 12, S5)
     assert len(seen) == 11 + 11  # 11 cached denoise passes (windows 5-15), 11 clean passes
     for p, pl, layers in seen:
@@ -266,14 +266,14 @@ def test_the_processor_attends_to_the_planned_keys_at_the_planned_rope_frames(mo
 
 def test_the_sink_is_kept_without_rope(model, embeds, monkeypatch):
     given = {}
-    attend = RollingCache.attend
+    attend = RollingCache.attend_pass
 
     def spy(cache, p, layer, plan, k, v, cos, sin):
         if p.kind == "clean" and p.start == 0:
             given[layer] = (k.clone(), v.clone(), cos, sin)
         return attend(cache, p, layer, plan, k, v, cos, sin)
 
-    monkeypatch.setattr(RollingCache, "attend", spy)
+    monkeypatch.setattr(RollingCache, "attend_pass", spy)
     passes = Passes(monkeypatch, S5)
     run(model, embeds, [0] * 6, S5)
     cache = passes.cache
