@@ -10,11 +10,12 @@ never import torch.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -33,6 +34,11 @@ from .errors import (
 )
 from .logs import setup_logging
 from .models.spec import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from .jsonl import JsonLines
+    from .live import LiveOptions
+    from .signals import StopSignals
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_MODEL", "EXIT_OUTPUT", "EXIT_PARTIAL", "app", "main"]
 
@@ -68,7 +74,18 @@ class CacheWhat(str, Enum):
     all = "all"
 
 
-class Scheme(str, Enum):
+class Quantize(str, Enum):  # models.spec.QUANTIZE_SCHEMES
+    int8 = "int8"
+    int8_weights = "int8-weights"
+    fp8 = "fp8"
+
+
+class SavedQuantize(str, Enum):  # the schemes `longlive quantize` can write
+    int8 = "int8"
+    int8_weights = "int8-weights"
+
+
+class Scheme(str, Enum):  # the old --scheme spelling (hidden, warns)
     w8a8 = "w8a8"
     w8 = "w8"
     fp8 = "fp8"
@@ -87,13 +104,6 @@ class Attention(str, Enum):  # the keys of runtime.ATTENTION_BACKENDS (a test ke
 class Rope(str, Enum):  # models.spec.ROPE_NAMES (a test keeps them equal)
     absolute = "absolute"
     relative = "relative"
-
-
-class DecoderName(str, Enum):  # models.spec.DECODER_NAMES (a test keeps them equal)
-    wan = "wan"
-    lightvae = "lightvae"
-    taehv = "taehv"
-    lighttae = "lighttae"
 
 
 class CompileMode(str, Enum):  # torch.compile modes
@@ -163,19 +173,23 @@ SaveLatentsOpt = Annotated[
     Path | None,
     typer.Option(help="Also save the latents (safetensors) for `longlive decode` (one storyboard)."),
 ]
-Int8Opt = Annotated[bool, typer.Option("--int8", help="Quantize the transformer in memory after loading.")]
-SchemeOpt = Annotated[
-    Scheme | None,
+QuantizeOpt = Annotated[
+    Quantize | None,
     typer.Option(
-        help="With --int8: w8a8 (dynamic int8 activations), w8 (weight-only) [default: w8a8], "
-        "or fp8 (CUDA, compute capability >= 8.9)."
+        "--quantize",
+        help="Quantize the transformer in memory after loading: int8 (int8 weights, int8 activations "
+        "quantized per token at run time), int8-weights (int8 weights only), or fp8 (float8 weights and "
+        "activations; CUDA, compute capability >= 8.9).",
     ),
 ]
+Int8Opt = Annotated[bool, typer.Option("--int8", hidden=True, help="Old spelling of --quantize int8.")]
+SchemeOpt = Annotated[Scheme | None, typer.Option(hidden=True, help="Old: with --int8, w8a8, w8 or fp8.")]
 DecoderOpt = Annotated[
-    DecoderName | None,
+    str | None,
     typer.Option(
-        help="Decoder: wan (the Wan VAE, best), lightvae (pruned Wan VAE), taehv / lighttae (tiny and fast) "
-        "[default: the model's].",
+        metavar="NAME",
+        help="Decoder: wan (the Wan VAE, best), lightvae (pruned Wan VAE), taehv / lighttae (tiny and fast), "
+        "or one an installed plugin declares [default: the model's].",
     ),
 ]
 DryRunOpt = Annotated[
@@ -313,6 +327,7 @@ def generate(
     save_latents: SaveLatentsOpt = None,
     rope: RopeOpt = None,
     decoder: DecoderOpt = None,
+    quantize: QuantizeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     embed_cache: EmbedCacheOpt = True,
@@ -337,8 +352,7 @@ def generate(
 
     setup_logging(quiet=quiet or json_out, debug=debug)
     with _errors_to_exit(debug):
-        if scheme is not None and not int8:
-            raise InputError("--scheme goes with --int8")
+        quantization = _quantization(quantize, int8, scheme)
         run = BatchRun.prepare(
             storyboards,
             output=output,
@@ -351,7 +365,7 @@ def generate(
             json_out=json_out,
             rope=_value(rope),
             loras=lora or (),
-            decoder=_value(decoder),
+            decoder=decoder,
         )
         run.with_report = with_report
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
@@ -364,7 +378,7 @@ def generate(
     load: dict[str, Any] = {"device": device.value, "dtype": dtype.value, "text_dtype": text_dtype.value}
     load |= {"offline": offline, "embed_cache": embed_cache, "memory_check": memory_check, "options": speed}
     try:
-        run.load(int8=(scheme or Scheme.w8a8).value if int8 else None, **load)
+        run.load(int8=quantization, **load)
     except Exception as err:
         run.model_failed(err)
         with _errors_to_exit(debug):
@@ -414,10 +428,10 @@ def _generate_jobs(
 ) -> None:
     """Generate the planned jobs one after another, rendering each one's events (``report``: and report on
     each finished video)."""
-    from .batch import StopSignals
     from .errors import GenerationError, OutputError
     from .events import Finished, Interrupted
     from .progress import make_reporter
+    from .signals import StopSignals
 
     with StopSignals() as stop:
         for job, plan in run.planned():
@@ -464,6 +478,7 @@ def live(
     save_latents: SaveLatentsOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
+    quantize: QuantizeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     force: ForceOpt = False,
@@ -486,16 +501,16 @@ def live(
     Each new line switches the prompt at the next block. Commands: :quit, :pause, :resume, :help. The end of
     standard input finishes the video without --duration, and only ends the reading with it.
     """
-    from .batch import JsonLines, StopSignals
+    from .jsonl import JsonLines
     from .live import LiveOptions, check_targets
+    from .signals import StopSignals
 
     setup_logging(quiet=quiet, debug=debug)
     with _errors_to_exit(debug):
         check_targets(output, stream, json_out)
         if with_report:
             _check_report_target(output, force)
-        if scheme is not None and not int8:
-            raise InputError("--scheme goes with --int8")
+        quantization = _quantization(quantize, int8, scheme)
         events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
         events = events or (JsonLines() if json_out else None)
         speed = _speed(locals())
@@ -510,10 +525,10 @@ def live(
             "options": speed,
             "offline": offline,
         }
-        load["int8"] = (scheme or Scheme.w8a8).value if int8 else None
+        load["int8"] = quantization
         load["rope"] = rope.value if rope is not None else None
         load["loras"] = lora or ()
-        load["decoder"] = decoder.value if decoder is not None else None
+        load["decoder"] = decoder
         with StopSignals() as stop:
             code = _run_live(opts, load, save_latents, stop, events, quiet)
         if with_report and code == 0 and output is not None and output.is_file():
@@ -524,7 +539,12 @@ def live(
 
 
 def _run_live(
-    opts: Any, load: dict[str, Any], save_latents: Path | None, stop: Any, events: Any, quiet: bool
+    opts: LiveOptions,
+    load: dict[str, Any],
+    save_latents: Path | None,
+    stop: StopSignals,
+    events: JsonLines | None,
+    quiet: bool,
 ) -> int:
     """Load, start the session, render its events; the exit code (130/143 after Ctrl-C/SIGTERM)."""
     from .api import LongLive
@@ -703,6 +723,7 @@ def bench(
     ] = 8,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
+    quantize: QuantizeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     compare_plain: Annotated[
@@ -729,8 +750,7 @@ def bench(
     with _errors_to_exit(debug):
         from .bench import format_report, run_bench
 
-        if scheme is not None and not int8:
-            raise InputError("--scheme goes with --int8")
+        quantization = _quantization(quantize, int8, scheme)
         options = _speed(locals())
         report = run_bench(
             model,
@@ -739,10 +759,34 @@ def bench(
             resolution=resolution,
             blocks=blocks,
             options=options,
-            int8=(scheme or Scheme.w8a8).value if int8 else None,
+            int8=quantization,
             compare_plain=compare_plain,
         )
         typer.echo(json_lib.dumps(report) if json_out else format_report(report))
+
+
+def _quantization(quantize: Quantize | None, int8: bool, scheme: Scheme | None) -> str | None:
+    """The quantization scheme (:data:`~longlive_cli.models.spec.QUANTIZE_SCHEMES`) ``--quantize`` names, or
+    the old ``--int8 [--scheme w8a8|w8|fp8]`` (hidden; a warning names the new spelling). None: none.
+
+    Raises:
+        InputError: ``--scheme`` without ``--int8``, or the old spelling with ``--quantize``.
+    """
+    from .models.spec import QUANTIZE_SCHEMES
+
+    if not int8 and scheme is None:
+        return QUANTIZE_SCHEMES[quantize.value] if quantize is not None else None
+    if not int8:
+        raise InputError("--scheme goes with --int8 (both are old spellings: use --quantize)")
+    old = (scheme or Scheme.w8a8).value
+    new = next(name for name, value in QUANTIZE_SCHEMES.items() if value == old)
+    if quantize is not None and quantize.value != new:
+        raise InputError(
+            f"--int8{f' --scheme {old}' if scheme else ''} and --quantize {quantize.value} disagree"
+        )
+    spelled = "--int8" + (f" --scheme {old}" if scheme is not None else "")
+    logging.getLogger(__name__).warning("%s is deprecated; use --quantize %s", spelled, new)
+    return old
 
 
 def _speed(params: dict[str, Any]) -> dict[str, Any]:
@@ -778,7 +822,7 @@ def validate(
     debug: DebugOpt = False,
 ) -> None:
     """Check storyboards and print their generation plans; exit 2 if any is invalid."""
-    from .batch import JsonLines
+    from .jsonl import JsonLines
     from .models.spec import resolve_spec
     from .plans import plan_storyboard
     from .storyboard import StoryboardError, format_plan
@@ -817,9 +861,15 @@ def quantize(
         Path, typer.Option("-o", "--output", help="Model folder to write (usable as --model).")
     ],
     model: ModelOpt = DEFAULT_MODEL,
-    scheme: Annotated[
-        Scheme, typer.Option(help="w8a8: dynamic int8 activations + int8 weights; w8: int8 weights only.")
-    ] = Scheme.w8a8,
+    quantize: Annotated[
+        SavedQuantize,
+        typer.Option(
+            "--quantize",
+            help="int8: int8 weights, int8 activations quantized per token at run time; int8-weights: int8 "
+            "weights only.",
+        ),
+    ] = SavedQuantize.int8,
+    scheme: Annotated[Scheme | None, typer.Option(hidden=True, help="Old spelling of --quantize.")] = None,
     force: ForceOpt = False,
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
@@ -830,11 +880,16 @@ def quantize(
     with _errors_to_exit(debug):
         from .api import describe_quantization
         from .errors import OutputError
-        from .models.spec import resolve_model
+        from .models.spec import QUANTIZE_SCHEMES, resolve_model
         from .quantize import write_quantized_model
 
         if output.exists() and not force:
             raise OutputError(f"{output} already exists (use --force to replace it)")
+        chosen = QUANTIZE_SCHEMES[quantize.value]
+        if scheme is not None:  # the old spelling
+            chosen = scheme.value
+            new = next(name for name, value in QUANTIZE_SCHEMES.items() if value == chosen)
+            logging.getLogger(__name__).warning("--scheme %s is deprecated; use --quantize %s", chosen, new)
 
         def on_layer(name: str, index: int, total: int) -> None:
             if not quiet:
@@ -842,7 +897,7 @@ def quantize(
 
         spec = resolve_model(model)
         summary = write_quantized_model(
-            spec, output, scheme=scheme.value, force=force, offline=offline, on_layer=on_layer
+            spec, output, scheme=chosen, force=force, offline=offline, on_layer=on_layer
         )
         typer.echo(describe_quantization(summary), err=True)
         typer.echo(f"Wrote {output} (use it as --model {output})", err=True)
@@ -870,7 +925,7 @@ def download(
         from .memory import human_bytes, parse_size
         from .models.spec import components, resolve_spec
 
-        spec = resolve_spec(model, loras=lora or (), decoder=decoder.value if decoder is not None else None)
+        spec = resolve_spec(model, loras=lora or (), decoder=decoder)
         parts = components(spec)
         if not parts:
             typer.echo(f"{spec.name}: nothing to download (built in-process)")
@@ -961,7 +1016,7 @@ def decode(
         from .video import check_output
 
         check_output(output, overwrite=force)
-        spec = resolve_spec(model, decoder=decoder.value if decoder is not None else None)
+        spec = resolve_spec(model, decoder=decoder)
         z, plan = open_latents(latents)
         network = load_decoder_only(spec, device=resolve_device(device.value), offline=offline)
         fpb = plan.get("frames_per_block", spec.geometry.frames_per_block)
@@ -1001,10 +1056,27 @@ def info(debug: DebugOpt = False) -> None:
         rope = ", relative RoPE" if spec.sampler.rope == "relative" else ""
         default = "  [default]" if name == DEFAULT_MODEL else ""
         typer.echo(f"  {name:<{width}} {source} ({spec.sampler.name} sampler{rope}){default}")
+    _echo_components()
     typer.echo("precision per part:")
     for part, rule in RULES.items():
         typer.echo(f"  {part.replace('_', ' '):<14} {rule}")
     typer.echo(f"caches: {cache_root()} (converted/, embeddings/; `longlive cache`)")
+
+
+def _echo_components() -> None:
+    """The samplers and decoders with what each declares (:mod:`longlive_cli.registry`); an installed plugin
+    not loaded yet is named only (listing imports no plugin)."""
+    from .registry import decoder_names, known_decoders, known_samplers, sampler_names
+
+    for kind, known, names in (
+        ("samplers", known_samplers(), sampler_names()),
+        ("decoders", known_decoders(), decoder_names()),
+    ):
+        typer.echo(f"{kind}:")
+        for item in known:
+            typer.echo(f"  {item.name:<16} {item.summary} ({item.abilities()})")
+        for name in sorted(set(names) - {item.name for item in known}):
+            typer.echo(f"  {name:<16} (an installed plugin, loaded when used)")
 
 
 def version_callback(value: bool) -> None:

@@ -24,10 +24,10 @@ from .errors import InputError
 from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
 from .latents import LatentsView, LatentsWriter
 from .models.loaders import Model
-from .models.spec import check_length, check_transitions
+from .models.spec import check_capabilities
 from .quality.timing import plan_metadata
 from .runtime import StageTimes, stage
-from .samplers import SAMPLERS, SampledBlock
+from .samplers import SampledBlock, get_sampler
 from .schedule import FixedSchedule, PromptSchedule
 from .storyboard import Plan
 from .video import VideoWriter
@@ -37,11 +37,10 @@ __all__ = ["FrameSink", "check_plan_fits", "decode_to_video", "generate", "parti
 
 def check_plan_fits(plan: Plan, model: Model) -> None:
     """Raise :class:`~longlive_cli.errors.InputError` when ``plan`` asks for what ``model`` cannot make
-    (another fps or block size than the model's geometry, fewer blocks than its sampler needs, transitions
-    its sampler cannot blend)."""
+    (another fps or block size than the model's geometry, or what its components do not declare:
+    :func:`~longlive_cli.models.spec.check_capabilities`)."""
     geometry = model.spec.geometry
-    check_length(model.spec, plan.num_blocks)
-    check_transitions(model.spec, plan.has_transitions)
+    check_capabilities(model.spec, plan)
     if plan.fps != geometry.fps:
         raise InputError(
             f"the storyboard asks for {plan.fps} fps; {model.spec.name} generates {geometry.fps} fps"
@@ -207,13 +206,13 @@ def _generate(
             seed=seed,
         )
         latent_height, latent_width = geometry.latent_size(plan.width, plan.height)
-        blocks = SAMPLERS[model.spec.sampler.name](
+        blocks = get_sampler(model.spec.sampler.name)(
             model.transformer,
             schedule,
             latent_height=latent_height,
             latent_width=latent_width,
             seed=seed,
-            cfg=model.spec.sampler,
+            sampler_config=model.spec.sampler,
             geometry=geometry,
             times=times,
         )
