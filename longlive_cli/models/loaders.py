@@ -232,7 +232,7 @@ def load_model(
         vae_dtype = torch.float32 if torch.device(device).type == "cpu" else dtype
     keep = tuple(WanTransformer3DModel._keep_in_fp32_modules or ())
     if spec.base is None:
-        wan, _, _ = build_tiny_random()
+        wan = _tiny_transformer(spec)
         paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
         vae = _decoder_network(spec, paths)
         if spec.quantized:
@@ -271,6 +271,24 @@ def load_model(
     # A quantized transformer is built on ``device`` in ``dtype`` already (torchao tensors are not cast).
     transformer = CausalWanTransformer(wan if spec.quantized else _place(wan, device, dtype, keep_fp32=keep))
     return Model(spec=spec, transformer=transformer, vae=_place(vae, device, vae_dtype))
+
+
+def _tiny_transformer(spec: ModelSpec) -> WanTransformer3DModel:
+    """The tiny random transformer of a ``base: null`` spec, in its architecture's layout."""
+    if spec.architecture == "longlive-2.0":
+        from .wan22 import build_tiny_random_2
+
+        return build_tiny_random_2()[0]
+    return build_tiny_random()[0]
+
+
+def _tiny_vae(spec: ModelSpec) -> AutoencoderKLWan:
+    """The tiny random VAE of a ``base: null`` spec: Wan2.1's, or Wan2.2's (z_dim 48) for LongLive 2.0."""
+    if spec.architecture == "longlive-2.0":
+        from .wan22 import build_tiny_random_2
+
+        return build_tiny_random_2()[1]
+    return build_tiny_random()[1]
 
 
 def _user_lora_files(spec: ModelSpec, paths: dict) -> list[tuple[Path, float]]:
@@ -319,7 +337,7 @@ def _decoder_network(spec: ModelSpec, paths: dict[str, Path]) -> torch.nn.Module
             torch.manual_seed(1)
             return AutoencoderKLWan(**tiny_vae_config())
     if spec.base is None:
-        return build_tiny_random()[1]
+        return _tiny_vae(spec)
     return load_lightvae(paths["decoder"]) if spec.decoder == "lightvae" else load_vae(paths["vae"])
 
 

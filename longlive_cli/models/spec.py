@@ -46,6 +46,22 @@ model cards; the README's "Models" lists them with sizes and licences):
 ``tiny-random`` is the same architecture family at toy size with random weights built in-process:
 no download, noise-like video; for trying the tool and for tests.
 
+``longlive-2.0-5b`` is LongLive 2.0 (architecture ``longlive-2.0``, :mod:`longlive_cli.architectures`):
+NVlabs/LongLive
+``main`` README ("Models": ``Efficient-Large-Model/LongLive-2.0-5B``; quick start
+``merged_checkpoint_path = "LongLive-2.0-5B/model_bf16.pt"``, loaded by ``utils/inference_utils.py``
+``load_generator_checkpoint``: entry ``generator``, keys ``model.<Wan key>``, strict) on the Wan2.2-TI2V-5B
+base,
+whose diffusers repo ``Wan-AI/Wan2.2-TI2V-5B-Diffusers`` gives the transformer config, the UMT5 text encoder,
+the
+tokenizer and the Wan2.2 VAE. The two-file layout of the official configs (``configs/inference.yaml``:
+``generator_ckpt`` + ``lora_ckpt`` with ``adapter: {rank: 128, alpha: 128}``) is a spec file with
+``generator``,
+``lora``, ``lora_rank: 128``, ``lora_alpha: 128``. The NVFP4 releases (:data:`NVFP4_RELEASES`) are refused
+with
+what they need. ``tiny-random-2`` is the 2.0 architecture at toy size with random weights (a tiny Wan2.2-style
+VAE with z_dim 48).
+
 Any model also takes user LoRAs (:class:`LoraSpec`: spec key ``loras``, ``--lora SOURCE[:SCALE]``), merged
 into the transformer at load time (:mod:`longlive_cli.models.user_loras`).
 
@@ -62,14 +78,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, LONGLIVE_2, SCENE_CUT_PREFIX, architecture_of
 from ..errors import ModelError
-from ..geometry import WAN21, Geometry, relative_rope
+from ..geometry import WAN21, WAN22, Geometry, relative_rope
 from ..hub import Source, fetch, parse_source
 
 DEFAULT_MODEL = "longlive-1.3b"
 SPEC_FILE_IN_DIR = "longlive-model.yaml"
 #: The samplers a spec may name (the keys of :data:`longlive_cli.samplers.SAMPLERS`; a test keeps them equal).
-SAMPLER_NAMES = ("longlive", "rolling-forcing")
+SAMPLER_NAMES = ("longlive", "rolling-forcing", "longlive2")
 #: Temporal RoPE kinds (spec key ``rope``, ``generate --rope``): ``absolute`` indexes the model's table by the
 #: latent frame (at most 1024 frames, about 255 s); ``relative`` by the frame's rank in the attention window.
 ROPE_NAMES = ("absolute", "relative")
@@ -95,6 +112,16 @@ class SamplerConfig:
     re-caches for an N-block transition, as Scope does at every step), ``first`` (one, at the switch, as a
     hard switch), or ``none``.
 
+    LongLive 2.0 (``name: longlive2``; NVlabs/LongLive ``main`` ``configs/inference.yaml``):
+    ``sampling_steps``
+    flow-UniPC steps with ``timestep_shift`` (``denoising_steps`` is not read); ``multi_shot_sink`` pins the
+    first block of each shot as a second sink behind the global one; ``shot_clean_recache`` resets the cache
+    to
+    [global sink | the shot's first block] at a cut; ``scene_cut_prefix`` is prepended to the first block's
+    prompt
+    of each new shot; ``shot_rope_offset`` latent frames are added to the temporal RoPE index per shot
+    (``multi_shot_rope_offset``). LongLive 1.0's samplers ignore these.
+
     Raises:
         ValueError: an unknown ``rope`` or ``transition_recache``.
     """
@@ -116,6 +143,11 @@ class SamplerConfig:
     timestep_shift: float = 5.0
     num_train_timesteps: int = 1000
     global_sink: bool = True
+    sampling_steps: int = 4
+    multi_shot_sink: bool = True
+    shot_clean_recache: bool = False
+    scene_cut_prefix: str = SCENE_CUT_PREFIX
+    shot_rope_offset: int = 8
 
 
 @dataclass(frozen=True)
@@ -193,7 +225,10 @@ class ModelSpec:
     replaces the base/generator transformer (its config is in the file). ``geometry`` holds the model's
     numbers (fps, block size, strides, native resolution; a spec file sets ``fps``, ``frames_per_block``
     and ``native_resolution``); sampler sizes are in latent frames. ``spec_dir`` is the folder relative
-    sources resolve against.
+    sources resolve against. ``architecture`` names the model's
+    :class:`~longlive_cli.architectures.Architecture`
+    (``longlive-1.0`` or ``longlive-2.0``), which gives the geometry and sampler defaults a spec file starts
+    from.
     """
 
     name: str
@@ -214,6 +249,7 @@ class ModelSpec:
     quantized: str | None = None
     scheme: str | None = None
     spec_dir: Path | None = None
+    architecture: str = DEFAULT_ARCHITECTURE
 
 
 # The Wan2.1-T2V-1.3B files every released checkpoint of this family runs on (see the module docs).
@@ -241,6 +277,9 @@ DECODER_SOURCES = {
 
 #: The preset to name when a storyboard is too long for absolute RoPE.
 INFINITE_MODEL = "longlive-1.3b-infinite"
+#: LongLive 2.0's sampler settings (``configs/inference.yaml``;
+#: :data:`longlive_cli.architectures.LONGLIVE_2`).
+_LONGLIVE_2_SAMPLER = SamplerConfig(**LONGLIVE_2.sampler_defaults)
 #: Self-Forcing's inference cache (``utils/wan_wrapper.py`` defaults): 21 latent frames, no sink.
 _SELF_FORCING_SAMPLER = SamplerConfig(local_attn_size=21, sink_size=0)
 
@@ -284,6 +323,33 @@ PRESETS: dict[str, ModelSpec] = {
     "tiny-random": ModelSpec(
         name="tiny-random", base=None, geometry=replace(WAN21, native_resolution=(128, 80))
     ),
+    "longlive-2.0-5b": ModelSpec(
+        name="longlive-2.0-5b",
+        architecture=LONGLIVE_2.name,
+        base=LONGLIVE_2.base_repo,
+        generator="Efficient-Large-Model/LongLive-2.0-5B:model_bf16.pt",
+        generator_key="generator",
+        lora_rank=128,
+        lora_alpha=128,
+        sampler=_LONGLIVE_2_SAMPLER,
+        geometry=WAN22,
+    ),
+    "tiny-random-2": ModelSpec(
+        name="tiny-random-2",
+        architecture=LONGLIVE_2.name,
+        base=None,
+        sampler=_LONGLIVE_2_SAMPLER,
+        geometry=replace(WAN22, native_resolution=(128, 64)),
+    ),
+}
+
+#: The NVFP4 releases of LongLive 2.0 (NVlabs/LongLive README "Models"; ``docs/getting_started.md`` "NVFP4
+#: Inference": ``model_te.pt`` for TransformerEngine, ``model_4o6.pt`` for FourOverSix), refused: they need
+#: the
+#: official repo's NVFP4 kernels, which this project does not ship.
+NVFP4_RELEASES = {
+    "longlive-2.0-5b-nvfp4-s4": "Efficient-Large-Model/LongLive-2.0-5B-NVFP4-S4",
+    "longlive-2.0-5b-nvfp4-s2": "Efficient-Large-Model/LongLive-2.0-5B-NVFP4-S2",
 }
 
 # Approximate sizes for messages and `longlive download`, as the Hub's file pages state them; files not
@@ -351,9 +417,10 @@ def load_spec(path: str | Path) -> ModelSpec:
         geometry_kw["native_resolution"] = tuple(geometry_kw["native_resolution"])
     if "denoising_steps" in sampler_kw:
         sampler_kw["denoising_steps"] = tuple(sampler_kw["denoising_steps"])
+    arch = _spec_architecture(path, spec_kw, sampler_kw)
     try:
-        sampler = SamplerConfig(**sampler_kw)
-        geometry = replace(WAN21, **geometry_kw)
+        sampler = SamplerConfig(**{**arch.sampler_defaults, **sampler_kw})
+        geometry = replace(arch.geometry, **geometry_kw)
         spec = ModelSpec(
             name=str(path), spec_dir=path.parent.resolve(), sampler=sampler, geometry=geometry, **spec_kw
         )
@@ -363,6 +430,24 @@ def load_spec(path: str | Path) -> ModelSpec:
         return with_rope(spec, sampler.rope)
     except ValueError as err:
         raise ModelUnavailableError(f"{path}: {err}") from None
+
+
+def _spec_architecture(path: Path, spec_kw: dict[str, Any], sampler_kw: dict[str, Any]):
+    """A spec file's ``architecture`` (default ``longlive-1.0``), checked against its ``sampler``: LongLive
+    2.0
+    runs its own sampler (``longlive2``), and that sampler runs only LongLive 2.0."""
+    name = spec_kw.get("architecture", DEFAULT_ARCHITECTURE)
+    if not isinstance(name, str) or name not in ARCHITECTURES:
+        raise ModelUnavailableError(
+            f"{path}: architecture: {name!r} is not one of {', '.join(ARCHITECTURES)}"
+        )
+    arch = architecture_of(name)
+    sampler = sampler_kw.get("name", arch.sampler)
+    if (sampler == "longlive2") != (arch.sampler == "longlive2"):
+        raise ModelUnavailableError(
+            f"{path}: sampler: {sampler} does not run architecture {name} (it runs {arch.sampler})"
+        )
+    return arch
 
 
 def _check_sources(path: Path, spec_kw: dict[str, Any]) -> None:
@@ -382,6 +467,7 @@ def _check_sources(path: Path, spec_kw: dict[str, Any]) -> None:
         "scheme",
         "decoder",
         "decoder_weights",
+        "architecture",
     )
     for key in keys:
         if spec_kw.get(key) is not None and not isinstance(spec_kw[key], str):
@@ -405,12 +491,12 @@ def with_rope(spec: ModelSpec, rope: str) -> ModelSpec:
         raise ValueError(f"rope {rope!r} is not one of {', '.join(ROPE_NAMES)}")
     if rope == "relative" and spec.sampler.name != "longlive":
         raise ValueError(f"rope: relative works with the longlive sampler, not {spec.sampler.name}")
-    g = spec.geometry
+    g, table = spec.geometry, architecture_of(spec.architecture).geometry
     if rope == "relative":
         geometry = relative_rope(g)
     else:
         geometry = replace(
-            g, rope_max_latent_frames=WAN21.rope_max_latent_frames, max_trained_s=WAN21.max_trained_s
+            g, rope_max_latent_frames=table.rope_max_latent_frames, max_trained_s=table.max_trained_s
         )
     if rope == spec.sampler.rope and geometry == g:
         return spec
@@ -445,6 +531,13 @@ def resolve_model(name: str | ModelSpec, loras: Iterable[str | LoraSpec] = ()) -
     """
     if isinstance(name, ModelSpec):
         spec = name
+    elif name in NVFP4_RELEASES:
+        raise ModelUnavailableError(
+            f"{name} ({NVFP4_RELEASES[name]}: model_te.pt / model_4o6.pt) is an NVFP4 release: it runs only "
+            "with the official LongLive 2.0 code's NVFP4 kernels (TransformerEngine or FourOverSix, "
+            "built for Blackwell GPUs: B200/GB200/GB300), which this project does not ship. Use "
+            "longlive-2.0-5b (the bf16 release), optionally with --int8."
+        )
     elif name in PRESETS:
         spec = PRESETS[name]
     else:

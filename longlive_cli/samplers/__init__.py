@@ -8,7 +8,8 @@ spec names its sampler (``sampler:``); :data:`SAMPLERS` maps the names to the fu
 Implementations: ``longlive`` (:func:`~longlive_cli.samplers.longlive.sample_longlive`: LongLive's block
 sampler with KV re-cache at prompt switches) and ``rolling-forcing``
 (:func:`~longlive_cli.samplers.rolling_forcing.sample_rolling`: Rolling Forcing's window of S blocks at
-staggered noise levels; also Causal Forcing's long-video model with S = 4).
+staggered noise levels; also Causal Forcing's long-video model with S = 4) and ``longlive2``
+(:func:`~longlive_cli.samplers.longlive2.sample_longlive2`: LongLive 2.0's 8-frame blocks with flow UniPC).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .base import NoiseStream, SampledBlock, flow_schedule
 from .longlive import sample_longlive
+from .longlive2 import sample_longlive2
 from .rolling_forcing import sample_rolling
 
 if TYPE_CHECKING:
@@ -47,7 +49,11 @@ class Sampler(Protocol):
     ) -> Iterator[SampledBlock]: ...
 
 
-SAMPLERS: dict[str, Sampler] = {"longlive": sample_longlive, "rolling-forcing": sample_rolling}
+SAMPLERS: dict[str, Sampler] = {
+    "longlive": sample_longlive,
+    "rolling-forcing": sample_rolling,
+    "longlive2": sample_longlive2,  # LongLive 2.0 (Wan2.2-TI2V-5B): flow UniPC per 8-frame block, shots
+}
 
 
 def get_sampler(name: str) -> Sampler:

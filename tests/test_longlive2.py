@@ -1,0 +1,212 @@
+"""LongLive 2.0 (architecture ``longlive-2.0``): the geometry, the presets and spec files, the flow-UniPC
+solver,
+and parity of ``longlive generate`` with the official 2.0 inference.
+
+The release is written here in the official formats at toy size: a Wan2.2-style base folder
+(``transformer/config.json`` with 48 latent channels, the tiny UMT5 and tokenizer, a tiny Wan2.2 VAE with
+z_dim
+48) and a merged generator like ``model_bf16.pt`` (``{"generator": {"model.<Wan key>": bf16},
+"checkpoint_format":
+...}``). The latents of ``generate --save-latents`` must equal :mod:`official_v2` (an independent reference of
+the
+official inference: its own loop, its own UniPC, the official token buffer) to 1e-4 relative, CPU float32.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from helpers import wan_layout
+from official_v2 import PREFIX, load_official_transformer, official_grid, official_v2_latents, unipc_block
+from typer.testing import CliRunner
+
+from longlive_cli.cli import app
+from longlive_cli.geometry import WAN22
+from longlive_cli.latents import read_latents
+from longlive_cli.models.spec import PRESETS, ModelUnavailableError, components, resolve_model
+from longlive_cli.models.transformer import CausalWanTransformer
+from longlive_cli.models.umt5 import TextEncoder, build_tiny_text_encoder
+from longlive_cli.models.wan22 import tiny_transformer_config_2, tiny_vae_config_2
+from longlive_cli.samplers.unipc import FlowUniPC, flow_unipc_grid
+from longlive_cli.storyboard import load_storyboard, make_plan
+from longlive_cli.text import encode_prompts
+
+CFG2 = tiny_transformer_config_2()
+LAYOUT2 = wan_layout(CFG2)
+RES = "64x32"  # 2 tokens per latent frame: the parity runs stay fast
+H, W = 2, 4  # latent size at 64x32 (16x)
+
+
+# ------------------------------------------------------------------------------------------ geometry, presets
+def test_geometry_has_the_official_numbers():
+    g = WAN22
+    assert (g.fps, g.frames_per_block, g.latent_channels, g.vae_spatial_stride) == (24, 8, 48, 16)
+    assert g.native_resolution == (1280, 704) and g.tokens_per_frame(1280, 704) == 880
+    assert g.block_video_frames == 32 and g.block_s == pytest.approx(4 / 3)
+    # block b > 0 starts at video frame 32b - 3; `at: (32b - 3)/24 s` switches at block b; 381/24 s is 12
+    # blocks
+    for b in (1, 2, 5):
+        assert g.first_video_frame(8 * b) == 32 * b - 3
+        assert g.switch_block(g.latent_index((32 * b - 3) / 24)) == b
+    assert g.latent_frames(381 / 24) == 96 and g.video_frames(96) == 381
+
+
+def test_presets_name_the_verified_release():
+    spec = PRESETS["longlive-2.0-5b"]
+    parts = {p.role: str(p.source) for p in components(spec)}
+    assert parts["generator"] == "Efficient-Large-Model/LongLive-2.0-5B:model_bf16.pt"
+    assert parts["transformer_config"] == "Wan-AI/Wan2.2-TI2V-5B-Diffusers:transformer/config.json"
+    assert parts["vae"] == "Wan-AI/Wan2.2-TI2V-5B-Diffusers:vae" and "lora" not in parts
+    assert spec.architecture == "longlive-2.0" and spec.geometry == WAN22
+    s = spec.sampler
+    assert (s.name, s.local_attn_size, s.sink_size, s.sampling_steps, s.timestep_shift) == (
+        "longlive2",
+        32,
+        8,
+        4,
+        5,
+    )
+    assert s.multi_shot_sink and not s.shot_clean_recache and s.scene_cut_prefix == "The scene transitions. "
+    assert PRESETS["tiny-random-2"].architecture == "longlive-2.0"
+
+
+@pytest.mark.parametrize("name", ["longlive-2.0-5b-nvfp4-s4", "longlive-2.0-5b-nvfp4-s2"])
+def test_nvfp4_releases_are_refused_with_what_they_need(name):
+    with pytest.raises(ModelUnavailableError) as err:
+        resolve_model(name)
+    assert "NVFP4" in str(err.value) and "Blackwell" in str(err.value) and "longlive-2.0-5b" in str(err.value)
+
+
+def test_spec_file_architecture(tmp_path):
+    (tmp_path / "a.yaml").write_text("architecture: longlive-2.0\nbase: x\nmulti_shot_sink: false\n")
+    spec = resolve_model(str(tmp_path / "a.yaml"))
+    assert spec.geometry == WAN22 and spec.sampler.name == "longlive2" and spec.sampler.sink_size == 8
+    assert not spec.sampler.multi_shot_sink
+    (tmp_path / "b.yaml").write_text("architecture: longlive-3\nbase: x\n")
+    with pytest.raises(ModelUnavailableError, match="longlive-3"):
+        resolve_model(str(tmp_path / "b.yaml"))
+    (tmp_path / "c.yaml").write_text("architecture: longlive-2.0\nbase: x\nsampler: longlive\n")
+    with pytest.raises(ModelUnavailableError, match="does not run"):
+        resolve_model(str(tmp_path / "c.yaml"))
+
+
+# ------------------------------------------------------------------------------------------ solver
+def test_unipc_grid_is_the_official_one():
+    timesteps, sigmas = flow_unipc_grid(4, 5.0)
+    assert timesteps == [999, 937, 833, 624]
+    ref_t, ref_s = official_grid(4, 5.0)
+    assert timesteps == [int(t) for t in ref_t] and sigmas.tolist() == ref_s
+    assert sigmas.tolist()[:4] == pytest.approx([0.99980, 0.93727, 0.83306, 0.62469], abs=1e-5)
+
+
+def test_unipc_steps_match_the_reference_solver():
+    g = torch.Generator().manual_seed(0)
+    weight = 0.3 * torch.randn(16, 16, generator=g)
+    x0 = torch.randn(1, 8, 16, generator=g)
+
+    def flow(x, t):
+        return torch.tanh(x @ weight) * (1 + t / 1000)
+
+    timesteps, sigmas = flow_unipc_grid(4, 5.0)
+    solver, x = FlowUniPC(sigmas), x0.clone()
+    for t in timesteps:
+        x = solver.step(flow(x, t), x)
+    ref = unipc_block(lambda y, i: flow(y, timesteps[i]), x0.clone(), official_grid()[1])
+    assert (x - ref).abs().max() <= 1e-5 * ref.abs().max()
+    # not a plain Euler/x0 chain: dropping the corrector changes the result
+    euler = x0.clone()
+    for i, t in enumerate(timesteps):
+        x0_i = euler - sigmas[i] * flow(euler, t)
+        euler = (1 - sigmas[i + 1]) * x0_i + sigmas[i + 1] * (euler - x0_i) / sigmas[i]
+    assert (euler - ref).abs().max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------------ parity
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    """A tiny LongLive 2.0 release in the official formats: base folder, merged generator, spec file."""
+    root = tmp_path_factory.mktemp("longlive2")
+    base = root / "base"
+    (base / "transformer").mkdir(parents=True)
+    (base / "transformer" / "config.json").write_text(json.dumps(dict(WanTransformer3DModel(**CFG2).config)))
+    build_tiny_text_encoder(seed=3).save_pretrained(base)
+    torch.manual_seed(4)
+    AutoencoderKLWan(**tiny_vae_config_2()).save_pretrained(base / "vae")
+    g = torch.Generator().manual_seed(11)
+    gen = {k: (0.2 * torch.randn(shape, generator=g)).to(torch.bfloat16) for k, (shape, _) in LAYOUT2.items()}
+    torch.save(
+        {"generator": {f"model.{k}": v for k, v in gen.items()}, "checkpoint_format": "bf16"}, root / "gen.pt"
+    )
+    (root / "spec.yaml").write_text("architecture: longlive-2.0\nbase: base\ngenerator: gen.pt\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(release):
+    model = CausalWanTransformer(load_official_transformer(release / "gen.pt", CFG2, LAYOUT2)).requires_grad_(
+        False
+    )
+    text = TextEncoder.from_pretrained(release / "base")
+    return model, lambda t: encode_prompts(text, [t])[0]
+
+
+def run_generate(release: Path, story: str, tmp_path: Path, *extra: str) -> torch.Tensor:
+    board = tmp_path / "story.yaml"
+    board.write_text(story)
+    lat = tmp_path / "out.safetensors"
+    args = ["generate", str(board), "-o", str(tmp_path / "out.mp4"), "--model", str(release / "spec.yaml")]
+    args += ["--device", "cpu", "--dtype", "float32", "--save-latents", str(lat), "-q", *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return read_latents(lat)[0]
+
+
+def assert_parity(got: torch.Tensor, want: torch.Tensor) -> None:
+    assert got.shape == want.shape
+    err = (got - want).norm() / want.norm()
+    assert err <= 1e-4, f"relative error {err:.2e}"
+
+
+def test_one_prompt_over_12_blocks_equals_the_official_inference(release, reference, tmp_path):
+    story = f"duration: {381 / 24}\nresolution: {RES}\nseed: 5\n"
+    story += "prompts: [{at: 0s, text: a lighthouse at dusk}]\n"
+    got = run_generate(release, story, tmp_path)
+    model, encode = reference
+    want = official_v2_latents(
+        model, encode, ["a lighthouse at dusk"] * 12, latent_height=H, latent_width=W, seed=5
+    )
+    assert got.shape == (1, 96, 48, H, W)
+    assert_parity(got, want)
+
+
+def test_tiny_random_2_writes_a_24_fps_video(tmp_path):
+    board = tmp_path / "story.yaml"
+    board.write_text(f"duration: 2s\nresolution: {RES}\nprompts: [{{at: 0s, text: a red fox}}]\n")
+    args = [
+        "generate",
+        str(board),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--model",
+        "tiny-random-2",
+        "--device",
+        "cpu",
+        "-q",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    import imageio_ffmpeg
+
+    meta = next(imageio_ffmpeg.read_frames(str(tmp_path / "o.mp4")))
+    assert meta["fps"] == 24 and meta["size"] == (64, 32)
+    plan = make_plan(
+        load_storyboard(board, geometry=PRESETS["tiny-random-2"].geometry), PRESETS["tiny-random-2"].geometry
+    )
+    assert plan.num_video_frames == 61  # 2 s -> 2 blocks of 8 latent frames -> 4*16 - 3
+
+
+_ = PREFIX  # used by the shot scenarios
