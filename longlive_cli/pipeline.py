@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -24,7 +24,7 @@ from .errors import InputError
 from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
 from .latents import LatentsView, LatentsWriter
 from .models.loaders import Model
-from .models.spec import check_length, check_transitions
+from .models.spec import check_length, check_shots, check_transitions
 from .runtime import StageTimes, stage
 from .samplers import SAMPLERS, SampledBlock
 from .schedule import FixedSchedule, PromptSchedule
@@ -41,6 +41,7 @@ def check_plan_fits(plan: Plan, model: Model) -> None:
     geometry = model.spec.geometry
     check_length(model.spec, plan.num_blocks)
     check_transitions(model.spec, plan.has_transitions)
+    check_shots(model.spec, plan.has_cuts)
     if plan.fps != geometry.fps:
         raise InputError(
             f"the storyboard asks for {plan.fps} fps; {model.spec.name} generates {geometry.fps} fps"
@@ -68,6 +69,7 @@ def generate(
     decoder: Decoder | None = None,
     sinks: Sequence[FrameSink] = (),
     should_finish: Callable[[], bool] | None = None,
+    cut_embeds: Mapping[int, torch.Tensor] | None = None,
 ) -> Iterator[Event]:
     """Generate ``plan`` into the MP4 ``output``, yielding events as the work proceeds.
 
@@ -95,6 +97,8 @@ def generate(
         should_finish: polled after each block; when it returns True the video ends there as if that
             were its last block (written under ``output``, ``Finished`` yielded): ``longlive live``'s
             ``:quit``.
+        cut_embeds: for each segment that starts a new shot (``cut: true``), the embedding of its first
+            block (scene-cut prefix + text; LongLive 2.0); ignored when ``schedule`` is given.
 
     With ``model.transformer.options.overlap_decode`` each block is decoded and written on a worker
     thread while the next one is generated; ``BlockDone`` then follows one block behind.
@@ -109,7 +113,7 @@ def generate(
     """
     check_plan_fits(plan, model)
     geometry = model.spec.geometry
-    schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds)
+    schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds, cut_embeds)
     kept = (
         LatentsWriter(
             save_latents,

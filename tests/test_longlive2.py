@@ -141,7 +141,10 @@ def release(tmp_path_factory) -> Path:
     torch.save(
         {"generator": {f"model.{k}": v for k, v in gen.items()}, "checkpoint_format": "bf16"}, root / "gen.pt"
     )
-    (root / "spec.yaml").write_text("architecture: longlive-2.0\nbase: base\ngenerator: gen.pt\n")
+    spec = "architecture: longlive-2.0\nbase: base\ngenerator: gen.pt\n"
+    (root / "spec.yaml").write_text(spec)
+    (root / "spec-no-shot-sink.yaml").write_text(spec + "multi_shot_sink: false\n")
+    (root / "spec-clean-recache.yaml").write_text(spec + "shot_clean_recache: true\n")
     return root
 
 
@@ -154,11 +157,13 @@ def reference(release):
     return model, lambda t: encode_prompts(text, [t])[0]
 
 
-def run_generate(release: Path, story: str, tmp_path: Path, *extra: str) -> torch.Tensor:
+def run_generate(
+    release: Path, story: str, tmp_path: Path, *extra: str, spec: str = "spec.yaml"
+) -> torch.Tensor:
     board = tmp_path / "story.yaml"
     board.write_text(story)
     lat = tmp_path / "out.safetensors"
-    args = ["generate", str(board), "-o", str(tmp_path / "out.mp4"), "--model", str(release / "spec.yaml")]
+    args = ["generate", str(board), "-o", str(tmp_path / "out.mp4"), "--model", str(release / spec)]
     args += ["--device", "cpu", "--dtype", "float32", "--save-latents", str(lat), "-q", *extra]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -209,4 +214,110 @@ def test_tiny_random_2_writes_a_24_fps_video(tmp_path):
     assert plan.num_video_frames == 61  # 2 s -> 2 blocks of 8 latent frames -> 4*16 - 3
 
 
-_ = PREFIX  # used by the shot scenarios
+# ------------------------------------------------------------------------------------------ shots
+def block_texts(prompts: list[tuple[int, str, bool]], num_blocks: int) -> list[str]:
+    """Per-block texts as the official dataset writes them: a shot's first block behind the prefix."""
+    out = []
+    for i, (first, text, cut) in enumerate(prompts):
+        end = prompts[i + 1][0] if i + 1 < len(prompts) else num_blocks
+        out += [PREFIX + text if cut and b == first else text for b in range(first, end)]
+    return out
+
+
+def story(prompts: list[tuple[int, str, bool]], num_blocks: int, seed: int = 5) -> str:
+    """A storyboard with each prompt at the start of its block: ``at: (32b - 3)/24 s`` switches at block b."""
+    lines = [f"duration: {(32 * num_blocks - 3) / 24}", f"resolution: {RES}", f"seed: {seed}", "prompts:"]
+    for first, text, cut in prompts:
+        at = 0 if first == 0 else (32 * first - 3) / 24
+        lines.append(f"  - {{at: {at}, text: {text}{', cut: true' if cut else ''}}}")
+    return "\n".join(lines) + "\n"
+
+
+SHOTS = {
+    # a cut after the window (32 frames, 4 blocks) is full: pinned floating, protected three blocks later
+    "cut-after-window-full": ([(0, "a lighthouse at dusk", False), (5, "a ship in a storm", True)], 9),
+    # a cut at block 1 (pinned right behind the global sink at once) and a later one that replaces it
+    "three-shots": (
+        [(0, "a lighthouse at dusk", False), (1, "a ship in a storm", True), (4, "a harbour at night", True)],
+        7,
+    ),
+}
+
+
+@pytest.mark.parametrize("multi_shot_sink", [True, False], ids=["multi-shot-sink", "no-shot-sink"])
+@pytest.mark.parametrize("scenario", list(SHOTS))
+def test_shots_equal_the_official_inference(release, reference, tmp_path, scenario, multi_shot_sink):
+    if scenario == "cut-after-window-full" and not multi_shot_sink:
+        pytest.skip("the no-shot-sink parity runs on the three-shot scenario")
+    prompts, num_blocks = SHOTS[scenario]
+    spec = "spec.yaml" if multi_shot_sink else "spec-no-shot-sink.yaml"
+    got = run_generate(release, story(prompts, num_blocks), tmp_path, spec=spec)
+    model, encode = reference
+    want = official_v2_latents(
+        model,
+        encode,
+        block_texts(prompts, num_blocks),
+        latent_height=H,
+        latent_width=W,
+        seed=5,
+        multi_shot_sink=multi_shot_sink,
+    )
+    assert_parity(got, want)
+    # the shot structure matters: without the cut the latents differ from the shot's first block on
+    plain = official_v2_latents(
+        model,
+        encode,
+        [t.removeprefix(PREFIX) for t in block_texts(prompts, num_blocks)],
+        latent_height=H,
+        latent_width=W,
+        seed=5,
+        multi_shot_sink=multi_shot_sink,
+    )
+    first_cut = 8 * next(b for b, _, cut in prompts if cut)
+    assert torch.equal(want[:, :first_cut], plain[:, :first_cut])
+    assert (want[:, first_cut:] - plain[:, first_cut:]).abs().max() > 1e-3
+
+
+def test_shot_clean_recache_equals_the_official_inference(release, reference, tmp_path):
+    prompts, num_blocks = SHOTS["cut-after-window-full"][0], 7
+    got = run_generate(release, story(prompts, num_blocks), tmp_path, spec="spec-clean-recache.yaml")
+    model, encode = reference
+    want = official_v2_latents(
+        model,
+        encode,
+        block_texts(prompts, num_blocks),
+        latent_height=H,
+        latent_width=W,
+        seed=5,
+        shot_clean_recache=True,
+    )
+    assert_parity(got, want)
+    default = official_v2_latents(
+        model, encode, block_texts(prompts, num_blocks), latent_height=H, latent_width=W, seed=5
+    )
+    assert torch.equal(want[:, :48], default[:, :48])  # the reset comes after the cut block's denoising
+    assert (want[:, 48:] - default[:, 48:]).abs().max() > 1e-3
+
+
+def test_cut_on_a_model_without_shots_is_an_input_error(tmp_path):
+    board = tmp_path / "story.yaml"
+    board.write_text("duration: 3s\nprompts: [{at: 0s, text: a}, {at: 1.5s, text: b, cut: true}]\n")
+    result = CliRunner().invoke(app, ["generate", str(board), "--model", "tiny-random", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert "tiny-random-2" in result.output and "longlive-2.0-5b" in result.output
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{at: 0s, text: a, cut: true}", "first shot already"),
+        ("{at: 0s, text: a}, {at: 1.5s, text: b, cut: yes please}", "not true or false"),
+        ("{at: 0s, text: a}, {at: 1.5s, text: b, cut: true, transition: 1s}", "one plain text"),
+    ],
+)
+def test_bad_cuts_are_storyboard_errors(tmp_path, entry, message):
+    board = tmp_path / "story.yaml"
+    board.write_text(f"duration: 3s\nprompts: [{entry}]\n")
+    result = CliRunner().invoke(app, ["validate", str(board), "--model", "tiny-random-2"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

@@ -663,6 +663,24 @@ def check_transitions(spec: ModelSpec, has_transitions: bool) -> None:
         )
 
 
+def check_shots(spec: ModelSpec, has_cuts: bool) -> None:
+    """Refuse shots (``cut: true``) for a model whose architecture has none (LongLive 1.0 and its relatives).
+
+    Raises:
+        InputError: cuts with such a model; the message names the models that take them.
+    """
+    from ..architectures import models_with
+    from ..errors import InputError
+
+    if has_cuts and not architecture_of(spec.architecture).shots:
+        accept = ", ".join(models_with("shots", PRESETS))
+        raise InputError(
+            f"{spec.name} ({spec.architecture}) has no shots: cut: true needs a LongLive 2.0 model "
+            f"({accept}, or a spec file with architecture: longlive-2.0). Remove the cut: keys, or pick "
+            "such a --model."
+        )
+
+
 @dataclass(frozen=True)
 class Component:
     """One thing to fetch for a model: a file or a folder."""

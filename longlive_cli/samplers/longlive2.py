@@ -16,10 +16,18 @@ timesteps
    (``local_attn_size``) with a frame sink of 8 (``sink_size``); queries attend to the whole valid cache,
    bidirectional inside the block.
 
-A prompt switch without a cut (the official 2.0 has none; this project's addition) re-caches as LongLive 1.0
-does (:func:`~longlive_cli.samplers.longlive.recache`): the cached frames are re-encoded under the new prompt
-at
-timestep 0, the sink keeping its keys once the window has moved past it.
+4. **shots** (``pipeline/causal_diffusion_inference.py:545-551, 630-664, 974-1042``): a segment that starts
+   a new shot (``cut: true``) is conditioned on the scene-cut prefix + its text for its first block and on the
+   bare text after it (no re-cache there); from that block on, the temporal RoPE index of queries and written
+   keys grows by ``shot_rope_offset`` (8) per shot (cached keys keep theirs); with ``multi_shot_sink`` the
+   block's frames are pinned as the shot sink after its clean pass (``shot_clean_recache`` first drops all but
+   the global sink). No re-cache at a cut. The cache rules are :class:`~longlive_cli.models.shot_cache.
+   ShotKVCache`'s.
+
+A prompt switch *without* a cut (the official 2.0 has none; this project's addition, as LongLive 1.0 does it)
+re-caches the current shot: the cached frames of the shot that are not sinks (global sink, pinned shot sink)
+are re-encoded under the new prompt at timestep 0 in one pass, at their own slots and RoPE positions,
+attending to everything cached; the sinks keep their keys.
 
 Latents are ``[1, F, 48, h, w]`` (batch, latent frames, channels, height/16, width/16).
 """
@@ -32,15 +40,15 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..geometry import WAN22, Geometry
+from ..models.shot_cache import ShotKVCache
 from ..models.spec import SamplerConfig
 from ..runtime import StageTimes, stage
-from ..schedule import PromptSchedule, conditioning
+from ..schedule import PromptSchedule, conditioning, shot_cut
 from .base import SampledBlock
-from .longlive import recache
 from .unipc import FlowUniPC, flow_unipc_grid
 
 if TYPE_CHECKING:
-    from ..models.transformer import CausalWanTransformer
+    from ..models.transformer import CausalWanTransformer, PromptContext
 
 __all__ = ["sample_longlive2"]
 
@@ -66,10 +74,11 @@ def sample_longlive2(
 
     Args:
         model: the causal transformer (its dtype/device are used throughout).
-        schedule: which prompt each block uses; a change of segment is an in-shot switch (re-cache first).
+        schedule: which prompt each block uses; a segment with a cut embedding (:func:`~longlive_cli.schedule.
+            shot_cut`) starts a new shot, any other change of segment is an in-shot switch (re-cache first).
         latent_height, latent_width: latent size (pixels / 16).
         seed: seeds the noise: one CPU float32 generator, one ``[1, 8, 48, h, w]`` draw per block in order.
-        cfg: window, sink, UniPC steps and shift.
+        cfg: window, sink, UniPC steps and shift, shot options.
         geometry: block size and latent channels.
         times: receives the stages ``prompt``, ``denoise``, ``recache`` and ``clean``.
 
@@ -80,32 +89,82 @@ def sample_longlive2(
     timesteps, sigmas = flow_unipc_grid(cfg.sampling_steps, cfg.timestep_shift, cfg.num_train_timesteps)
     shape = (1, fpb, geometry.latent_channels, latent_height, latent_width)
     generator = torch.Generator().manual_seed(seed)
-    cache = model.new_cache(
-        latent_height, latent_width, capacity_frames=cfg.local_attn_size, sink_frames=cfg.sink_size
-    )
+    cache = _new_cache(model, latent_height, latent_width, cfg)
     device, dtype = model.device, model.dtype
     step_t = [torch.full((1,), float(t), device=device) for t in timesteps]
     zero = torch.zeros(1, device=device)
     recent: torch.Tensor | None = None  # x0 of the last local_attn_size latent frames (for a re-cache)
-    segment = -1
+    segment, shot, shot_start = -1, 0, 0
+    prompt_seg: int | None = None  # the segment whose bare text `prompt` holds (None: a cut's prefixed text)
     for index in range(schedule.num_blocks):
         seg, start = schedule.segment_for_block(index), index * fpb
+        cut = shot_cut(schedule, seg) if seg != segment else None
         switched = seg != segment and index > 0
-        if seg != segment:
+        if cut is not None:  # a new shot: the prefixed text for this block, the bare text from the next
+            shot, shot_start, prompt_seg = shot + 1, start, None
+            with stage(times, "prompt"):
+                prompt = model.encode_prompt(cut)
+        elif seg != segment or prompt_seg is None:
             prompt = None  # the old K/V go before the new ones come
             with stage(times, "prompt"):
                 prompt = model.encode_prompt(conditioning(schedule, seg, None))
-            if switched:
+            if switched and seg != segment:
                 assert recent is not None
-                recache(model, cache, recent, start, prompt, cfg, times)
-            segment = seg
+                _recache_shot(
+                    model, cache, recent, start, shot_start, prompt, shot * cfg.shot_rope_offset, times
+                )
+            prompt_seg = seg
+        segment, offset = seg, shot * cfg.shot_rope_offset
         x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
         solver = FlowUniPC(sigmas)
         with stage(times, "denoise"):
             for t in step_t:
-                flow = model(x, t, prompt, start_frame=start, cache=cache)
+                flow = model(x, t, prompt, start_frame=start, cache=cache, rope_offset=offset)
                 x = solver.step(flow, x)
+        pin = cut is not None and cfg.multi_shot_sink and cfg.sink_size > 0
         with stage(times, "clean"):  # the cache keeps the finished block's keys/values at t = 0
-            model(x, zero, prompt, start_frame=start, cache=cache)
+            if pin and cfg.shot_clean_recache:
+                cache.keep_global_sink()
+            model(x, zero, prompt, start_frame=start, cache=cache, rope_offset=offset)
+        if pin:
+            cache.pin(fpb)
         recent = x if recent is None else torch.cat([recent, x], dim=1)[:, -cfg.local_attn_size :]
         yield SampledBlock(index=index, start_frame=start, segment=seg, switched=switched, latents=x)
+
+
+def _new_cache(model: CausalWanTransformer, height: int, width: int, cfg: SamplerConfig) -> ShotKVCache:
+    return ShotKVCache(
+        num_layers=model.num_layers,
+        batch_size=1,
+        tokens_per_frame=model.tokens_per_frame(height, width),
+        heads=model.heads,
+        head_dim=model.head_dim,
+        capacity=cfg.local_attn_size,
+        sink=cfg.sink_size,
+        multi_shot_sink=cfg.multi_shot_sink,
+        dtype=model.dtype,
+        device=model.device,
+    )
+
+
+def _recache_shot(
+    model: CausalWanTransformer,
+    cache: ShotKVCache,
+    recent: torch.Tensor,
+    start: int,
+    shot_start: int,
+    prompt: PromptContext,
+    offset: int,
+    times: StageTimes | None,
+) -> None:
+    """Re-encode the cached, unprotected frames of the current shot (from ``shot_start``) under ``prompt`` at
+    timestep 0 before the block at ``start``: one pass over the latest ones, at their slots and positions."""
+    keep = set(cache.protected())
+    frames = [f for f in cache.frames() if f >= shot_start and f not in keep]
+    if not frames:
+        return
+    first = min(frames)
+    assert frames == list(range(first, start)), frames  # the shot's latest frames, contiguous
+    zero = torch.zeros(1, device=model.device)
+    with stage(times, "recache"):
+        model(recent[:, first - start :], zero, prompt, start_frame=first, cache=cache, rope_offset=offset)

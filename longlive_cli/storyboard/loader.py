@@ -29,6 +29,7 @@ from .schema import (
     WeightedText,
     check_blend,
     check_blend_parts,
+    check_cut,
     check_duration,
     check_fps,
     check_prompt_count,
@@ -70,7 +71,7 @@ MAX_YAML_WRITTEN_NODES = 10_000
 MAX_YAML_LINES = 100_000
 
 _TOP_KEYS = ("seed", "resolution", "fps", "duration", "prompts")
-_PROMPT_KEYS = ("at", "text", "transition", "blend")
+_PROMPT_KEYS = ("at", "text", "transition", "blend", "cut")
 _REQUIRED_PROMPT_KEYS = ("at", "text")
 _PART_KEYS = ("text", "weight")
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
@@ -508,6 +509,16 @@ class _Walker:
             field = f"{field_name}.blend"
             extra["blend"] = self.checked(node, check_blend, self.value(node, field), field=field)
             self.checked(node, check_blend_parts, extra["blend"], len(parts), field=field)
+        if (node := self.given(entry, "cut")) is not None:
+            field = f"{field_name}.cut"
+            extra["cut"] = self.checked(node, check_cut, self.value(node, field), field=field)
+            if extra["cut"] and (parts or extra.get("transition_s")):
+                raise self.error(
+                    "a cut starts a new shot from one plain text: remove the weighted texts or the "
+                    "transition.",
+                    node,
+                    field,
+                )
         mark = item.start_mark
         return PromptSpec(
             at_s=at_s, text=text, line=mark.line + 1, column=mark.column + 1, parts=parts, **extra

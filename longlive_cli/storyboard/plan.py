@@ -64,6 +64,7 @@ class Segment:
     blend: str = "linear"
     transition_s: float = 0.0
     transition_blocks: int = 0
+    cut: bool = False
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -114,6 +115,11 @@ class Plan:
     def has_transitions(self) -> bool:
         """Some prompt blends in from the previous one (``transition:``)."""
         return any(seg.transition_blocks for seg in self.segments)
+
+    @property
+    def has_cuts(self) -> bool:
+        """Some prompt starts a new shot (``cut: true``; LongLive 2.0 models only)."""
+        return any(seg.cut for seg in self.segments)
 
 
 def make_plan(
@@ -233,6 +239,7 @@ def _segments(
                 blend=prompt.blend,
                 transition_s=float(prompt.transition_s) if timing.transition_blocks else 0.0,
                 transition_blocks=timing.transition_blocks,
+                cut=prompt.cut,
             )
         )
     return tuple(segments)
@@ -266,6 +273,8 @@ def format_plan(plan: Plan, *, text_width: int = 60) -> str:
         )
         if seg.transition_blocks or seg.blend != "linear":
             lines.append(f"{'':>45}{_describe_transition(seg, plan.num_blocks)}")
+        if seg.cut:
+            lines.append(f"{'':>45}cut: shot {1 + sum(s.cut for s in plan.segments[: seg.index + 1])} starts")
     return "\n".join(lines)
 
 

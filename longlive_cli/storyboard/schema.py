@@ -44,6 +44,7 @@ __all__ = [
     "WeightedText",
     "check_blend",
     "check_blend_parts",
+    "check_cut",
     "check_duration",
     "check_fps",
     "check_prompt_count",
@@ -88,7 +89,8 @@ class PromptSpec:
     ``parts``: a weighted list of texts blended into one conditioning (empty: ``text`` alone; with parts,
     ``text`` is their description, :func:`describe_parts`). ``transition_s``: seconds over which the
     conditioning moves from the previous prompt's to this one's (0: a hard switch). ``blend``: ``linear``
-    or ``slerp``, for both (:data:`BLENDS`).
+    or ``slerp``, for both (:data:`BLENDS`). ``cut``: the prompt starts a new shot (LongLive 2.0 models; its
+    first block is conditioned on the model's scene-cut prefix + ``text``).
     """
 
     at_s: float
@@ -98,6 +100,7 @@ class PromptSpec:
     parts: tuple[WeightedText, ...] = ()
     transition_s: float = 0.0
     blend: str = "linear"
+    cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -496,6 +499,20 @@ def check_blend(value: Any, *, field: str) -> str:
     return str(value)
 
 
+def check_cut(value: Any, *, field: str) -> bool:
+    """Return ``value`` if it is a YAML boolean (``cut: true``).
+
+    Raises:
+        StoryboardError: (with ``field`` set) for anything else.
+    """
+    if not isinstance(value, bool):
+        raise StoryboardError(
+            f"{_describe(value)} is not true or false; write cut: true to start a new shot with this prompt.",
+            field=field,
+        )
+    return value
+
+
 def check_blend_parts(blend: str, count: int, *, field: str) -> None:
     """slerp interpolates between two embeddings: a prompt with ``blend: slerp`` has at most two weighted
     texts (a transition into it is always between two conditionings).
@@ -563,6 +580,11 @@ def check_prompts(
                 prompts, i, at_s, timings[-1] if timings else None, duration_s, num_blocks, geometry, origin
             )
             timing = _check_transition_time(prompts, i, timing, transition_s, timings, geometry)
+            if i == 0 and check_cut(prompt.cut, field="prompts[0].cut"):
+                raise StoryboardError(
+                    "the first prompt starts the first shot already; cut: true goes on a later prompt.",
+                    field="prompts[0].cut",
+                )
         except StoryboardError as exc:
             raise exc._locate(path=path, line=prompt.line, column=prompt.column) from None
         timings.append(timing)
