@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
-from helpers import wan_layout
+from helpers import LINEARS, peft_format, wan_layout
 from official_v2 import PREFIX, load_official_transformer, official_grid, official_v2_latents, unipc_block
 from typer.testing import CliRunner
 
@@ -321,3 +321,111 @@ def test_bad_cuts_are_storyboard_errors(tmp_path, entry, message):
     result = CliRunner().invoke(app, ["validate", str(board), "--model", "tiny-random-2"])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------------------------------ in-shot switch
+@pytest.fixture(scope="module")
+def tiny_model():
+    from longlive_cli.models.wan22 import build_tiny_random_2
+
+    wan, _ = build_tiny_random_2(seed=2)
+    return CausalWanTransformer(wan.eval()).requires_grad_(False)
+
+
+def _embeds(n: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(9)
+    return [torch.randn(1, 6, CFG2["text_dim"], generator=g) for _ in range(n)]
+
+
+def _sample(model, segment_of_block, embeds, cut_embeds=None, cfg=None) -> torch.Tensor:
+    from longlive_cli.samplers.longlive2 import LONGLIVE2, sample_longlive2
+    from longlive_cli.schedule import FixedSchedule
+
+    schedule = FixedSchedule(embeds, segment_of_block, cut_embeds=cut_embeds)
+    blocks = sample_longlive2(model, schedule, latent_height=H, latent_width=W, seed=3, cfg=cfg or LONGLIVE2)
+    return torch.cat([b.latents for b in blocks], dim=1)
+
+
+@pytest.mark.parametrize("switch", [2, 6], ids=["window-filling", "window-full"])
+def test_in_shot_switch_keeps_the_past_and_recaches(tiny_model, switch, monkeypatch):
+    embeds = _embeds(2)
+    one = _sample(tiny_model, [0] * 8, embeds)
+    passes = []
+    real = type(tiny_model).forward
+
+    def spy(self, latents, timesteps, *args, **kwargs):
+        passes.append((kwargs["start_frame"], latents.shape[1], float(timesteps.flatten()[0])))
+        return real(self, latents, timesteps, *args, **kwargs)
+
+    monkeypatch.setattr(type(tiny_model), "forward", spy)
+    two = _sample(tiny_model, [0] * switch + [1] * (8 - switch), embeds)
+    start = 8 * switch
+    assert torch.equal(one[:, :start], two[:, :start])
+    assert (one[:, start:] - two[:, start:]).abs().max() > 1e-3
+    # one re-cache pass at t = 0 just before the switch block, over the shot's cached frames beside the sink
+    first = max(8, start - 24)  # the sink (frames 0-7) keeps its keys
+    assert len(passes) == 5 * 8 + 1
+    switch_pass = passes.index((start, 8, 999.0))
+    assert passes[switch_pass - 1] == (first, start - first, 0.0)
+
+
+def test_in_shot_switch_after_a_cut_keeps_the_shot_sink(tiny_model):
+    """Cut at block 2, switch inside that shot at block 4: the pinned cut block is not re-encoded."""
+    embeds = _embeds(3)
+    cut = {1: torch.randn(1, 7, CFG2["text_dim"], generator=torch.Generator().manual_seed(1))}
+    base = _sample(tiny_model, [0, 0, 1, 1, 1, 1, 1], embeds[:2], cut)
+    switched = _sample(tiny_model, [0, 0, 1, 1, 2, 2, 2], embeds, cut)
+    assert torch.equal(base[:, :32], switched[:, :32])
+    assert (base[:, 32:] - switched[:, 32:]).abs().max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------------ AR base + LoRA
+def test_ar_base_with_separate_lora_equals_the_merged_official_weights(release, tmp_path):
+    """The two-file layout (``generator_ckpt`` + ``lora_ckpt``, rank 128 / alpha 128 on every Linear of the
+    attention blocks): generate equals the official inference on ``W + (alpha / rank) * B @ A``."""
+    rank = alpha = 128
+    g = torch.Generator().manual_seed(21)
+    base = {k: 0.2 * torch.randn(shape, generator=g) for k, (shape, _) in LAYOUT2.items()}
+    modules = [f"blocks.{i}.{n}" for i in range(CFG2["num_layers"]) for n in LINEARS]
+    lora = {}
+    for m in modules:
+        out_f, in_f = LAYOUT2[f"{m}.weight"][0]
+        lora[m] = (0.05 * torch.randn(rank, in_f, generator=g), 0.05 * torch.randn(out_f, rank, generator=g))
+    torch.save({"generator": {f"model.{k}": v for k, v in base.items()}}, tmp_path / "ar_base.pt")
+    torch.save({"generator_lora": peft_format(lora)}, tmp_path / "lora.pt")
+    spec = f"architecture: longlive-2.0\nbase: {release / 'base'}\ngenerator: ar_base.pt\nlora: lora.pt\n"
+    (tmp_path / "spec.yaml").write_text(spec + f"lora_rank: {rank}\nlora_alpha: {alpha}\n")
+    prompts = [(0, "a lighthouse at dusk", False), (2, "a ship in a storm", True)]
+    got = run_generate(tmp_path, story(prompts, 4), tmp_path, spec="spec.yaml")
+    merged = dict(base)
+    for m, (a, b) in lora.items():
+        merged[f"{m}.weight"] = merged[f"{m}.weight"] + (alpha / rank) * (b @ a)
+    torch.save({"generator": {f"model.{k}": v for k, v in merged.items()}}, tmp_path / "merged.pt")
+    model = CausalWanTransformer(load_official_transformer(tmp_path / "merged.pt", CFG2, LAYOUT2))
+    text = TextEncoder.from_pretrained(release / "base")
+    want = official_v2_latents(
+        model.requires_grad_(False),
+        lambda t: encode_prompts(text, [t])[0],
+        block_texts(prompts, 4),
+        latent_height=H,
+        latent_width=W,
+        seed=5,
+    )
+    assert_parity(got, want)
+
+
+# ------------------------------------------------------------------------------------------ decoding
+def test_streaming_decode_of_wan22_latents_equals_one_shot_decode():
+    from longlive_cli.decoders.wan import StreamingDecoder, to_uint8_frames
+
+    torch.manual_seed(4)
+    vae = AutoencoderKLWan(**tiny_vae_config_2()).eval()
+    latents = torch.randn(1, 16, 48, H, W, generator=torch.Generator().manual_seed(0))
+    decoder = StreamingDecoder(vae)
+    streamed = torch.cat([decoder.decode(latents[:, i : i + 8]) for i in (0, 8)], dim=1)
+    mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
+    inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
+    with torch.no_grad():
+        whole = vae.decode(latents.permute(0, 2, 1, 3, 4) / inv_std + mean).sample
+    assert streamed.shape == (1, 61, 32, 64, 3)
+    assert torch.equal(streamed, to_uint8_frames(whole))
