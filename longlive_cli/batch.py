@@ -269,7 +269,7 @@ class BatchRun:
     def plan_all(self, *, fail_fast: bool, on_plan: Callable[[str, Plan], None] | None = None) -> None:
         """Plan every job and check its outputs; a bad storyboard or output fails only its own job.
         ``on_plan(name, plan)`` is called for each plan (``--dry-run`` prints it; the job is then done)."""
-        from .models.spec import check_length, check_shots, check_transitions
+        from .models.spec import check_image, check_length, check_shots, check_transitions
         from .plans import plan_storyboard
         from .video import check_free_space, check_output, estimate_mp4_bytes
 
@@ -282,6 +282,11 @@ class BatchRun:
                 check_length(self.spec, plan.num_blocks)
                 check_transitions(self.spec, plan.has_transitions)
                 check_shots(self.spec, plan.has_cuts)
+                check_image(self.spec, plan.image is not None)
+                if plan.image is not None:  # a bad image fails its job before anything is loaded
+                    from .images import load_image
+
+                    load_image(plan.image, plan.width, plan.height)
                 if on_plan is not None:
                     on_plan(job.name, plan)
                     job.status = Status.done

@@ -24,7 +24,7 @@ from .errors import InputError
 from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
 from .latents import LatentsView, LatentsWriter
 from .models.loaders import Model
-from .models.spec import check_length, check_shots, check_transitions
+from .models.spec import check_image, check_length, check_shots, check_transitions
 from .runtime import StageTimes, stage
 from .samplers import SAMPLERS, SampledBlock
 from .schedule import FixedSchedule, PromptSchedule
@@ -42,6 +42,7 @@ def check_plan_fits(plan: Plan, model: Model) -> None:
     check_length(model.spec, plan.num_blocks)
     check_transitions(model.spec, plan.has_transitions)
     check_shots(model.spec, plan.has_cuts)
+    check_image(model.spec, plan.image is not None)
     if plan.fps != geometry.fps:
         raise InputError(
             f"the storyboard asks for {plan.fps} fps; {model.spec.name} generates {geometry.fps} fps"
@@ -114,6 +115,13 @@ def generate(
     check_plan_fits(plan, model)
     geometry = model.spec.geometry
     schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds, cut_embeds)
+    sampler_extra: dict[str, torch.Tensor] = {}
+    if plan.image is not None:  # image-to-video: read and encode the image before any output is opened
+        from .images import encode_image, load_image
+
+        with stage(times, "image"):
+            image = load_image(plan.image, plan.width, plan.height)
+            sampler_extra["image_latent"] = encode_image(model.vae, image)
     kept = (
         LatentsWriter(
             save_latents,
@@ -130,7 +138,7 @@ def generate(
     try:
         yield from _generate(
             plan, model, output, seed, overwrite, kept, should_stop, keep_partial, times, schedule, decoder,
-            sinks, should_finish,
+            sinks, should_finish, sampler_extra,
         )  # fmt: skip
     except BaseException:
         if kept is not None:
@@ -152,8 +160,10 @@ def _generate(
     decoder,
     sinks,
     should_finish,
+    sampler_extra,
 ) -> Iterator[Event]:
-    """:func:`generate` past its checks; ``kept``: the latents file, or None."""
+    """:func:`generate` past its checks; ``kept``: the latents file, or None; ``sampler_extra``: keyword
+    arguments only some samplers take (``image_latent`` for image-to-video)."""
     geometry = model.spec.geometry
     overlap = model.transformer.options.overlap_decode
     writer: VideoWriter | _NoFile = (
@@ -214,6 +224,7 @@ def _generate(
             cfg=model.spec.sampler,
             geometry=geometry,
             times=times,
+            **sampler_extra,
         )
         for block in blocks:
             if block.switched:

@@ -429,3 +429,126 @@ def test_streaming_decode_of_wan22_latents_equals_one_shot_decode():
         whole = vae.decode(latents.permute(0, 2, 1, 3, 4) / inv_std + mean).sample
     assert streamed.shape == (1, 61, 32, 64, 3)
     assert torch.equal(streamed, to_uint8_frames(whole))
+
+
+# ------------------------------------------------------------------------------------------ image-to-video
+def _png(path: Path, width: int = 90, height: int = 50, seed: int = 0) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _official_image_latent(path: Path, base: Path, width: int, height: int) -> torch.Tensor:
+    """The official I2V conditioning (``ImagePromptDataset._load_image`` + ``encode_to_latent``), written
+    here:
+    RGB uint8 / 255, Resize((H, W), antialias) as torchvision does on tensors, Normalize(0.5, 0.5), float16,
+    then the VAE's mean normalized by the 48 per-channel constants."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as img:
+        array = np.array(img.convert("RGB"))
+    x = torch.from_numpy(array).permute(2, 0, 1).contiguous().float() / 255.0
+    x = torch.nn.functional.interpolate(x[None], size=(height, width), mode="bilinear", antialias=True)[0]
+    x = ((x - 0.5) / 0.5).to(torch.float16).float()
+    vae = AutoencoderKLWan.from_pretrained(str(base / "vae")).eval()
+    with torch.no_grad():
+        mu = vae.encode(x[None, :, None]).latent_dist.mode()
+    scale = [torch.tensor(vae.config.latents_mean), 1.0 / torch.tensor(vae.config.latents_std)]
+    mu = (mu - scale[0].view(1, -1, 1, 1, 1)) * scale[1].view(1, -1, 1, 1, 1)
+    return mu.permute(0, 2, 1, 3, 4)
+
+
+def test_image_to_video_with_two_shots_equals_the_official_inference(release, reference, tmp_path):
+    photo = _png(tmp_path / "photo.png")
+    prompts, num_blocks = [(0, "a lighthouse at dusk", False), (2, "a ship in a storm", True)], 4
+    board = story(prompts, num_blocks).replace("prompts:", "image: photo.png\nprompts:")
+    got = run_generate(release, board, tmp_path)
+    model, encode = reference
+    image = _official_image_latent(photo, release / "base", 64, 32)
+    want = official_v2_latents(
+        model,
+        encode,
+        block_texts(prompts, num_blocks),
+        latent_height=H,
+        latent_width=W,
+        seed=5,
+        image_latent=image,
+    )
+    assert_parity(got, want)
+    assert torch.allclose(got[:, :1], image, rtol=0, atol=1e-6)  # frame 0 is the image's latent
+    t2v = official_v2_latents(
+        model, encode, block_texts(prompts, num_blocks), latent_height=H, latent_width=W, seed=5
+    )
+    assert (want[:, 1:8] - t2v[:, 1:8]).abs().max() > 1e-3
+    # --image overrides image: (here: a different picture gives a different video)
+    other = _png(tmp_path / "other.png", seed=1)
+    again = run_generate(release, board, tmp_path, "--image", str(other), "--force")
+    assert (again[:, :1] - got[:, :1]).abs().max() > 1e-3
+
+
+def _run_image(tmp_path: Path, image_line: str, *extra: str, model: str = "tiny-random-2"):
+    board = tmp_path / "story.yaml"
+    board.write_text(f"duration: 2s\nresolution: {RES}\n{image_line}prompts: [{{at: 0s, text: a red fox}}]\n")
+    args = [
+        "generate",
+        str(board),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        *extra,
+    ]
+    return CliRunner().invoke(app, args)
+
+
+def _hostile_images(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """name -> (image: line, expected message part)."""
+    (tmp_path / "text.png").write_text("not an image at all")
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "anim.gif.png", format="GIF")
+    good = _png(tmp_path / "good.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])
+    (tmp_path / "folder.png").mkdir()
+    return {
+        "missing": ("image: nowhere.png\n", "cannot read it"),
+        "not-an-image": ("image: text.png\n", "not a readable PNG or JPEG"),
+        "gif": ("image: anim.gif.png\n", "GIF format"),
+        "truncated": ("image: cut.png\n", "not a readable PNG or JPEG"),
+        "folder": ("image: folder.png\n", "not a file"),
+        "suffix": ("image: photo.bmp\n", "not a .png, .jpg or .jpeg"),
+        "number": ("image: 42\n", "is not a file path"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["missing", "not-an-image", "gif", "truncated", "folder", "suffix", "number"]
+)
+def test_hostile_images_are_input_errors(tmp_path, case):
+    line, message = _hostile_images(tmp_path)[case]
+    result = _run_image(tmp_path, line)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o.mp4").exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_image_over_the_pixel_limit_is_an_input_error(tmp_path, monkeypatch):
+    from longlive_cli import images
+
+    _png(tmp_path / "big.png", width=64, height=64)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 64 * 63)
+    result = _run_image(tmp_path, "image: big.png\n")
+    assert result.exit_code == 2 and "64x64 pixels" in result.output, result.output
+
+
+def test_image_on_a_model_without_image_input_is_an_input_error(tmp_path):
+    _png(tmp_path / "good.png")
+    result = _run_image(tmp_path, "image: good.png\n", model="tiny-random")
+    assert result.exit_code == 2, result.output
+    assert "takes no image" in result.output and "tiny-random-2" in result.output

@@ -681,6 +681,24 @@ def check_shots(spec: ModelSpec, has_cuts: bool) -> None:
         )
 
 
+def check_image(spec: ModelSpec, has_image: bool) -> None:
+    """Refuse image-to-video (``image:``, ``--image``) for a model whose architecture takes no image.
+
+    Raises:
+        InputError: an image with such a model; the message names the models that take one.
+    """
+    from ..architectures import models_with
+    from ..errors import InputError
+
+    if has_image and not architecture_of(spec.architecture).image_input:
+        accept = ", ".join(models_with("image_input", PRESETS))
+        raise InputError(
+            f"{spec.name} ({spec.architecture}) takes no image: image-to-video needs a LongLive 2.0 model "
+            f"({accept}, or a spec file with architecture: longlive-2.0). Remove image: / --image, or pick "
+            "such a --model."
+        )
+
+
 @dataclass(frozen=True)
 class Component:
     """One thing to fetch for a model: a file or a folder."""

@@ -69,6 +69,7 @@ def sample_longlive2(
     cfg: SamplerConfig = LONGLIVE2,
     geometry: Geometry = WAN22,
     times: StageTimes | None = None,
+    image_latent: torch.Tensor | None = None,
 ) -> Iterator[SampledBlock]:
     """Generate a video block by block, yielding each block's x0 latents ``[1, 8, 48, h, w]`` when done.
 
@@ -81,6 +82,11 @@ def sample_longlive2(
         cfg: window, sink, UniPC steps and shift, shot options.
         geometry: block size and latent channels.
         times: receives the stages ``prompt``, ``denoise``, ``recache`` and ``clean``.
+        image_latent: image-to-video: the image's normalized latent ``[1, 1, 48, h, w]``
+            (:func:`~longlive_cli.images.encode_image`). It overwrites latent frame 0 of block 0 before every
+            model call and after every solver step, with timestep 0 for that frame (official
+            ``independent_first_frame`` I2V: ``pipeline/causal_diffusion_inference.py:553-627``,
+            ``utils/i2v_conditioning.py``).
 
     Memory is bounded: the KV cache, the current block, the solver's last two x0 and the last
     ``local_attn_size`` latent frames (for a re-cache).
@@ -96,6 +102,7 @@ def sample_longlive2(
     recent: torch.Tensor | None = None  # x0 of the last local_attn_size latent frames (for a re-cache)
     segment, shot, shot_start = -1, 0, 0
     prompt_seg: int | None = None  # the segment whose bare text `prompt` holds (None: a cut's prefixed text)
+    image = None if image_latent is None else image_latent.to(device=device, dtype=dtype)
     for index in range(schedule.num_blocks):
         seg, start = schedule.segment_for_block(index), index * fpb
         cut = shot_cut(schedule, seg) if seg != segment else None
@@ -117,10 +124,13 @@ def sample_longlive2(
         segment, offset = seg, shot * cfg.shot_rope_offset
         x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
         solver = FlowUniPC(sigmas)
+        first = image if index == 0 else None
         with stage(times, "denoise"):
             for t in step_t:
-                flow = model(x, t, prompt, start_frame=start, cache=cache, rope_offset=offset)
-                x = solver.step(flow, x)
+                x = _with_image(x, first)
+                tt = t if first is None else _image_timesteps(t, fpb)
+                flow = model(x, tt, prompt, start_frame=start, cache=cache, rope_offset=offset)
+                x = _with_image(solver.step(flow, x), first)
         pin = cut is not None and cfg.multi_shot_sink and cfg.sink_size > 0
         with stage(times, "clean"):  # the cache keeps the finished block's keys/values at t = 0
             if pin and cfg.shot_clean_recache:
@@ -130,6 +140,22 @@ def sample_longlive2(
             cache.pin(fpb)
         recent = x if recent is None else torch.cat([recent, x], dim=1)[:, -cfg.local_attn_size :]
         yield SampledBlock(index=index, start_frame=start, segment=seg, switched=switched, latents=x)
+
+
+def _with_image(x: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+    """``x`` with latent frame 0 replaced by the image's latent (I2V's first block), else ``x`` itself."""
+    if image is None:
+        return x
+    x = x.clone()
+    x[:, :1] = image
+    return x
+
+
+def _image_timesteps(t: torch.Tensor, frames: int) -> torch.Tensor:
+    """Per-frame timesteps ``[1, frames]`` at ``t`` with 0 for frame 0 (the image's frame)."""
+    out = t.view(1, 1).repeat(1, frames)
+    out[:, 0] = 0
+    return out
 
 
 def _new_cache(model: CausalWanTransformer, height: int, width: int, cfg: SamplerConfig) -> ShotKVCache:

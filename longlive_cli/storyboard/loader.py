@@ -32,6 +32,7 @@ from .schema import (
     check_cut,
     check_duration,
     check_fps,
+    check_image_path,
     check_prompt_count,
     check_prompt_text,
     check_prompts,
@@ -70,7 +71,7 @@ MAX_YAML_WRITTEN_NODES = 10_000
 #: storyboard of at most 1000 prompts needs.
 MAX_YAML_LINES = 100_000
 
-_TOP_KEYS = ("seed", "resolution", "fps", "duration", "prompts")
+_TOP_KEYS = ("seed", "resolution", "fps", "duration", "prompts", "image")
 _PROMPT_KEYS = ("at", "text", "transition", "blend", "cut")
 _REQUIRED_PROMPT_KEYS = ("at", "text")
 _PART_KEYS = ("text", "weight")
@@ -452,6 +453,8 @@ class _Walker:
             kwargs["width"], kwargs["height"] = self.checked(node, parse_resolution, value, geometry=geometry)
         if (node := self.given(top, "fps")) is not None:
             kwargs["fps"] = self.checked(node, check_fps, self.value(node, "fps"), geometry)
+        if (node := self.given(top, "image")) is not None:
+            kwargs["image"] = self.checked(node, check_image_path, self.value(node, "image"), field="image")
         return kwargs
 
     def duration(self, top: dict[str, tuple[Node, Node]]) -> float:

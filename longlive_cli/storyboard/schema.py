@@ -47,6 +47,7 @@ __all__ = [
     "check_cut",
     "check_duration",
     "check_fps",
+    "check_image_path",
     "check_prompt_count",
     "check_prompt_text",
     "check_prompts",
@@ -111,7 +112,8 @@ class Storyboard:
     ``seed``: None means "pick one at random". ``width``/``height``: pixels, None when the file gives no
     resolution (the model's native one is used). ``fps``: video frames per second, the model's
     (``geometry.fps``: 16; the default here is :data:`~longlive_cli.geometry.WAN21`'s). ``path``: the
-    file it came from, used to locate errors, or None.
+    file it came from, used to locate errors, or None. ``image``: a PNG/JPEG that starts the video
+    (image-to-video, LongLive 2.0 models), as written (relative to the storyboard's folder), or None.
     """
 
     path: str | None
@@ -121,6 +123,7 @@ class Storyboard:
     width: int | None = None
     height: int | None = None
     fps: int = WAN21.fps
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -511,6 +514,20 @@ def check_cut(value: Any, *, field: str) -> bool:
             field=field,
         )
     return value
+
+
+def check_image_path(value: Any, *, field: str) -> str:
+    """Return ``value`` if it names a PNG or JPEG file (``.png``, ``.jpg``, ``.jpeg``; the file itself is read
+    when the video is made, :mod:`longlive_cli.images`).
+
+    Raises:
+        StoryboardError: (with ``field`` set) for anything else.
+    """
+    if not isinstance(value, str) or not value.strip() or len(value) > 4096 or "\0" in value:
+        raise StoryboardError(f"{_describe(value)} is not a file path; write image: photo.png", field=field)
+    if not value.lower().endswith((".png", ".jpg", ".jpeg")):
+        raise StoryboardError(f"{value!r} is not a .png, .jpg or .jpeg file; give a PNG or JPEG", field=field)
+    return value.strip()
 
 
 def check_blend_parts(blend: str, count: int, *, field: str) -> None:
