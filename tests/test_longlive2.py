@@ -552,3 +552,21 @@ def test_image_on_a_model_without_image_input_is_an_input_error(tmp_path):
     result = _run_image(tmp_path, "image: good.png\n", model="tiny-random")
     assert result.exit_code == 2, result.output
     assert "takes no image" in result.output and "tiny-random-2" in result.output
+
+
+def test_examples_plan_their_shots_and_image():
+    from longlive_cli.images import load_image
+
+    geometry = PRESETS["tiny-random-2"].geometry
+    root = Path(__file__).parent.parent / "examples"
+    multishot = make_plan(load_storyboard(root / "longlive2_multishot.yaml", geometry=geometry), geometry)
+    assert [(s.start_block, s.cut) for s in multishot.segments] == [
+        (0, False),
+        (3, True),
+        (6, False),
+        (9, True),
+    ]
+    assert multishot.fps == 24 and multishot.num_blocks == 12
+    i2v = make_plan(load_storyboard(root / "longlive2_i2v.yaml", geometry=geometry), geometry)
+    assert i2v.image is not None and Path(i2v.image).resolve() == (root / "lighthouse.png").resolve()
+    assert load_image(i2v.image, i2v.width, i2v.height).shape == (1, 3, 1, i2v.height, i2v.width)
