@@ -570,3 +570,33 @@ def test_examples_plan_their_shots_and_image():
     i2v = make_plan(load_storyboard(root / "longlive2_i2v.yaml", geometry=geometry), geometry)
     assert i2v.image is not None and Path(i2v.image).resolve() == (root / "lighthouse.png").resolve()
     assert load_image(i2v.image, i2v.width, i2v.height).shape == (1, 3, 1, i2v.height, i2v.width)
+
+
+# ------------------------------------------------------------------------------------------ memory
+def test_memory_estimate_knows_the_5b():
+    """About 10 GB of bf16 weights and a 32-frame KV cache of about 9.7 GiB at 1280x704 (880 tokens per latent
+    frame at 16x); one cache, not the official unused negative one beside it."""
+    from diffusers import WanTransformer3DModel as Wan
+
+    from longlive_cli.memory import MemoryInputs, TransformerArch, estimate_memory
+    from longlive_cli.models.wan22 import wan22_5b_transformer_config
+    from longlive_cli.precision import choose_dtypes
+
+    config = wan22_5b_transformer_config()
+    arch = TransformerArch.from_config(config)
+    with torch.device("meta"):
+        assert arch.params == sum(p.numel() for p in Wan(**config).parameters())
+    inputs = MemoryInputs(
+        model="longlive-2.0-5b",
+        device="cuda",
+        dtypes=choose_dtypes("cuda", text_stored="bf16"),
+        transformer=arch,
+        width=1280,
+        height=704,
+        local_attn_size=32,
+        spatial_stride=16,
+    )
+    assert inputs.tokens_per_frame == 880
+    gen = {w.split(" (")[0]: b for w, b in estimate_memory(inputs).phases[-1].gpu}
+    assert gen["KV cache"] == 2 * 30 * 32 * 880 * 3072 * 2 and round(gen["KV cache"] / 2**30, 1) == 9.7
+    assert 9.5e9 < gen["transformer weights"] < 10.5e9
