@@ -600,3 +600,10 @@ def test_memory_estimate_knows_the_5b():
     gen = {w.split(" (")[0]: b for w, b in estimate_memory(inputs).phases[-1].gpu}
     assert gen["KV cache"] == 2 * 30 * 32 * 880 * 3072 * 2 and round(gen["KV cache"] / 2**30, 1) == 9.7
     assert 9.5e9 < gen["transformer weights"] < 10.5e9
+
+
+@pytest.mark.parametrize("decoder", ["taehv", "lightvae"])
+def test_wan21_fast_decoders_are_refused_for_wan22_latents(tmp_path, decoder):
+    _png(tmp_path / "unused.png")
+    result = _run_image(tmp_path, "", "--decoder", decoder)
+    assert result.exit_code == 2 and "48 channels" in result.output, result.output

@@ -596,6 +596,11 @@ def with_decoder(spec: ModelSpec, decoder: str) -> ModelSpec:
 
     if decoder not in DECODER_NAMES:
         raise InputError(f"--decoder {decoder!r} is not one of {', '.join(DECODER_NAMES)}")
+    if decoder != "wan" and spec.architecture == LONGLIVE_2.name:
+        raise InputError(
+            f"--decoder {decoder}: the fast decoders here are for Wan2.1 latents (16 channels); {spec.name} "
+            "makes Wan2.2 latents (48 channels), which only its own VAE decodes: use --decoder wan"
+        )
     if decoder == spec.decoder:
         return spec
     return replace(spec, decoder=decoder, decoder_weights=None)
