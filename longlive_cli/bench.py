@@ -39,9 +39,8 @@ PROMPT_TOKENS = 64
 
 def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, seed: int) -> Model:
     """The spec's architecture with random weights: the tiny preset as it is; otherwise the transformer config
-    from the cache if it is there (else the known one: Wan2.1-T2V-1.3B's, or Wan2.2-TI2V-5B's for LongLive
-    2.0)
-    and the VAE's architecture (Wan2.1's, or Wan2.2's)."""
+    from the cache if it is there (else the known one: Wan2.1-T2V-1.3B's, or Wan2.2-TI2V-5B's for
+    LongLive 2.0) and the VAE's architecture (Wan2.1's, or Wan2.2's)."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
     from .models import wan22
