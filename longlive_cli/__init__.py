@@ -6,6 +6,8 @@ PyTorch):
 - :class:`LongLive`: ``LongLive.from_pretrained(model, device=..., dtype=...)``, then ``.plan(storyboard)``,
   ``.stream(plan, "out.mp4")`` (events) or ``.generate(storyboard, "out.mp4")``;
 - :func:`generate`: one call, ``longlive_cli.generate("story.yaml", "out.mp4", model="tiny-random")``;
+- :func:`report`: measure a video (flicker, freezes, colour drift, cuts, prompt switches) into a report
+  folder, ``longlive_cli.report("out.mp4")``;
 - the events (:mod:`longlive_cli.events`) and the errors (:mod:`longlive_cli.errors`).
 """
 
@@ -18,6 +20,7 @@ from .errors import GenerationError, InputError, LongLiveError, ModelError, Outp
 if TYPE_CHECKING:
     from .api import LongLive, generate
     from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
+    from .quality import report
     from .storyboard import Plan, StoryboardError
 
 __version__ = "0.1.0"
@@ -39,11 +42,13 @@ __all__ = [
     "StoryboardError",
     "__version__",
     "generate",
+    "report",
 ]
 
 _LAZY = {
     "LongLive": "api",
     "generate": "api",
+    "report": "quality",
     "BlockDone": "events",
     "Event": "events",
     "Finished": "events",

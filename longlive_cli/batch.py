@@ -208,6 +208,7 @@ class BatchRun:
         self.fail_fast = False
         self.stopped = False  # --fail-fast hit while planning
         self.longlive: LongLive | None = None
+        self.with_report = False  # generate --report: a report folder beside each video, checked here too
 
     @classmethod
     def prepare(
@@ -297,6 +298,10 @@ class BatchRun:
                     self._emit("skipped", storyboard=job.name, output=job.output)
                     continue
                 check_output(job.output, overwrite=self.force)
+                if self.with_report:
+                    from .quality import check_report_dir, default_report_dir
+
+                    check_report_dir(default_report_dir(job.output), overwrite=self.force)
                 check_free_space(
                     job.output, estimate_mp4_bytes(plan.width, plan.height, plan.num_video_frames)
                 )

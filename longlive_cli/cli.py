@@ -26,6 +26,7 @@ from .errors import (
     EXIT_OUTPUT,
     EXIT_PARTIAL,
     EXIT_SIGINT,
+    EXIT_SIGTERM,
     InputError,
     LongLiveError,
     exit_code_for,
@@ -210,6 +211,16 @@ MemoryCheckOpt = Annotated[
 ]
 
 
+# report's own (and generate's / live's --report)
+WithReportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--report",
+        help="Also write a quality report (as `longlive report`) beside the video: <name>_report/.",
+    ),
+]
+
+
 # live's own
 RecordingOpt = Annotated[Path | None, typer.Option("-o", "--output", help="Record the session to this MP4.")]
 StreamOpt = Annotated[
@@ -326,6 +337,7 @@ def generate(
     compile_decoder: CompileDecoderOpt = None,
     attention: AttentionOpt = None,
     strict_speed: StrictSpeedOpt = False,
+    with_report: WithReportOpt = False,
 ) -> None:
     """Generate continuous videos from storyboards (several run one after another with one model load)."""
     from .batch import BatchRun
@@ -348,6 +360,7 @@ def generate(
             loras=lora or (),
             decoder=_value(decoder),
         )
+        run.with_report = with_report
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if dry_run and run.jobs and not json_out:
         with _errors_to_exit(debug):
@@ -363,7 +376,9 @@ def generate(
         run.model_failed(err)
         with _errors_to_exit(debug):
             raise
-    _generate_jobs(run, seed_offset=seed_offset, keep_partial=keep_partial, quiet=quiet, debug=debug)
+    _generate_jobs(
+        run, seed_offset=seed_offset, keep_partial=keep_partial, quiet=quiet, debug=debug, report=with_report
+    )
     _finish(run)
 
 
@@ -401,11 +416,14 @@ def _print_precision(model: str, device: str, dtype: str, text_dtype: str) -> No
         typer.echo(f"precision on {where}: {dtypes.describe()}")
 
 
-def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: bool, debug: bool) -> None:
-    """Generate the planned jobs one after another, rendering each one's events."""
+def _generate_jobs(
+    run: Any, *, seed_offset: int, keep_partial: bool, quiet: bool, debug: bool, report: bool = False
+) -> None:
+    """Generate the planned jobs one after another, rendering each one's events (``report``: and report on
+    each finished video)."""
     from .batch import StopSignals
     from .errors import GenerationError, OutputError
-    from .events import Interrupted
+    from .events import Finished, Interrupted
     from .progress import make_reporter
 
     with StopSignals() as stop:
@@ -417,6 +435,8 @@ def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: boo
                         if isinstance(event, Interrupted):
                             kept = f"kept {event.path}" if event.path else "nothing kept"
                             typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
+                        elif isinstance(event, Finished) and report and event.path is not None:
+                            _report_beside(event.path, plan, force=run.force, quiet=quiet, events=run.events)
                 run.job_ended(job, stop)
             except KeyboardInterrupt:
                 run.job_aborted(job, EXIT_SIGINT)
@@ -466,6 +486,7 @@ def live(
     compile_decoder: CompileDecoderOpt = None,
     attention: AttentionOpt = None,
     strict_speed: StrictSpeedOpt = False,
+    with_report: WithReportOpt = False,
 ) -> None:
     """Steer a video while it is made: prompts one per line (stdin or --prompts-from), recorded, streamed.
 
@@ -478,6 +499,8 @@ def live(
     setup_logging(quiet=quiet, debug=debug)
     with _errors_to_exit(debug):
         check_targets(output, stream, json_out)
+        if with_report:
+            _check_report_target(output, force)
         if scheme is not None and not int8:
             raise InputError("--scheme goes with --int8")
         events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
@@ -500,6 +523,10 @@ def live(
         load["decoder"] = decoder.value if decoder is not None else None
         with StopSignals() as stop:
             code = _run_live(opts, load, save_latents, stop, events, quiet)
+        if with_report and code == 0 and output is not None and output.is_file():
+            session = opts.save_session or output.with_suffix(".yaml")
+            story = session if session.is_file() else None
+            _report_beside(output, None, force=force, quiet=quiet, storyboard=story, events=events)
     raise typer.Exit(code)
 
 
@@ -575,6 +602,102 @@ def _live_summary(event: Any) -> str:
         else ""
     )
     return f"{event.switches} switches, {latency}, {event.generation_fps:.1f} fps{encoder}{where}"
+
+
+# --------------------------------------------------------------------------- report
+@app.command("report")
+def report_command(
+    video: Annotated[Path, typer.Argument(help="The video to report on (MP4).", show_default=False)],
+    storyboard: Annotated[
+        Path | None,
+        typer.Option(help="Prompt times from this storyboard [default: the plan embedded by generate]."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Report folder [default: <video name>_report/].")
+    ] = None,
+    compare: Annotated[
+        Path | None, typer.Option(help="Another video to compare with frame by frame (PSNR, SSIM).")
+    ] = None,
+    force: ForceOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary and events as JSON.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Find where a video flickers, freezes, drifts in colour, cuts or jumps at a prompt switch (no model
+    weights): report.json, timeline.png and index.html in one folder."""
+    import json as json_lib
+
+    setup_logging(debug=debug)
+    with _stop_on_signals("report stopped: no report written"), _errors_to_exit(debug):
+        from .quality import default_report_dir, report, summary_line
+
+        typer.echo(f"measuring {video} ...", err=True)
+        result = report(video, output, storyboard=storyboard, compare=compare, overwrite=force)
+        if json_out:
+            typer.echo(json_lib.dumps({"summary": result["summary"], "events": result["events"]}))
+        else:
+            typer.echo(summary_line(result))
+            typer.echo(f"Wrote {output or default_report_dir(video)}", err=True)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the command is (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals(message: str) -> Iterator[None]:
+    """A command without a video to keep: Ctrl-C (exit 130) or SIGTERM (143) stops it at once with
+    ``message``; the outputs are written whole or not at all (``fileio.atomic_output``), and the ffmpeg
+    readers are closed on the way out."""
+    import signal
+    import threading
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(message, err=True)
+        raise typer.Exit(EXIT_SIGINT) from None
+    except _Terminated:
+        typer.echo(message, err=True)
+        raise typer.Exit(EXIT_SIGTERM) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _check_report_target(output: Path | None, force: bool) -> None:
+    """``--report`` needs a video file, and its report folder must be writable (checked before the work)."""
+    from .quality import check_report_dir, default_report_dir
+
+    if output is None:
+        raise InputError("--report needs a recording (-o/--output FILE.mp4) to report on")
+    check_report_dir(default_report_dir(output), overwrite=force)
+
+
+def _report_beside(
+    video: Path,
+    plan: Any,
+    *,
+    force: bool,
+    quiet: bool,
+    storyboard: Path | None = None,
+    events: Any = None,
+) -> None:
+    """``--report``: the report of a finished video in ``<name>_report/`` beside it (with ``events``, the
+    JSON-lines writer of ``--json``, also a ``report`` line with its summary and events)."""
+    from .quality import default_report_dir, report, summary_line
+
+    folder = default_report_dir(video)
+    result = report(video, folder, plan=plan, storyboard=storyboard, overwrite=force)
+    if events is not None:
+        events.emit("report", video=video, folder=folder, summary=result["summary"], events=result["events"])
+    if not quiet:
+        typer.echo(f"report: {summary_line(result)}", err=True)
+    typer.echo(f"Wrote {folder}", err=True)
 
 
 # --------------------------------------------------------------------------- bench

@@ -25,6 +25,7 @@ from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, 
 from .latents import LatentsView, LatentsWriter
 from .models.loaders import Model
 from .models.spec import check_image, check_length, check_shots, check_transitions
+from .quality.timing import plan_metadata
 from .runtime import StageTimes, stage
 from .samplers import SAMPLERS, SampledBlock
 from .schedule import FixedSchedule, PromptSchedule
@@ -114,6 +115,8 @@ def generate(
     """
     check_plan_fits(plan, model)
     geometry = model.spec.geometry
+    # A fixed plan is embedded in the MP4 (read by `longlive report`); a live schedule's is not known yet.
+    tags = plan_metadata(plan, model.spec.name, seed) if schedule is None else None
     schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds, cut_embeds)
     sampler_extra: dict[str, torch.Tensor] = {}
     if plan.image is not None:  # image-to-video: read and encode the image before any output is opened
@@ -138,7 +141,7 @@ def generate(
     try:
         yield from _generate(
             plan, model, output, seed, overwrite, kept, should_stop, keep_partial, times, schedule, decoder,
-            sinks, should_finish, sampler_extra,
+            sinks, should_finish, tags, sampler_extra,
         )  # fmt: skip
     except BaseException:
         if kept is not None:
@@ -160,14 +163,17 @@ def _generate(
     decoder,
     sinks,
     should_finish,
+    tags,
     sampler_extra,
 ) -> Iterator[Event]:
-    """:func:`generate` past its checks; ``kept``: the latents file, or None; ``sampler_extra``: keyword
-    arguments only some samplers take (``image_latent`` for image-to-video)."""
+    """:func:`generate` past its checks; ``kept``: the latents file, or None; ``tags``: the MP4's metadata;
+    ``sampler_extra``: keyword arguments only some samplers take (``image_latent`` for image-to-video)."""
     geometry = model.spec.geometry
     overlap = model.transformer.options.overlap_decode
     writer: VideoWriter | _NoFile = (
-        VideoWriter(output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite)
+        VideoWriter(
+            output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite, metadata=tags
+        )
         if output is not None
         else _NoFile()
     )

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -102,6 +103,8 @@ class VideoWriter:
         overwrite: replace an existing ``path`` (only when :meth:`close` succeeds).
         crf: libx264 constant rate factor, 0 (lossless) … 51 (worst); 18 is visually near-lossless.
         preset: libx264 speed/size preset (``ultrafast`` … ``veryslow``).
+        metadata: container tags written with ffmpeg's ``-metadata key=value`` (e.g. ``{"comment": ...}``:
+            the generation plan, read back by ``longlive report``); keys are ffmpeg's tag names.
 
     Raises:
         OutputExistsError, OutputError: as :func:`check_output`; OutputError also when ffmpeg
@@ -119,6 +122,7 @@ class VideoWriter:
         overwrite: bool = False,
         crf: int = 18,
         preset: str = "medium",
+        metadata: Mapping[str, str] | None = None,
     ):
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
@@ -165,6 +169,7 @@ class VideoWriter:
             str(crf),
             "-pix_fmt",
             "yuv420p",
+            *[arg for key, value in (metadata or {}).items() for arg in ("-metadata", f"{key}={value}")],
             "-movflags",
             "+faststart",  # index at the front: playable while downloading
             "-f",
