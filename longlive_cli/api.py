@@ -347,14 +347,20 @@ class LongLive:
         return estimate
 
     # ------------------------------------------------------------------ prompts
-    @staticmethod
-    def _prompts(plans: Iterable[Plan]) -> dict[str, int]:
+    def _prompts(self, plans: Iterable[Plan]) -> dict[str, int]:
         number: dict[str, int] = {}  # prompt -> its 1-based number in the first plan that has it
         for plan in plans:
             for seg in plan.segments:
                 for text in seg.texts:  # a weighted prompt's texts are encoded one by one, then blended
                     number.setdefault(text, seg.index + 1)
+                if seg.cut:  # a shot's first block: behind the scene-cut prefix (LongLive 2.0)
+                    number.setdefault(self._cut_text(seg.text), seg.index + 1)
         return number
+
+    def _cut_text(self, text: str) -> str:
+        """The text of a new shot's first block: the model's scene-cut prefix + ``text`` (LongLive 2.0,
+        official ``utils/dataset.py`` ``_apply_shot_durations``)."""
+        return self.spec.sampler.scene_cut_prefix + text
 
     def _embedding_cache(self, device: str, dtype: torch.dtype) -> EmbeddingCache | None:
         if not self.embed_cache:
@@ -625,6 +631,7 @@ class LongLive:
 
             self.encode_prompts([plan])
             prompt_embeds = [segment_embedding(s, self._embeds) for s in plan.segments]
+        cut_embeds = {s.index: self._embeds[self._cut_text(s.text)] for s in plan.segments if s.cut}
         model = self.load()
         yield from run_pipeline(
             plan,
@@ -640,6 +647,7 @@ class LongLive:
             schedule=schedule,
             sinks=sinks,
             should_finish=should_finish,
+            cut_embeds=cut_embeds,
         )
 
     def generate(

@@ -200,6 +200,10 @@ class BatchRun:
                 name = "<stdin>" if job.name == STDIN else None
                 plan = plan_storyboard(source, self.spec.geometry, name=name, **self.overrides)
                 check_capabilities(self.spec, plan)
+                if plan.image is not None:  # a bad image fails its job before anything is loaded
+                    from .images import load_image
+
+                    load_image(plan.image, plan.width, plan.height)
                 if on_plan is not None:
                     on_plan(job.name, plan)
                     job.status = Status.done

@@ -39,15 +39,19 @@ PROMPT_TOKENS = 64
 
 def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, seed: int) -> Model:
     """The spec's architecture with random weights: the tiny preset as it is; otherwise the transformer config
-    from the cache if it is there (Wan2.1-T2V-1.3B's if not) and the Wan2.1 VAE's default architecture."""
+    from the cache if it is there (else the known one: Wan2.1-T2V-1.3B's, or Wan2.2-TI2V-5B's for
+    LongLive 2.0) and the VAE's architecture (Wan2.1's, or Wan2.2's)."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
+    from .models import wan22
+
+    v2 = spec.architecture == "longlive-2.0"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if spec.base is None:
-            wan, vae, _ = build_tiny_random(seed)
+            wan, vae = wan22.build_tiny_random_2(seed) if v2 else build_tiny_random(seed)[:2]
         else:
-            config = wan_1_3b_transformer_config()
+            config = wan22.wan22_5b_transformer_config() if v2 else wan_1_3b_transformer_config()
             try:
                 path = fetch_components(
                     spec, [p for p in components(spec) if p.role == "transformer_config"], offline=True
@@ -56,7 +60,8 @@ def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, seed: int) -
                 config = {k: v for k, v in config.items() if not k.startswith("_")}
             except Exception:  # not cached: the known architecture
                 pass
-            wan, vae = WanTransformer3DModel(**config), AutoencoderKLWan()
+            vae = AutoencoderKLWan(**wan22.wan22_vae_config()) if v2 else AutoencoderKLWan()
+            wan = WanTransformer3DModel(**config)
     place = (lambda m: m.to(device)) if dtype == torch.float32 else (lambda m: m.to(device, dtype))
     return Model(spec, CausalWanTransformer(place(wan).eval().requires_grad_(False)), place(vae).eval())
 

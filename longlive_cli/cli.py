@@ -164,6 +164,12 @@ ResolutionOpt = Annotated[
     str | None, typer.Option(help="WxH in pixels, multiples of 16; overrides [default: model's native].")
 ]
 DurationOpt = Annotated[str | None, typer.Option(help="Video length (e.g. 30s, 1:30); overrides.")]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="PNG/JPEG that starts the video (image-to-video, LongLive 2.0 models); overrides image:."
+    ),
+]
 ShardOpt = Annotated[str | None, typer.Option(help="K/N: generate only the K-th of N deterministic slices.")]
 FailFastOpt = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed storyboard.")]
 KeepPartialOpt = Annotated[
@@ -319,6 +325,7 @@ def generate(
     seed_offset: SeedOffsetOpt = 0,
     resolution: ResolutionOpt = None,
     duration: DurationOpt = None,
+    image: ImageOpt = None,
     shard: ShardOpt = None,
     force: ForceOpt = False,
     fail_fast: FailFastOpt = False,
@@ -359,7 +366,7 @@ def generate(
             model=model,
             shard=shard,
             save_latents=save_latents,
-            overrides={"seed": seed, "resolution": resolution, "duration": duration},
+            overrides={"seed": seed, "resolution": resolution, "duration": duration, "image": image},
             force=force,
             dry_run=dry_run,
             json_out=json_out,

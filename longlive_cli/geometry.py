@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-__all__ = ["RELATIVE_MAX_S", "WAN21", "Geometry", "relative_rope", "round_half_up"]
+__all__ = ["RELATIVE_MAX_S", "WAN21", "WAN22", "Geometry", "relative_rope", "round_half_up"]
 
 #: The longest video, in seconds, planned for a relative-RoPE model (24 h). The model sets no limit: the
 #: temporal RoPE index stays below the window, and memory and time per block do not grow. This bound keeps
@@ -143,5 +143,25 @@ def relative_rope(geometry: Geometry) -> Geometry:
     return replace(geometry, rope_max_latent_frames=None, max_trained_s=RELATIVE_MAX_S)
 
 
-#: Wan2.1-T2V-1.3B as LongLive uses it (every absolute-RoPE preset).
+#: Wan2.1-T2V-1.3B as LongLive uses it (every absolute-RoPE preset of LongLive 1.0 and its relatives).
 WAN21 = Geometry()
+
+#: Wan2.2-TI2V-5B as LongLive 2.0 uses it (NVlabs/LongLive ``main`` 7860ad9): 24 fps
+#: (``wan_5b/configs/wan_ti2v_5B.py`` ``sample_fps``), 8 latent frames per block (``configs/inference.yaml``
+#: ``num_frame_per_block: 8``), the Wan2.2 VAE's 16x spatial / 4x temporal strides and 48 latent channels
+#: (``wan_5b/modules/vae2_2.py``, ``z_dim 48``), native 1280x704 (``image_or_video_shape [1, 128, 48, 44,
+#: 80]``
+#: at 16x: 880 tokens per latent frame). The RoPE table is the transformer's (1024 latent frames, about
+#: 170 s at 24 fps); the shot offset (8 latent frames per shot) counts against it.
+WAN22 = Geometry(
+    fps=24,
+    frames_per_block=8,
+    vae_temporal_stride=4,
+    vae_spatial_stride=16,
+    latent_channels=48,
+    patch_size=(1, 2, 2),
+    text_len=512,
+    rope_max_latent_frames=1024,
+    max_trained_s=float("inf"),
+    native_resolution=(1280, 704),
+)

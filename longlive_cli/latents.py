@@ -35,6 +35,9 @@ __all__ = [
 ]
 
 LATENTS_FORMAT = "longlive-latents/1"
+#: Latent channels a latents file may hold: Wan2.1's 16 (LongLive 1.0) and Wan2.2's 48 (LongLive 2.0).
+LATENT_CHANNELS = (16, 48)
+_C = " or ".join(map(str, LATENT_CHANNELS))
 
 
 def write_latents(path: str | Path, latents: torch.Tensor, plan: Plan, *, seed: int, model: str) -> Path:
@@ -66,8 +69,10 @@ def read_latents(path: str | Path) -> tuple[torch.Tensor, dict]:
             latents = f.get_tensor("latents")
     except (SafetensorError, OSError) as err:
         raise InputError(f"cannot read latents file {path}: {err}") from None
-    if latents.ndim != 5 or latents.shape[0] != 1 or latents.shape[2] != 16:
-        raise InputError(f"{path}: latents have shape {tuple(latents.shape)}, expected [1, L, 16, h, w]")
+    if latents.ndim != 5 or latents.shape[0] != 1 or latents.shape[2] not in LATENT_CHANNELS:
+        raise InputError(
+            f"{path}: latents have shape {tuple(latents.shape)}, expected [1, L, C, h, w] with C {_C}"
+        )
     return latents, json.loads(meta["plan"])
 
 
@@ -195,6 +200,6 @@ def open_latents(path: str | Path) -> tuple[LatentsView, dict]:
         shape = tuple(data.get_shape())
     except (SafetensorError, OSError) as err:
         raise InputError(f"cannot read latents file {path}: {err}") from None
-    if len(shape) != 5 or shape[0] != 1 or shape[2] != 16:
-        raise InputError(f"{path}: latents have shape {shape}, expected [1, L, 16, h, w]")
+    if len(shape) != 5 or shape[0] != 1 or shape[2] not in LATENT_CHANNELS:
+        raise InputError(f"{path}: latents have shape {shape}, expected [1, L, C, h, w] with C {_C}")
     return LatentsView(f, data, shape), json.loads(meta["plan"])

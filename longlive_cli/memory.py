@@ -188,6 +188,7 @@ class MemoryInputs:
         cuda_available: a CUDA GPU is there (``--device cuda`` is a way out).
         video_loaded: the video model is loaded already (its memory is no longer available): only the
             text encoding is estimated.
+        spatial_stride: pixels per latent pixel (8 for the Wan2.1 VAE, 16 for Wan2.2's: LongLive 2.0).
     """
 
     model: str
@@ -208,11 +209,13 @@ class MemoryInputs:
     quantized_bytes: int | None = None
     cuda_available: bool = False
     video_loaded: bool = False
+    spatial_stride: int = 8
 
     @property
     def tokens_per_frame(self) -> int:
         _, ph, pw = self.transformer.patch_size
-        return (self.height // 8 // ph) * (self.width // 8 // pw)
+        s = self.spatial_stride  # pixels per latent pixel: 8 (Wan2.1 VAE), 16 (Wan2.2 VAE, LongLive 2.0)
+        return (self.height // s // ph) * (self.width // s // pw)
 
 
 @dataclass(frozen=True)
@@ -382,6 +385,10 @@ def transformer_config(spec: ModelSpec, paths: Mapping[str, Path]) -> dict:
         import json
 
         return json.loads(safetensors_header(paths["quantized"])["__metadata__"]["transformer_config"])
+    if spec.base is None and spec.architecture == "longlive-2.0":
+        from .models.wan22 import tiny_transformer_config_2
+
+        return tiny_transformer_config_2()
     if spec.base is None:
         return tiny_transformer_config()
     if "transformer_config" in paths:
@@ -428,8 +435,8 @@ def inputs_for_model(
                 )
             else:  # Wan's .pth: UMT5-XXL
                 text = TextEncoderArch(_params(encoder))
-    if spec.base is None:
-        vae_params, base_dim = 14_779, 4  # tiny_vae_config()
+    if spec.base is None:  # tiny_vae_config(), or tiny_vae_config_2() for LongLive 2.0
+        vae_params, base_dim = (38_340, 4) if spec.architecture == "longlive-2.0" else (14_779, 4)
     else:
         vae = paths["vae"]
         folder = vae if (vae / "config.json").is_file() else vae / "vae"
@@ -454,6 +461,7 @@ def inputs_for_model(
         quantized_bytes=paths["quantized"].stat().st_size if "quantized" in paths else None,
         cuda_available=cuda_available,
         video_loaded=video_loaded,
+        spatial_stride=spec.geometry.vae_spatial_stride,
     )
 
 

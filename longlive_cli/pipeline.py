@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -68,6 +68,7 @@ def generate(
     decoder: Decoder | None = None,
     sinks: Sequence[FrameSink] = (),
     should_finish: Callable[[], bool] | None = None,
+    cut_embeds: Mapping[int, torch.Tensor] | None = None,
 ) -> Iterator[Event]:
     """Generate ``plan`` into the MP4 ``output``, yielding events as the work proceeds.
 
@@ -95,6 +96,8 @@ def generate(
         should_finish: polled after each block; when it returns True the video ends there as if that
             were its last block (written under ``output``, ``Finished`` yielded): ``longlive live``'s
             ``:quit``.
+        cut_embeds: for each segment that starts a new shot (``cut: true``), the embedding of its first
+            block (scene-cut prefix + text; LongLive 2.0); ignored when ``schedule`` is given.
 
     With ``model.transformer.options.overlap_decode`` each block is decoded and written on a worker
     thread while the next one is generated; ``BlockDone`` then follows one block behind.
@@ -111,7 +114,14 @@ def generate(
     geometry = model.spec.geometry
     # A fixed plan is embedded in the MP4 (read by `longlive report`); a live schedule's is not known yet.
     tags = plan_metadata(plan, model.spec.name, seed) if schedule is None else None
-    schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds)
+    schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds, cut_embeds)
+    sampler_extra: dict[str, torch.Tensor] = {}
+    if plan.image is not None:  # image-to-video: read and encode the image before any output is opened
+        from .images import encode_image, load_image
+
+        with stage(times, "image"):
+            image = load_image(plan.image, plan.width, plan.height)
+            sampler_extra["image_latent"] = encode_image(model.vae, image)
     kept = (
         LatentsWriter(
             save_latents,
@@ -128,7 +138,7 @@ def generate(
     try:
         yield from _generate(
             plan, model, output, seed, overwrite, kept, should_stop, keep_partial, times, schedule, decoder,
-            sinks, should_finish, tags,
+            sinks, should_finish, tags, sampler_extra,
         )  # fmt: skip
     except BaseException:
         if kept is not None:
@@ -151,8 +161,10 @@ def _generate(
     sinks,
     should_finish,
     tags,
+    sampler_extra,
 ) -> Iterator[Event]:
-    """:func:`generate` past its checks; ``kept``: the latents file, or None; ``tags``: the MP4's metadata."""
+    """:func:`generate` past its checks; ``kept``: the latents file, or None; ``tags``: the MP4's metadata;
+    ``sampler_extra``: keyword arguments only some samplers take (``image_latent`` for image-to-video)."""
     geometry = model.spec.geometry
     overlap = model.transformer.options.overlap_decode
     writer: VideoWriter | _NoFile = (
@@ -215,6 +227,7 @@ def _generate(
             sampler_config=model.spec.sampler,
             geometry=geometry,
             times=times,
+            **sampler_extra,
         )
         for block in blocks:
             if block.switched:

@@ -55,11 +55,13 @@ def plan_storyboard(
     seed: int | None = None,
     resolution: str | tuple[int, int] | None = None,
     duration: str | float | None = None,
+    image: str | None = None,
 ) -> Plan:
     """The plan of ``source`` (see :func:`read_storyboard`) for a model of ``geometry``.
 
     ``seed``, ``resolution`` (``"WxH"`` or ``(width, height)`` in pixels) and ``duration`` (seconds, or a time
-    such as ``"1:30"``) override the storyboard's values, as the command-line options do.
+    such as ``"1:30"``) and ``image`` (a PNG/JPEG path, image-to-video) override the storyboard's values, as
+    the command-line options do.
 
     Raises:
         StoryboardError: the storyboard or an override is invalid (exit 2).
@@ -71,4 +73,8 @@ def plan_storyboard(
     elif resolution is not None:
         width, height = resolution
     duration_s = parse_time(duration, field="--duration") if duration is not None else None
-    return make_plan(sb, geometry, seed=seed, width=width, height=height, duration_s=duration_s)
+    if image is not None:
+        from .storyboard.schema import check_image_path
+
+        image = check_image_path(image, field="--image")
+    return make_plan(sb, geometry, seed=seed, width=width, height=height, duration_s=duration_s, image=image)

@@ -12,8 +12,9 @@ never import PyTorch) or as the object itself.
 * Decoders (:class:`DecoderInfo`): a factory ``make(network, *, options, fallbacks) -> Decoder``
   (:class:`longlive_cli.decoders.Decoder`) and a network loader ``load(path) -> torch.nn.Module``
   (``path`` None: tiny random weights, for the ``tiny-random`` model).
-* Architectures (:class:`ArchitectureInfo`): the transformer family a model spec is built on and the
-  :class:`LatentSpace` its latents live in.
+* Architectures (:class:`~longlive_cli.architectures.Architecture`, listed in
+  :mod:`longlive_cli.architectures`): the model family a spec is built on, its geometry and the
+  :class:`~longlive_cli.architectures.LatentSpace` its latents live in.
 
 Third-party components register with :func:`register_sampler` / :func:`register_decoder`, or through
 package entry points in the groups ``longlive_cli.samplers`` and ``longlive_cli.decoders`` (the entry
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Literal, TypeVar
 
+from .architectures import ARCHITECTURES, WAN21_LATENTS, Architecture, LatentSpace
 from .errors import ModelError
 
 __all__ = [
@@ -37,7 +39,7 @@ __all__ = [
     "DECODER_GROUP",
     "SAMPLER_GROUP",
     "WAN21_LATENTS",
-    "ArchitectureInfo",
+    "Architecture",
     "ComponentLoadError",
     "DecoderInfo",
     "LatentSpace",
@@ -69,38 +71,6 @@ class ComponentLoadError(ModelError):
     """A component's implementation (a plugin's, most likely) cannot be imported or is not what it declares
     (exit 3); the message names the component and where it comes from."""
 
-
-@dataclass(frozen=True)
-class LatentSpace:
-    """What a latent tensor means: ``channels`` per latent pixel, one latent pixel per ``spatial_stride``
-    video pixels on each side, one latent frame per ``temporal_stride`` video frames (the first latent frame
-    is one video frame). A decoder reads exactly one latent space."""
-
-    name: str
-    channels: int
-    spatial_stride: int
-    temporal_stride: int
-
-
-#: The Wan2.1 VAE's latents (``AutoencoderKLWan``: ``z_dim`` 16, 8x spatial, 4x temporal), normalized with
-#: its per-channel mean/std.
-WAN21_LATENTS = LatentSpace("wan2.1", channels=16, spatial_stride=8, temporal_stride=4)
-
-
-@dataclass(frozen=True)
-class ArchitectureInfo:
-    """A transformer family (spec key ``architecture``): the latent space it generates in and whether it
-    takes an image as input."""
-
-    name: str
-    latent_space: LatentSpace
-    image_input: bool = False
-
-
-#: The architectures this package can load (:mod:`longlive_cli.models.loaders`).
-ARCHITECTURES: dict[str, ArchitectureInfo] = {
-    "wan2.1-t2v": ArchitectureInfo("wan2.1-t2v", WAN21_LATENTS),
-}
 
 _T = TypeVar("_T")
 
@@ -192,23 +162,25 @@ class DecoderInfo:
         implementation: ``make(network, *, options, fallbacks) -> Decoder``, or ``"module:attribute"``.
         network: ``load(path) -> torch.nn.Module`` (``path`` None: tiny random weights), or
             ``"module:attribute"``.
-        latent_space: the latents it reads (:class:`LatentSpace` name; must be the architecture's).
+        latent_space: the latents it reads (a :class:`~longlive_cli.architectures.LatentSpace` name; must
+            be the architecture's); None: whatever latents the model makes (the model's own VAE).
         weights: the default source of its weights (:mod:`longlive_cli.hub` syntax); None: the model's
-            own VAE (the spec's ``vae``).
+            own VAE (the spec's ``vae``), which reads whatever latents its model makes.
         summary: one line for listings.
     """
 
     name: str
     implementation: str | Callable[..., Any]
     network: str | Callable[..., Any]
-    latent_space: str = WAN21_LATENTS.name
+    latent_space: str | None = WAN21_LATENTS.name
     weights: str | None = None
     summary: str = ""
 
     def abilities(self) -> str:
         """What it reads and needs, in words (``longlive info``)."""
+        reads = "the model's own" if self.latent_space is None else self.latent_space
         weights = "the model's own VAE" if self.weights is None else self.weights
-        return f"{self.latent_space} latents; {weights}"
+        return f"{reads} latents; {weights}"
 
     @property
     def uses_model_vae(self) -> bool:
@@ -247,13 +219,21 @@ _SAMPLERS: dict[str, SamplerInfo] = {
         min_blocks="denoising_steps",
         summary="Rolling Forcing's window of S blocks at staggered noise levels",
     ),
+    "longlive2": SamplerInfo(
+        "longlive2",
+        "longlive_cli.samplers.longlive2:sample_longlive2",
+        shots=True,
+        image_input=True,
+        summary="LongLive 2.0's 8-frame blocks with flow UniPC, shots and in-shot re-cache",
+    ),
 }
 _DECODERS: dict[str, DecoderInfo] = {
     "wan": DecoderInfo(
         "wan",
         "longlive_cli.decoders.wan:StreamingDecoder",
         "longlive_cli.decoders.wan:load_network",
-        summary="the Wan2.1 VAE",
+        latent_space=None,
+        summary="the model's own Wan VAE (Wan2.1 or Wan2.2)",
     ),
     # lightx2v/Autoencoders' model card lists lightvaew2_1.pth, taew2_1.pth and lighttaew2_1.pth (taew2_1 is
     # also madebyollin/taehv's).
@@ -376,7 +356,7 @@ def decoder_info(name: str) -> DecoderInfo:
     return _lookup("decoder", name, _DECODERS, DECODER_GROUP, DecoderInfo)
 
 
-def architecture_info(name: str) -> ArchitectureInfo:
+def architecture_info(name: str) -> Architecture:
     """The declaration of the architecture ``name``.
 
     Raises:

@@ -10,7 +10,7 @@ while generating.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +25,7 @@ __all__ = [
     "Transition",
     "block_transition",
     "conditioning",
+    "shot_cut",
     "transition_weight",
 ]
 
@@ -82,6 +83,14 @@ def block_transition(schedule: PromptSchedule, block: int) -> Transition | None:
     return None if ask is None else ask(block)
 
 
+def shot_cut(schedule: PromptSchedule, segment: int) -> torch.Tensor | None:
+    """For a segment that starts a new shot (a storyboard prompt with ``cut: true``; LongLive 2.0), the UMT5
+    embedding of its first block: its text behind the scene-cut prefix (``schedule.cut_embedding(segment)``);
+    None for any other segment, and for a schedule without shots (the method is optional)."""
+    ask = getattr(schedule, "cut_embedding", None)
+    return None if ask is None else ask(segment)
+
+
 def conditioning(schedule: PromptSchedule, segment: int, transition: Transition | None) -> torch.Tensor:
     """The UMT5 embedding a block is generated under: ``segment``'s, or the blend ``transition`` names
     (:func:`longlive_cli.blending.blend` with weights ``1 - t`` and ``t``). ``[1, n, text_dim]``."""
@@ -102,6 +111,8 @@ class FixedSchedule:
         texts: per segment, the prompt text (for events; default: ``"prompt <i>"``).
         transitions: per segment, ``(blocks, method)`` of the transition into it (default: none); the
             transition covers its first ``blocks`` blocks.
+        cut_embeds: segment -> the embedding of its first block, for segments that start a new shot
+            (``[1, n, text_dim]`` of the scene-cut prefix + its text; :func:`shot_cut`).
 
     Raises:
         ValueError: a block names a segment that has no embedding, or a transition into segment 0.
@@ -113,6 +124,7 @@ class FixedSchedule:
         segment_of_block: Sequence[int],
         texts: Sequence[str] | None = None,
         transitions: Sequence[tuple[int, str]] | None = None,
+        cut_embeds: Mapping[int, torch.Tensor] | None = None,
     ) -> None:
         if any(not 0 <= s < len(embeds) for s in segment_of_block):
             raise ValueError(f"segment_of_block names segments beyond the {len(embeds)} embeddings given")
@@ -122,14 +134,25 @@ class FixedSchedule:
         if self._transitions and self._transitions[0][0]:
             raise ValueError("the first segment has nothing to transition from")
         self._starts = {s: b for b, s in reversed(list(enumerate(self._segments)))}  # segment -> first block
+        self._cut_embeds = dict(cut_embeds or {})
+        if 0 in self._cut_embeds:
+            raise ValueError("the first segment is the first shot already; a cut goes on a later one")
 
     @classmethod
-    def for_plan(cls, plan: Plan, embeds: Sequence[torch.Tensor]) -> FixedSchedule:
+    def for_plan(
+        cls,
+        plan: Plan,
+        embeds: Sequence[torch.Tensor],
+        cut_embeds: Mapping[int, torch.Tensor] | None = None,
+    ) -> FixedSchedule:
         """The schedule of a storyboard's ``plan`` with one embedding (its blended conditioning, for weighted
-        texts) per segment, and the plan's transitions."""
+        texts) per segment, the plan's transitions, and the first-block embeddings of its cuts."""
         segments = [plan.segment_for_block(b) for b in range(plan.num_blocks)]
         transitions = [(s.transition_blocks, s.blend) for s in plan.segments]
-        return cls(embeds, segments, [s.text for s in plan.segments], transitions)
+        return cls(embeds, segments, [s.text for s in plan.segments], transitions, cut_embeds)
+
+    def cut_embedding(self, segment: int) -> torch.Tensor | None:
+        return self._cut_embeds.get(segment)
 
     @property
     def num_blocks(self) -> int:

@@ -90,20 +90,23 @@ LINEARS = ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o")
 LINEARS += (*tuple(n.replace("self_", "cross_") for n in LINEARS), "ffn.0", "ffn.2")
 
 
-def wan_layout() -> dict[str, tuple[tuple[int, ...], str]]:
-    """Original Wan name -> (shape, diffusers name) for the tiny config (Wan ``WanModel`` layout)."""
-    d, f, ffn = DIM, CFG["freq_dim"], CFG["ffn_dim"]
+def wan_layout(cfg: dict | None = None) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Original Wan name -> (shape, diffusers name) for a transformer config (default: the tiny one; Wan
+    ``WanModel`` layout, the same for Wan2.1 and Wan2.2-TI2V-5B)."""
+    cfg = CFG if cfg is None else cfg
+    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    f, ffn = cfg["freq_dim"], cfg["ffn_dim"]
     out = {
-        "patch_embedding.weight": ((d, CFG["in_channels"], *CFG["patch_size"]), "patch_embedding.weight"),
+        "patch_embedding.weight": ((d, cfg["in_channels"], *cfg["patch_size"]), "patch_embedding.weight"),
         "patch_embedding.bias": ((d,), "patch_embedding.bias"),
         "time_projection.1.weight": ((6 * d, d), "condition_embedder.time_proj.weight"),
         "time_projection.1.bias": ((6 * d,), "condition_embedder.time_proj.bias"),
-        "head.head.weight": ((math.prod(CFG["patch_size"]) * CFG["out_channels"], d), "proj_out.weight"),
-        "head.head.bias": ((math.prod(CFG["patch_size"]) * CFG["out_channels"],), "proj_out.bias"),
+        "head.head.weight": ((math.prod(cfg["patch_size"]) * cfg["out_channels"], d), "proj_out.weight"),
+        "head.head.bias": ((math.prod(cfg["patch_size"]) * cfg["out_channels"],), "proj_out.bias"),
         "head.modulation": ((1, 2, d), "scale_shift_table"),
     }
     for orig, new, fan_in in (
-        ("text_embedding.0", "text_embedder.linear_1", CFG["text_dim"]),
+        ("text_embedding.0", "text_embedder.linear_1", cfg["text_dim"]),
         ("text_embedding.2", "text_embedder.linear_2", d),
         ("time_embedding.0", "time_embedder.linear_1", f),
         ("time_embedding.2", "time_embedder.linear_2", d),
@@ -112,7 +115,7 @@ def wan_layout() -> dict[str, tuple[tuple[int, ...], str]]:
         out[f"{orig}.bias"] = ((d,), f"condition_embedder.{new}.bias")
     attn = {"self_attn": "attn1", "cross_attn": "attn2"}
     proj = {"q": "to_q", "k": "to_k", "v": "to_v", "o": "to_out.0"}
-    for i in range(CFG["num_layers"]):
+    for i in range(cfg["num_layers"]):
         b = f"blocks.{i}"
         out[f"{b}.modulation"] = ((1, 6, d), f"{b}.scale_shift_table")
         for a, da in attn.items():

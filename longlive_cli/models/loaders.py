@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..architectures import DEFAULT_ARCHITECTURE
 from ..geometry import Geometry
 from .spec import (
     ModelSpec,
@@ -232,7 +233,7 @@ def load_model(
         vae_dtype = torch.float32 if torch.device(device).type == "cpu" else dtype
     keep = tuple(WanTransformer3DModel._keep_in_fp32_modules or ())
     if spec.base is None:
-        wan, _, _ = build_tiny_random()
+        wan = _tiny_transformer(spec)
         paths = fetch_components(spec, components(spec, for_text=False), offline=offline)
         vae = _decoder_network(spec, paths)
         if spec.quantized:
@@ -273,6 +274,24 @@ def load_model(
     return Model(spec=spec, transformer=transformer, vae=_place(vae, device, vae_dtype))
 
 
+def _tiny_transformer(spec: ModelSpec) -> WanTransformer3DModel:
+    """The tiny random transformer of a ``base: null`` spec, in its architecture's layout."""
+    if spec.architecture == "longlive-2.0":
+        from .wan22 import build_tiny_random_2
+
+        return build_tiny_random_2()[0]
+    return build_tiny_random()[0]
+
+
+def _tiny_vae(spec: ModelSpec) -> AutoencoderKLWan:
+    """The tiny random VAE of a ``base: null`` spec: Wan2.1's, or Wan2.2's (z_dim 48) for LongLive 2.0."""
+    if spec.architecture == "longlive-2.0":
+        from .wan22 import build_tiny_random_2
+
+        return build_tiny_random_2()[1]
+    return build_tiny_random()[1]
+
+
 def _user_lora_files(spec: ModelSpec, paths: dict) -> list[tuple[Path, float]]:
     """The spec's user LoRAs as ``(local file, scale)`` in merge order (roles ``user_lora.N``)."""
     return [(paths[f"user_lora.{i}"], lora.scale) for i, lora in enumerate(spec.loras, start=1)]
@@ -303,6 +322,8 @@ def _decoder_network(spec: ModelSpec, paths: dict[str, Path]) -> torch.nn.Module
     from ..registry import decoder_info
 
     info = decoder_info(spec.decoder)
+    if spec.base is None and info.uses_model_vae and spec.architecture != DEFAULT_ARCHITECTURE:
+        return _tiny_vae(spec)  # tiny random weights of the model's own VAE, in its latent space (Wan2.2)
     path = None if spec.base is None else paths["vae" if info.uses_model_vae else "decoder"]
     return info.network_loader()(path)
 

@@ -46,6 +46,22 @@ model cards; the README's "Models" lists them with sizes and licences):
 ``tiny-random`` is the same architecture family at toy size with random weights built in-process:
 no download, noise-like video; for trying the tool and for tests.
 
+``longlive-2.0-5b`` is LongLive 2.0 (architecture ``longlive-2.0``, :mod:`longlive_cli.architectures`):
+NVlabs/LongLive
+``main`` README ("Models": ``Efficient-Large-Model/LongLive-2.0-5B``; quick start
+``merged_checkpoint_path = "LongLive-2.0-5B/model_bf16.pt"``, loaded by ``utils/inference_utils.py``
+``load_generator_checkpoint``: entry ``generator``, keys ``model.<Wan key>``, strict) on the Wan2.2-TI2V-5B
+base,
+whose diffusers repo ``Wan-AI/Wan2.2-TI2V-5B-Diffusers`` gives the transformer config, the UMT5 text encoder,
+the
+tokenizer and the Wan2.2 VAE. The two-file layout of the official configs (``configs/inference.yaml``:
+``generator_ckpt`` + ``lora_ckpt`` with ``adapter: {rank: 128, alpha: 128}``) is a spec file with
+``generator``,
+``lora``, ``lora_rank: 128``, ``lora_alpha: 128``. The NVFP4 releases (:data:`NVFP4_RELEASES`) are refused
+with
+what they need. ``tiny-random-2`` is the 2.0 architecture at toy size with random weights (a tiny Wan2.2-style
+VAE with z_dim 48).
+
 Any model also takes user LoRAs (:class:`LoraSpec`: spec key ``loras``, ``--lora SOURCE[:SCALE]``), merged
 into the transformer at load time (:mod:`longlive_cli.models.user_loras`).
 
@@ -62,22 +78,23 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..architectures import DEFAULT_ARCHITECTURE, LONGLIVE_2, SCENE_CUT_PREFIX
 from ..errors import ModelError
-from ..geometry import WAN21, Geometry, relative_rope
+from ..geometry import WAN21, WAN22, Geometry, relative_rope
 from ..hub import Source, fetch, parse_source
 from ..registry import (
+    Architecture,
     SamplerInfo,
     UnknownComponentError,
     architecture_info,
     decoder_info,
+    known_decoders,
     known_samplers,
     sampler_info,
 )
 
 DEFAULT_MODEL = "longlive-1.3b"
 SPEC_FILE_IN_DIR = "longlive-model.yaml"
-#: The architecture of every built-in model (:data:`longlive_cli.registry.ARCHITECTURES`).
-DEFAULT_ARCHITECTURE = "wan2.1-t2v"
 #: Temporal RoPE kinds (spec key ``rope``, ``generate --rope``): ``absolute`` indexes the model's table by the
 #: latent frame (at most 1024 frames, about 255 s); ``relative`` by the frame's rank in the attention window.
 ROPE_NAMES = ("absolute", "relative")
@@ -107,6 +124,16 @@ class SamplerConfig:
     + 1 re-caches for an N-block transition, as Scope does at every step), ``first`` (one, at the switch, as a
     hard switch), or ``none``.
 
+    LongLive 2.0 (``name: longlive2``; NVlabs/LongLive ``main`` ``configs/inference.yaml``):
+    ``sampling_steps``
+    flow-UniPC steps with ``timestep_shift`` (``denoising_steps`` is not read); ``multi_shot_sink`` pins the
+    first block of each shot as a second sink behind the global one; ``shot_clean_recache`` resets the cache
+    to
+    [global sink | the shot's first block] at a cut; ``scene_cut_prefix`` is prepended to the first block's
+    prompt
+    of each new shot; ``shot_rope_offset`` latent frames are added to the temporal RoPE index per shot
+    (``multi_shot_rope_offset``). LongLive 1.0's samplers ignore these.
+
     Raises:
         ValueError: an unknown ``rope`` or ``transition_recache``.
     """
@@ -128,6 +155,11 @@ class SamplerConfig:
     timestep_shift: float = 5.0
     num_train_timesteps: int = 1000
     global_sink: bool = True
+    sampling_steps: int = 4
+    multi_shot_sink: bool = True
+    shot_clean_recache: bool = False
+    scene_cut_prefix: str = SCENE_CUT_PREFIX
+    shot_rope_offset: int = 8
 
 
 @dataclass(frozen=True)
@@ -246,6 +278,9 @@ _LONGLIVE = ModelSpec(
 )
 #: The preset to name when a storyboard is too long for absolute RoPE.
 INFINITE_MODEL = "longlive-1.3b-infinite"
+#: LongLive 2.0's sampler settings (``configs/inference.yaml``;
+#: :data:`longlive_cli.architectures.LONGLIVE_2`).
+_LONGLIVE_2_SAMPLER = SamplerConfig(**LONGLIVE_2.sampler_defaults)
 #: Self-Forcing's inference cache (``utils/wan_wrapper.py`` defaults): 21 latent frames, no sink.
 _SELF_FORCING_SAMPLER = SamplerConfig(local_attn_size=21, sink_size=0)
 
@@ -289,6 +324,33 @@ PRESETS: dict[str, ModelSpec] = {
     "tiny-random": ModelSpec(
         name="tiny-random", base=None, geometry=replace(WAN21, native_resolution=(128, 80))
     ),
+    "longlive-2.0-5b": ModelSpec(
+        name="longlive-2.0-5b",
+        architecture=LONGLIVE_2.name,
+        base=LONGLIVE_2.base_repo,
+        generator="Efficient-Large-Model/LongLive-2.0-5B:model_bf16.pt",
+        generator_key="generator",
+        lora_rank=128,
+        lora_alpha=128,
+        sampler=_LONGLIVE_2_SAMPLER,
+        geometry=WAN22,
+    ),
+    "tiny-random-2": ModelSpec(
+        name="tiny-random-2",
+        architecture=LONGLIVE_2.name,
+        base=None,
+        sampler=_LONGLIVE_2_SAMPLER,
+        geometry=replace(WAN22, native_resolution=(128, 64)),
+    ),
+}
+
+#: The NVFP4 releases of LongLive 2.0 (NVlabs/LongLive README "Models"; ``docs/getting_started.md`` "NVFP4
+#: Inference": ``model_te.pt`` for TransformerEngine, ``model_4o6.pt`` for FourOverSix), refused: they need
+#: the
+#: official repo's NVFP4 kernels, which this project does not ship.
+NVFP4_RELEASES = {
+    "longlive-2.0-5b-nvfp4-s4": "Efficient-Large-Model/LongLive-2.0-5B-NVFP4-S4",
+    "longlive-2.0-5b-nvfp4-s2": "Efficient-Large-Model/LongLive-2.0-5B-NVFP4-S2",
 }
 
 # Approximate sizes for messages and `longlive download`, as the Hub's file pages state them; files not
@@ -353,9 +415,10 @@ def load_spec(path: str | Path) -> ModelSpec:
         geometry_kw["native_resolution"] = tuple(geometry_kw["native_resolution"])
     if "denoising_steps" in sampler_kw:
         sampler_kw["denoising_steps"] = tuple(sampler_kw["denoising_steps"])
+    arch = _spec_architecture(path, spec_kw, sampler_kw)
     try:
-        sampler = SamplerConfig(**sampler_kw)
-        geometry = replace(WAN21, **geometry_kw)
+        sampler = SamplerConfig(**{**arch.sampler_defaults, **sampler_kw})
+        geometry = replace(arch.geometry, **geometry_kw)
         spec = ModelSpec(
             name=str(path), spec_dir=path.parent.resolve(), sampler=sampler, geometry=geometry, **spec_kw
         )
@@ -380,6 +443,20 @@ def _check_declared(path: Path, key: str, name: Any, lookup: Any) -> None:
         lookup(name)
     except UnknownComponentError as err:
         raise ModelUnavailableError(f"{path}: {key}: {err}") from None
+
+
+def _spec_architecture(path: Path, spec_kw: dict[str, Any], sampler_kw: dict[str, Any]) -> Architecture:
+    """A spec file's ``architecture`` (default ``longlive-1.0``; already checked to be declared), checked
+    against its ``sampler``: LongLive 2.0 runs its own sampler (``longlive2``), and that sampler runs only
+    LongLive 2.0."""
+    name = spec_kw.get("architecture", DEFAULT_ARCHITECTURE)
+    arch = architecture_info(name)
+    sampler = sampler_kw.get("name", arch.sampler)
+    if (sampler == "longlive2") != (arch.sampler == "longlive2"):
+        raise ModelUnavailableError(
+            f"{path}: sampler: {sampler} does not run architecture {name} (it runs {arch.sampler})"
+        )
+    return arch
 
 
 def _check_sources(path: Path, spec_kw: dict[str, Any]) -> None:
@@ -425,12 +502,12 @@ def with_rope(spec: ModelSpec, rope: str) -> ModelSpec:
     if rope == "relative" and not _sampler(spec).relative_rope:
         able = ", ".join(s.name for s in known_samplers() if s.relative_rope)
         raise ValueError(f"rope: relative works with the {able} sampler(s), not {spec.sampler.name}")
-    g = spec.geometry
+    g, table = spec.geometry, architecture_info(spec.architecture).geometry
     if rope == "relative":
         geometry = relative_rope(g)
     else:
         geometry = replace(
-            g, rope_max_latent_frames=WAN21.rope_max_latent_frames, max_trained_s=WAN21.max_trained_s
+            g, rope_max_latent_frames=table.rope_max_latent_frames, max_trained_s=table.max_trained_s
         )
     if rope == spec.sampler.rope and geometry == g:
         return spec
@@ -465,6 +542,13 @@ def resolve_model(name: str | ModelSpec, loras: Iterable[str | LoraSpec] = ()) -
     """
     if isinstance(name, ModelSpec):
         spec = name
+    elif name in NVFP4_RELEASES:
+        raise ModelUnavailableError(
+            f"{name} ({NVFP4_RELEASES[name]}: model_te.pt / model_4o6.pt) is an NVFP4 release: it runs only "
+            "with the official LongLive 2.0 code's NVFP4 kernels (TransformerEngine or FourOverSix, "
+            "built for Blackwell GPUs: B200/GB200/GB300), which this project does not ship. Use "
+            "longlive-2.0-5b (the bf16 release), optionally with --int8."
+        )
     elif name in PRESETS:
         spec = PRESETS[name]
     else:
@@ -629,7 +713,7 @@ def check_prompt_switches(spec: ModelSpec, num_segments: int) -> None:
 
 def check_decoder(spec: ModelSpec) -> None:
     """Refuse a decoder that reads another latent space than the model's architecture generates in
-    (:class:`~longlive_cli.registry.LatentSpace`).
+    (:class:`~longlive_cli.architectures.LatentSpace`); the model's own VAE reads its model's latents.
 
     Raises:
         InputError: the latent spaces differ (exit 2).
@@ -641,10 +725,13 @@ def check_decoder(spec: ModelSpec) -> None:
         decoder, arch = decoder_info(spec.decoder), architecture_info(spec.architecture)
     except UnknownComponentError as err:
         raise ModelUnavailableError(f"model {spec.name}: {err}") from None
-    if decoder.latent_space != arch.latent_space.name:
+    if decoder.latent_space is not None and decoder.latent_space != arch.latent_space.name:
+        space = arch.latent_space
+        able = ", ".join(d.name for d in known_decoders() if d.latent_space in (None, space.name))
         raise InputError(
             f"decoder {decoder.name} reads {decoder.latent_space} latents; {spec.name} ({arch.name}) makes "
-            f"{arch.latent_space.name} latents. Choose a decoder for {arch.latent_space.name} latents."
+            f"{space.name} latents ({space.channels} channels, {space.spatial_stride}x spatial). Choose a "
+            f"decoder that reads them: {able}."
         )
 
 
@@ -660,10 +747,17 @@ class PlanShape(Protocol):
     @property
     def segments(self) -> Sequence[object]: ...
 
+    @property
+    def has_cuts(self) -> bool: ...
+
+    @property
+    def image(self) -> object | None: ...
+
 
 def check_capabilities(spec: ModelSpec, plan: PlanShape) -> None:
     """Refuse a plan that asks ``spec``'s components for what they do not declare: too few blocks for the
-    sampler, prompt switches or transitions it cannot make, a decoder for another latent space.
+    sampler, prompt switches, transitions, shots or an image it cannot take, a decoder for another latent
+    space.
 
     Raises:
         InputError: the first thing that does not fit (exit 2).
@@ -672,6 +766,50 @@ def check_capabilities(spec: ModelSpec, plan: PlanShape) -> None:
     check_length(spec, plan.num_blocks)
     check_prompt_switches(spec, len(plan.segments))
     check_transitions(spec, plan.has_transitions)
+    check_shots(spec, plan.has_cuts)
+    check_image(spec, plan.image is not None)
+
+
+def _models_declaring(ability: str) -> str:
+    """The presets whose sampler declares ``ability`` (a :class:`~longlive_cli.registry.SamplerInfo` flag),
+    for messages that say which models accept a feature."""
+    return ", ".join(n for n, s in PRESETS.items() if getattr(sampler_info(s.sampler.name), ability))
+
+
+def check_shots(spec: ModelSpec, has_cuts: bool) -> None:
+    """Refuse shots (``cut: true``) for a model whose sampler does not declare ``shots`` (LongLive 1.0 and
+    its relatives).
+
+    Raises:
+        InputError: cuts with such a model; the message names the models that take them.
+    """
+    from ..errors import InputError
+
+    if has_cuts and not _sampler(spec).shots:
+        accept = _models_declaring("shots")
+        raise InputError(
+            f"{spec.name} ({spec.architecture}) has no shots: cut: true needs a LongLive 2.0 model "
+            f"({accept}, or a spec file with architecture: longlive-2.0). Remove the cut: keys, or pick "
+            "such a --model."
+        )
+
+
+def check_image(spec: ModelSpec, has_image: bool) -> None:
+    """Refuse image-to-video (``image:``, ``--image``) for a model whose sampler does not declare
+    ``image_input``.
+
+    Raises:
+        InputError: an image with such a model; the message names the models that take one.
+    """
+    from ..errors import InputError
+
+    if has_image and not _sampler(spec).image_input:
+        accept = _models_declaring("image_input")
+        raise InputError(
+            f"{spec.name} ({spec.architecture}) takes no image: image-to-video needs a LongLive 2.0 model "
+            f"({accept}, or a spec file with architecture: longlive-2.0). Remove image: / --image, or pick "
+            "such a --model."
+        )
 
 
 @dataclass(frozen=True)

@@ -445,6 +445,7 @@ class CausalWanTransformer(torch.nn.Module):
         cache: AttentionCache | None = None,
         attn_mask: torch.Tensor | None = None,
         frame_positions: tuple[int, ...] | None = None,
+        rope_offset: int = 0,
     ) -> torch.Tensor:
         """Flow prediction for ``F`` latent frames starting at absolute latent frame ``start_frame``.
 
@@ -461,6 +462,11 @@ class CausalWanTransformer(torch.nn.Module):
                 place of ``start_frame, start_frame + 1, ...`` (reference computations that place a
                 frame at another position than its neighbours'; :mod:`longlive_cli.reference`). Any
                 integers: positions outside the model's table are computed (:meth:`rope_at`).
+            rope_offset: latent frames added to the temporal RoPE index of the pass's queries and keys (the
+                keys are cached with it), not to the cache slots: LongLive 2.0's per-shot offset
+                (``rope_temporal_offset = shot_index * 8``, NVlabs/LongLive ``main``
+                ``pipeline/causal_diffusion_inference.py:545-551``, ``utils/position_embedding_utils.py``
+                ``compute_temporal_freqs``: no table limit once offset). Absolute RoPE only.
 
         With a cache whose ``relative_rope`` is True (:class:`~longlive_cli.models.kv_cache.RelativeKVCache`)
         the queries are placed at the positions its plan gives (``query_positions``: the ranks of the pass's
@@ -492,6 +498,10 @@ class CausalWanTransformer(torch.nn.Module):
             if cache is not None or len(frame_positions) != f:
                 raise ValueError("frame_positions needs the uncached path and one position per frame")
             cos, sin = self.rope_at(tuple(frame_positions), hp, wp)
+        elif rope_offset:
+            cos, sin = self.rope_at(
+                tuple(range(start_frame + rope_offset, start_frame + rope_offset + f)), hp, wp
+            )
         elif not getattr(cache, "relative_rope", False):
             cos, sin = self.rope(start_frame, f, hp, wp)  # before assign: an error leaves the cache as it was
         write = cache.assign(start_frame, f) if cache is not None else None

@@ -12,7 +12,8 @@ used like the built-in ones (``docs/extending.md``).
 Built in: ``longlive`` (:func:`~longlive_cli.samplers.longlive.sample_longlive`: LongLive's block sampler
 with KV re-cache at prompt switches) and ``rolling-forcing``
 (:func:`~longlive_cli.samplers.rolling_forcing.sample_rolling`: Rolling Forcing's window of S blocks at
-staggered noise levels; also Causal Forcing's long-video model with S = 4).
+staggered noise levels; also Causal Forcing's long-video model with S = 4) and ``longlive2``
+(:func:`~longlive_cli.samplers.longlive2.sample_longlive2`: LongLive 2.0's 8-frame blocks with flow UniPC).
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ from .schema import (
     WeightedText,
     check_blend,
     check_blend_parts,
+    check_cut,
     check_duration,
     check_fps,
+    check_image_path,
     check_prompt_count,
     check_prompt_text,
     check_prompts,
@@ -69,8 +71,8 @@ MAX_YAML_WRITTEN_NODES = 10_000
 #: storyboard of at most 1000 prompts needs.
 MAX_YAML_LINES = 100_000
 
-_TOP_KEYS = ("seed", "resolution", "fps", "duration", "prompts")
-_PROMPT_KEYS = ("at", "text", "transition", "blend")
+_TOP_KEYS = ("seed", "resolution", "fps", "duration", "prompts", "image")
+_PROMPT_KEYS = ("at", "text", "transition", "blend", "cut")
 _REQUIRED_PROMPT_KEYS = ("at", "text")
 _PART_KEYS = ("text", "weight")
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
@@ -451,6 +453,8 @@ class _Walker:
             kwargs["width"], kwargs["height"] = self.checked(node, parse_resolution, value, geometry=geometry)
         if (node := self.given(top, "fps")) is not None:
             kwargs["fps"] = self.checked(node, check_fps, self.value(node, "fps"), geometry)
+        if (node := self.given(top, "image")) is not None:
+            kwargs["image"] = self.checked(node, check_image_path, self.value(node, "image"), field="image")
         return kwargs
 
     def duration(self, top: dict[str, tuple[Node, Node]]) -> float:
@@ -508,6 +512,16 @@ class _Walker:
             field = f"{field_name}.blend"
             extra["blend"] = self.checked(node, check_blend, self.value(node, field), field=field)
             self.checked(node, check_blend_parts, extra["blend"], len(parts), field=field)
+        if (node := self.given(entry, "cut")) is not None:
+            field = f"{field_name}.cut"
+            extra["cut"] = self.checked(node, check_cut, self.value(node, field), field=field)
+            if extra["cut"] and (parts or extra.get("transition_s")):
+                raise self.error(
+                    "a cut starts a new shot from one plain text: remove the weighted texts or the "
+                    "transition.",
+                    node,
+                    field,
+                )
         mark = item.start_mark
         return PromptSpec(
             at_s=at_s, text=text, line=mark.line + 1, column=mark.column + 1, parts=parts, **extra

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..geometry import WAN21, Geometry
@@ -64,6 +65,7 @@ class Segment:
     blend: str = "linear"
     transition_s: float = 0.0
     transition_blocks: int = 0
+    cut: bool = False
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -89,6 +91,7 @@ class Plan:
     num_blocks: int
     num_video_frames: int
     segments: tuple[Segment, ...]
+    image: str | None = None
 
     @property
     def video_duration_s(self) -> float:
@@ -115,6 +118,11 @@ class Plan:
         """Some prompt blends in from the previous one (``transition:``)."""
         return any(seg.transition_blocks for seg in self.segments)
 
+    @property
+    def has_cuts(self) -> bool:
+        """Some prompt starts a new shot (``cut: true``; LongLive 2.0 models only)."""
+        return any(seg.cut for seg in self.segments)
+
 
 def make_plan(
     sb: Storyboard,
@@ -124,6 +132,7 @@ def make_plan(
     width: int | None = None,
     height: int | None = None,
     duration_s: float | None = None,
+    image: str | None = None,
 ) -> Plan:
     """Turn a storyboard into the generation plan (blocks, latent frames, prompt switch points).
 
@@ -188,7 +197,18 @@ def make_plan(
         num_blocks=num_latent // geometry.frames_per_block,
         num_video_frames=num_video,
         segments=_segments(sb.prompts, timings, num_latent, geometry),
+        image=image if image is not None else _image_path(sb),
     )
+
+
+def _image_path(sb: Storyboard) -> str | None:
+    """The storyboard's ``image``, relative to its file's folder (as written for a storyboard not from a
+    file)."""
+    if sb.image is None:
+        return None
+    if sb.path is None or Path(sb.image).is_absolute():
+        return sb.image
+    return str(Path(sb.path).parent / sb.image)
 
 
 def _checked(check: Callable[..., _T], *args: Any, override: bool, path: str | None) -> _T:
@@ -233,6 +253,7 @@ def _segments(
                 blend=prompt.blend,
                 transition_s=float(prompt.transition_s) if timing.transition_blocks else 0.0,
                 transition_blocks=timing.transition_blocks,
+                cut=prompt.cut,
             )
         )
     return tuple(segments)
@@ -254,6 +275,7 @@ def format_plan(plan: Plan, *, text_width: int = 60) -> str:
         f"{plan.num_video_frames} video frames ({plan.video_duration_s:.2f} s), "
         f"{plan.num_latent_frames} latent frames, {plan.num_blocks} blocks of {plan.frames_per_block}, "
         f"seed {seed}",
+        *([f"image-to-video from {plan.image}"] if plan.image else []),
         f"{'#':>4}  {'requested':>10}  {'effective':>10}  {'block':>5}  {'frames':>6}  prompt",
     ]
     for seg in plan.segments:
@@ -266,6 +288,8 @@ def format_plan(plan: Plan, *, text_width: int = 60) -> str:
         )
         if seg.transition_blocks or seg.blend != "linear":
             lines.append(f"{'':>45}{_describe_transition(seg, plan.num_blocks)}")
+        if seg.cut:
+            lines.append(f"{'':>45}cut: shot {1 + sum(s.cut for s in plan.segments[: seg.index + 1])} starts")
     return "\n".join(lines)
 
 

@@ -44,8 +44,10 @@ __all__ = [
     "WeightedText",
     "check_blend",
     "check_blend_parts",
+    "check_cut",
     "check_duration",
     "check_fps",
+    "check_image_path",
     "check_prompt_count",
     "check_prompt_text",
     "check_prompts",
@@ -88,7 +90,8 @@ class PromptSpec:
     ``parts``: a weighted list of texts blended into one conditioning (empty: ``text`` alone; with parts,
     ``text`` is their description, :func:`describe_parts`). ``transition_s``: seconds over which the
     conditioning moves from the previous prompt's to this one's (0: a hard switch). ``blend``: ``linear``
-    or ``slerp``, for both (:data:`BLENDS`).
+    or ``slerp``, for both (:data:`BLENDS`). ``cut``: the prompt starts a new shot (LongLive 2.0 models; its
+    first block is conditioned on the model's scene-cut prefix + ``text``).
     """
 
     at_s: float
@@ -98,6 +101,7 @@ class PromptSpec:
     parts: tuple[WeightedText, ...] = ()
     transition_s: float = 0.0
     blend: str = "linear"
+    cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ class Storyboard:
     ``seed``: None means "pick one at random". ``width``/``height``: pixels, None when the file gives no
     resolution (the model's native one is used). ``fps``: video frames per second, the model's
     (``geometry.fps``: 16; the default here is :data:`~longlive_cli.geometry.WAN21`'s). ``path``: the
-    file it came from, used to locate errors, or None.
+    file it came from, used to locate errors, or None. ``image``: a PNG/JPEG that starts the video
+    (image-to-video, LongLive 2.0 models), as written (relative to the storyboard's folder), or None.
     """
 
     path: str | None
@@ -118,6 +123,7 @@ class Storyboard:
     width: int | None = None
     height: int | None = None
     fps: int = WAN21.fps
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -496,6 +502,34 @@ def check_blend(value: Any, *, field: str) -> str:
     return str(value)
 
 
+def check_cut(value: Any, *, field: str) -> bool:
+    """Return ``value`` if it is a YAML boolean (``cut: true``).
+
+    Raises:
+        StoryboardError: (with ``field`` set) for anything else.
+    """
+    if not isinstance(value, bool):
+        raise StoryboardError(
+            f"{_describe(value)} is not true or false; write cut: true to start a new shot with this prompt.",
+            field=field,
+        )
+    return value
+
+
+def check_image_path(value: Any, *, field: str) -> str:
+    """Return ``value`` if it names a PNG or JPEG file (``.png``, ``.jpg``, ``.jpeg``; the file itself is read
+    when the video is made, :mod:`longlive_cli.images`).
+
+    Raises:
+        StoryboardError: (with ``field`` set) for anything else.
+    """
+    if not isinstance(value, str) or not value.strip() or len(value) > 4096 or "\0" in value:
+        raise StoryboardError(f"{_describe(value)} is not a file path; write image: photo.png", field=field)
+    if not value.lower().endswith((".png", ".jpg", ".jpeg")):
+        raise StoryboardError(f"{value!r} is not a .png, .jpg or .jpeg file; give a PNG or JPEG", field=field)
+    return value.strip()
+
+
 def check_blend_parts(blend: str, count: int, *, field: str) -> None:
     """slerp interpolates between two embeddings: a prompt with ``blend: slerp`` has at most two weighted
     texts (a transition into it is always between two conditionings).
@@ -563,6 +597,11 @@ def check_prompts(
                 prompts, i, at_s, timings[-1] if timings else None, duration_s, num_blocks, geometry, origin
             )
             timing = _check_transition_time(prompts, i, timing, transition_s, timings, geometry)
+            if i == 0 and check_cut(prompt.cut, field="prompts[0].cut"):
+                raise StoryboardError(
+                    "the first prompt starts the first shot already; cut: true goes on a later prompt.",
+                    field="prompts[0].cut",
+                )
         except StoryboardError as exc:
             raise exc._locate(path=path, line=prompt.line, column=prompt.column) from None
         timings.append(timing)
