@@ -166,7 +166,7 @@ def test_prompt_embeddings_stay_shared_per_unique_prompt(tmp_path):
         "duration: 3s\nprompts:\n  - {at: 0s, text: fox}\n  - {at: 1s, text: snow}\n  - {at: 2s, text: fox}\n"
     )
     ll.encode_prompts([plan])
-    moved = [ll._embeds[s.text] for s in plan.segments]
+    moved = [ll.prompt_embedding(s.text) for s in plan.segments]
     assert moved[0] is moved[2]  # one copy for the repeated prompt
     assert moved[1] is not moved[0] and moved[0].device.type == "cpu"
 
