@@ -204,10 +204,14 @@ class PromptEncoder:
         self._kept, self.placement = None, None
         _free(device)
 
+    @property
+    def cache(self) -> EmbeddingCache | None:
+        """The prompt-embedding cache prompts are read from and written to now (:attr:`target`'s); None
+        when it is off or the encoder's files are not local yet (nothing to name the entries by)."""
+        return self._cache(*self.target)
+
     # ------------------------------------------------------------------ helpers
     def _cache(self, device: str, dtype: torch.dtype) -> EmbeddingCache | None:
-        """The embedding cache for ``device`` and ``dtype``; None when it is off or the encoder's files are
-        not local yet (nothing to name the entries by)."""
         if not self.use_cache:
             return None
         if (device, dtype) not in self._caches:

@@ -227,7 +227,9 @@ def test_the_sampler_asks_the_schedule_one_block_at_a_time(tiny, tmp_path):
             return fixed.text(segment)
 
     model = tiny.load()
-    events = pipeline.generate_video(pipeline.VideoRequest(plan, model, Recording(), tmp_path / "r.mp4", seed=1))
+    events = pipeline.generate_video(
+        pipeline.VideoRequest(plan, model, Recording(), tmp_path / "r.mp4", seed=1)
+    )
     for event in events:
         if isinstance(event, BlockDone):
             log.append(("done", event.block))
@@ -255,7 +257,11 @@ def test_the_pipeline_takes_any_decoder(tiny, tmp_path):
 
     tiny.encode_prompts([plan])
     embeds = tiny.prompts.segment_embeddings(plan)
-    list(pipeline.generate_video(pipeline.VideoRequest(plan, model, embeds, tmp_path / "a.mp4", 3, decoder=Counting())))
+    list(
+        pipeline.generate_video(
+            pipeline.VideoRequest(plan, model, embeds, tmp_path / "a.mp4", 3, decoder=Counting())
+        )
+    )
     list(pipeline.generate_video(pipeline.VideoRequest(plan, model, embeds, tmp_path / "b.mp4", seed=3)))
     assert calls == [3, 3, 3]
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()

@@ -156,7 +156,7 @@ def test_damaged_entry_is_refused_with_a_warning_and_recomputed(damage, count_lo
     first = new_tiny()
     plan = first.plan(LIGHTHOUSE_STORY)
     first.encode_prompts([plan])
-    cache = first._embedding_cache("cpu", torch.float32)
+    cache = first.prompts.cache
     assert cache is not None
     text = plan.segments[0].text
     path, other = cache.path(text), cache.path(plan.segments[1].text)

@@ -38,7 +38,9 @@ def test_events_and_streamed_frames_equal_one_shot_decode(model, tmp_path, monke
 
     monkeypatch.setattr(pipeline.VideoWriter, "write", spy)
     events = []
-    for event in pipeline.generate_video(pipeline.VideoRequest(plan, model, embeds, tmp_path / "out.mp4", seed=9)):
+    for event in pipeline.generate_video(
+        pipeline.VideoRequest(plan, model, embeds, tmp_path / "out.mp4", seed=9)
+    ):
         events.append(event)
         if isinstance(event, BlockDone):
             # Frames of a block reach the writer before the next block is generated.
