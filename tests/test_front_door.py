@@ -77,7 +77,7 @@ def test_a_run_that_cannot_fit_is_refused_before_any_fetch_with_an_empty_offline
 def test_a_preset_is_estimated_from_its_known_numbers_without_any_file():
     ll = LongLive.from_pretrained("longlive-1.3b", device="cpu", offline=True)  # nothing local, no error
     assert ll.paths == {}
-    plan = ll.plan("{duration: 5s, resolution: 832x480, prompts: [{at: 0s, text: a fox}]}")
+    plan = ll.plan("{duration: 5s, resolution: 256x160, prompts: [{at: 0s, text: a fox}]}")
     estimate = ll.estimate_memory([plan])
     names = [phase.name for phase in estimate.phases]
     assert names == ["text encoding", "first-run conversion", "generation"]  # nothing cached or converted
@@ -87,7 +87,7 @@ def test_a_preset_is_estimated_from_its_known_numbers_without_any_file():
 def test_stream_checks_its_arguments_before_anything_heavy(tiny, tmp_path, caplog):
     plan = tiny.plan(LIGHTHOUSE_STORY)
     cases = [
-        ({"seed": "abc"}, "seed='abc'"),
+        ({"seed": "abc"}, "seed=str 'abc' is not a seed"),
         ({"seed": -5}, "seed=-5 is out of range"),
         ({"seed": 2.5}, "seed=float"),
         ({"overwrite": "yes"}, "overwrite=str"),
@@ -159,7 +159,7 @@ def test_plan_reads_one_line_yaml_as_text_and_refuses_what_is_not_a_storyboard(t
         ({"resolution": (64,)}, "resolution=tuple"),
         ({"resolution": (64.0, 48)}, "resolution=tuple"),
         ({"duration": True}, "duration=bool"),
-        ({"seed": "abc"}, "seed='abc'"),
+        ({"seed": "abc"}, "seed=str 'abc' is not a seed"),
         ({"seed": -5}, "seed=-5 is out of range"),
     ],
 )
