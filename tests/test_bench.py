@@ -110,7 +110,8 @@ def test_gpu_check_bench_step_prints_its_summary_line_last():
     assert run.returncode == 0, run.stderr
     last = run.stdout.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"[\d.]+ FPS, block \d+/\d+ ms, first frame [\d.]+/[\d.]+ s, peak [\d.]+ GiB, "
+        r"[\d.]+ FPS \(denoise [\d.]+, end to end [\d.]+\), block \d+/\d+ ms, first frame [\d.]+/[\d.]+ s, "
+        r"peak [\d.]+ GiB, "
         r"[\d.]+x plain, diff \S+",
         last,
     ), last
