@@ -520,10 +520,17 @@ class LongLive:
         gpu = torch.cuda.mem_get_info()[0] if self.device == "cuda" else None
         return host_available_bytes(), gpu
 
-    def check_memory(self, plans: Iterable[Plan]) -> MemoryEstimate | None:
-        """Estimate (:meth:`estimate_memory`) and, unless ``memory_check`` is off, refuse a run that cannot
-        fit. Returns the estimate, or None when a part's file cannot be read (a warning; loading it will
-        report the problem).
+    def check_memory(
+        self,
+        plans: Iterable[Plan] = (),
+        *,
+        resolution: tuple[int, int] | None = None,
+        keep_text_encoder: bool = False,
+    ) -> MemoryEstimate | None:
+        """Estimate (:meth:`estimate_memory`, with ``resolution`` and ``keep_text_encoder`` as there: a live
+        session checks ``check_memory(resolution=(w, h), keep_text_encoder=True)`` before loading anything)
+        and, unless ``memory_check`` is off, refuse a run that cannot fit. Returns the estimate, or None when
+        a part's file cannot be read (a warning; loading it will report the problem).
 
         Raises:
             InputError: the estimated peak does not fit; the message names the phase, its parts, what is
@@ -531,7 +538,7 @@ class LongLive:
                 ``--device``) with their peaks (exit 2).
         """
         try:
-            estimate = self.estimate_memory(plans)
+            estimate = self.estimate_memory(plans, resolution=resolution, keep_text_encoder=keep_text_encoder)
         except ModelError as err:  # the loader will say what is wrong with the file, in its own words
             log.warning("%s; memory not checked", err)
             return None

@@ -84,6 +84,21 @@ def test_a_preset_is_estimated_from_its_known_numbers_without_any_file():
     assert 11e9 < estimate.host_peak < 20e9  # the UMT5-XXL in bf16 (11.4 GB) at the peak
 
 
+def test_a_live_session_checks_its_memory_with_the_kept_encoder_before_loading(monkeypatch):
+    ll = LongLive.from_pretrained("longlive-1.3b", device="cpu", offline=True)
+    monkeypatch.setattr(api, "host_available_bytes", lambda: 10**15)
+    estimate = ll.check_memory(resolution=(256, 160), keep_text_encoder=True)
+    assert estimate is not None and [p.name for p in estimate.phases] == [
+        "first-run conversion",
+        "generation",
+    ]
+    assert any(what.startswith("text encoder weights") for what, _ in estimate.phases[-1].host)
+    monkeypatch.setattr(api, "host_available_bytes", lambda: 1_000_000)
+    with pytest.raises(InputError, match="not enough memory for longlive-1.3b at 256x160"):
+        ll.check_memory(resolution=(256, 160), keep_text_encoder=True)
+    assert ll.paths == {} and not ll.loaded
+
+
 def test_stream_checks_its_arguments_before_anything_heavy(tiny, tmp_path, caplog):
     plan = tiny.plan(LIGHTHOUSE_STORY)
     cases = [
