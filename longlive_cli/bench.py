@@ -39,13 +39,14 @@ from typing import Any
 
 import torch
 
+from . import precision
 from .api import LongLive
 from .events import BlockDone, Finished, GenerationStarted
 from .latents import read_latents
 from .models.loaders import Model, build_tiny_random, wan_1_3b_transformer_config
 from .models.spec import ModelSpec, components, fetch_components, resolve_model
 from .models.transformer import CausalWanTransformer
-from .runtime import RuntimeOptions, StageTimes, resolve_device, resolve_dtype
+from .runtime import DTYPE_NAMES, DTYPES, RuntimeOptions, StageTimes, resolve_device, resolve_dtype
 from .system import hardware
 
 __all__ = ["format_report", "run_bench"]
@@ -73,8 +74,10 @@ def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, seed: int) -
             except Exception:  # not cached: the known architecture
                 pass
             wan, vae = WanTransformer3DModel(**config), AutoencoderKLWan()
-    place = (lambda m: m.to(device)) if dtype == torch.float32 else (lambda m: m.to(device, dtype))
-    return Model(spec, CausalWanTransformer(place(wan).eval().requires_grad_(False)), place(vae).eval())
+    vae_dtype = DTYPES[precision.vae_dtype(device, DTYPE_NAMES[dtype])]  # the rule the loaders follow
+    wan = wan.to(device) if dtype == torch.float32 else wan.to(device, dtype)
+    vae = vae.to(device) if vae_dtype == torch.float32 else vae.to(device, vae_dtype)
+    return Model(spec, CausalWanTransformer(wan.eval().requires_grad_(False)), vae.eval())
 
 
 def _cached(spec: ModelSpec) -> bool:

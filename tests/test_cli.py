@@ -70,7 +70,7 @@ def test_quiet_prints_only_the_summary(story, tmp_path):
 
 def test_default_model_fails_clearly_without_weights_and_writes_nothing(story, tmp_path):
     out = tmp_path / "real.mp4"
-    result = invoke("generate", story, "-o", out)
+    result = invoke("generate", story, "-o", out, "--no-memory-check")  # the check comes before the fetch
     assert result.exit_code == EXIT_MODEL
     assert "--model tiny-random" in result.stderr and "Traceback" not in result.output
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["fox.yaml"]
