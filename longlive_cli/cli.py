@@ -281,8 +281,8 @@ def _errors_to_exit(debug: bool) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- generate
-@app.command()
-def generate(
+@app.command("generate")
+def generate_command(
     storyboards: StoryboardsArg,
     output: OutputOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
@@ -599,7 +599,8 @@ def bench(
     attention: AttentionOpt = None,
 ) -> None:
     """Measure a model on this machine before downloading it: its architecture with random weights (or its
-    cached weights), time to first frame, steady FPS, block latency, where the time goes, peak memory."""
+    cached weights); FPS of the denoise loop alone, of the whole pipeline and end to end (text to closed MP4),
+    time to first frame, block latency, where the time goes, peak memory, the hardware, what is excluded."""
     import json as json_lib
 
     setup_logging(quiet=json_out, debug=debug)
@@ -725,8 +726,8 @@ def quantize(
         typer.echo(f"Wrote {output} (use it as --model {output})", err=True)
 
 
-@app.command()
-def download(
+@app.command("download")
+def download_command(
     model: Annotated[str, typer.Argument(help="Model preset or spec file.")] = DEFAULT_MODEL,
     offline: Annotated[
         bool,
@@ -742,8 +743,7 @@ def download(
     each with its size; with --offline (or HF_HUB_OFFLINE=1) only check the cache (exit 3: one missing)."""
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
-        from .api import DownloadedPart
-        from .api import download as download_model
+        from .api import DownloadedPart, download
         from .errors import ModelError
         from .hub import hub_offline
         from .memory import human_bytes, parse_size
@@ -757,7 +757,7 @@ def download(
             else:
                 typer.echo(f"{part.role:<19} {human_bytes(part.size):>9}  {part.source}  -> {part.path}")
 
-        parts = download_model(
+        parts = download(
             model, loras=lora or (), decoder=_value(decoder), check_only=check_only, on_part=show
         )
         if not parts:
@@ -811,8 +811,8 @@ def cache(
         typer.echo(f"total {human_bytes(sum(f.size for f in folders))}")
 
 
-@app.command()
-def decode(
+@app.command("decode")
+def decode_command(
     latents: Annotated[Path, typer.Argument(help="Latents file from `generate --save-latents`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="MP4 to write.")],
     model: Annotated[
@@ -830,9 +830,9 @@ def decode(
     """Turn a saved latents file into an MP4 with the model's decoder (or --decoder)."""
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
-        from .api import decode as decode_latents
+        from .api import decode
 
-        path = decode_latents(
+        path = decode(
             latents,
             output,
             model=model,
