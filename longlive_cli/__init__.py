@@ -5,7 +5,9 @@ PyTorch):
 
 - :class:`LongLive`: ``LongLive.from_pretrained(model, device=..., dtype=...)``, then ``.plan(storyboard)``,
   ``.stream(plan, "out.mp4")`` (events) or ``.generate(storyboard, "out.mp4")``;
-- :func:`generate`: one call, ``longlive_cli.generate("story.yaml", "out.mp4", model="tiny-random")``;
+- :func:`generate`: one call, ``longlive_cli.generate("story.yaml", "out.mp4", model="tiny-random")``, with
+  every option of ``from_pretrained``, ``plan`` and ``stream``;
+- :func:`download` and :func:`decode`: what ``longlive download`` and ``longlive decode`` do;
 - the events (:mod:`longlive_cli.events`) and the errors (:mod:`longlive_cli.errors`).
 """
 
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import GenerationError, InputError, LongLiveError, ModelError, OutputError
 
 if TYPE_CHECKING:
-    from .api import LongLive, generate
+    from .api import LongLive, decode, download, generate
     from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
     from .storyboard import Plan, StoryboardError
 
@@ -38,12 +40,16 @@ __all__ = [
     "PromptSwitched",
     "StoryboardError",
     "__version__",
+    "decode",
+    "download",
     "generate",
 ]
 
 _LAZY = {
     "LongLive": "api",
     "generate": "api",
+    "download": "api",
+    "decode": "api",
     "BlockDone": "events",
     "Event": "events",
     "Finished": "events",
