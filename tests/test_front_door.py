@@ -94,7 +94,7 @@ def test_a_live_session_checks_its_memory_with_the_kept_encoder_before_loading(m
     ]
     assert any(what.startswith("text encoder weights") for what, _ in estimate.phases[-1].host)
     monkeypatch.setattr(api, "host_available_bytes", lambda: 1_000_000)
-    with pytest.raises(InputError, match="not enough memory for longlive-1.3b at 256x160"):
+    with pytest.raises(InputError, match=r"not enough memory for longlive-1\.3b at 256x160"):
         ll.check_memory(resolution=(256, 160), keep_text_encoder=True)
     assert ll.paths == {} and not ll.loaded
 
