@@ -245,7 +245,7 @@ class LongLive:
         self.prompts = PromptEncoder(
             spec,
             paths=self.paths,
-            fetch=lambda: self.fetch(for_video=False),
+            fetch=self._fetch_before_encoding,
             device=device,
             dtype=self.text_dtype,
             offline=offline,
@@ -362,6 +362,11 @@ class LongLive:
         if missing:
             self.paths.update(fetch_components(self.spec, missing, offline=self.offline))
         return self.paths
+
+    def _fetch_before_encoding(self) -> None:
+        """Before the text encoder loads: every file of the run (the video model's too while it is not
+        loaded), so that a missing one is reported before minutes of loading and encoding, not after."""
+        self.fetch(for_video=self._model is None)
 
     @property
     def geometry(self) -> Geometry:

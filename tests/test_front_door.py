@@ -74,6 +74,21 @@ def test_a_run_that_cannot_fit_is_refused_before_any_fetch_with_an_empty_offline
     assert len(fetched) == 1
 
 
+def test_a_missing_video_file_is_reported_before_the_text_encoder_loads(tmp_path, caplog):
+    from helpers import write_tiny_base
+
+    from longlive_cli.hub import WeightsUnavailableError
+
+    spec = tmp_path / "m.yaml"  # the base here; the generator on the Hub, not in the (empty, offline) cache
+    spec.write_text(f"base: {write_tiny_base(tmp_path / 'base')}\ngenerator: someone/model:gen.pt\n")
+    ll = LongLive.from_pretrained(str(spec), device="cpu")  # nothing fetched yet: no error
+    assert "generator" not in ll.paths and "text_encoder" in ll.paths
+    with caplog.at_level(logging.INFO, logger="longlive_cli"), pytest.raises(WeightsUnavailableError) as err:
+        next(ll.stream(ll.plan(LIGHTHOUSE_STORY), tmp_path / "o.mp4"))
+    assert "someone/model:gen.pt" in str(err.value)
+    assert "memory estimate" in caplog.text and not [line for line in HEAVY if line in caplog.text]
+
+
 def test_a_preset_is_estimated_from_its_known_numbers_without_any_file():
     ll = LongLive.from_pretrained("longlive-1.3b", device="cpu", offline=True)  # nothing local, no error
     assert ll.paths == {}
