@@ -46,7 +46,7 @@ import torch
 from .errors import InputError, ModelError, OutputError
 from .events import Event, Finished, Interrupted
 from .geometry import Geometry
-from .hub import find_local
+from .hub import WeightsUnavailableError, find_local, hub_offline
 from .logs import quiet_noisy_imports
 from .memory import (
     MemoryEstimate,
@@ -349,7 +349,8 @@ class LongLive:
     def fetch(self, *, for_text: bool = True, for_video: bool = True) -> dict[str, Path]:
         """Make the model's files local: those :meth:`from_pretrained` did not find are downloaded into the
         Hugging Face cache (unless ``offline``). ``for_text``: the text encoder and tokenizer;
-        ``for_video``: transformer, LoRAs and decoder. Returns :attr:`paths`.
+        ``for_video``: transformer, LoRAs and decoder. Returns :attr:`paths`. Offline, the error names every
+        file the cache lacks, not only the first.
 
         Raises:
             longlive_cli.hub.WeightsUnavailableError: a part cannot be had (names it and the ways out).
@@ -359,8 +360,19 @@ class LongLive:
             for p in components(self.spec, for_text=for_text, for_video=for_video)
             if p.role not in self.paths
         ]
-        if missing:
-            self.paths.update(fetch_components(self.spec, missing, offline=self.offline))
+        if not hub_offline(self.offline):
+            self.paths.update(fetch_components(self.spec, missing, offline=False))
+            return self.paths
+        failed: list[tuple[str, WeightsUnavailableError]] = []
+        for part in missing:  # offline: name every file the cache lacks, not only the first
+            try:
+                self.paths.update(fetch_components(self.spec, [part], offline=True))
+            except WeightsUnavailableError as err:
+                failed.append((f"{part.source}" + (f" (about {part.size})" if part.size else ""), err))
+        if failed:
+            others = [what for what, _ in failed[1:]]
+            also = f"\nAlso not in the local cache: {'; '.join(others)}." if others else ""
+            raise WeightsUnavailableError(f"{failed[0][1]}{also}")
         return self.paths
 
     def _fetch_before_encoding(self) -> None:

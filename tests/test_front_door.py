@@ -71,7 +71,10 @@ def test_a_run_that_cannot_fit_is_refused_before_any_fetch_with_an_empty_offline
     monkeypatch.setattr(api, "host_available_bytes", lambda: 10**15)
     result = runner.invoke(app, args)
     assert result.exit_code == EXIT_MODEL and "not in the local Hugging Face cache" in result.stderr
-    assert len(fetched) == 1
+    assert "Also not in the local cache:" in result.stderr  # every missing file is named, not only the first
+    for source in ("longlive_base.pt (about 5.68 GB)", "lora.pt (about 2.80 GB)", "Wan2.1_VAE.pth"):
+        assert source in result.stderr, source
+    assert fetched  # past the checks, the run went to the cache
 
 
 def test_a_missing_video_file_is_reported_before_the_text_encoder_loads(tmp_path, caplog):
