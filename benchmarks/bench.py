@@ -231,13 +231,25 @@ def stage_table(times: StageTimes, wall: float, *, overlapped: bool) -> dict:
 def naive_vs_cached(model: Model, embed: torch.Tensor, plan: Plan, num_blocks: int, seed: int) -> dict:
     """Both samplers on the same single-prompt blocks, interleaved; only the current block is compared."""
     transformer = model.transformer
-    cfg = model.spec.sampler
+    sampler_config = model.spec.sampler
     h, w = model.spec.geometry.latent_size(plan.width, plan.height)
     naive = naive_sample_video(
-        transformer, embed, num_blocks, latent_height=h, latent_width=w, seed=seed, cfg=cfg
+        transformer,
+        embed,
+        num_blocks,
+        latent_height=h,
+        latent_width=w,
+        seed=seed,
+        sampler_config=sampler_config,
     )
     cached = sample_video(
-        transformer, [embed], [0] * num_blocks, latent_height=h, latent_width=w, seed=seed, cfg=cfg
+        transformer,
+        [embed],
+        [0] * num_blocks,
+        latent_height=h,
+        latent_width=w,
+        seed=seed,
+        sampler_config=sampler_config,
     )
     sync = torch.cuda.synchronize if transformer.device.type == "cuda" else (lambda: None)
 

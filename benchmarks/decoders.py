@@ -53,9 +53,9 @@ quiet_noisy_imports()
 import diffusers  # noqa: E402
 from diffusers import AutoencoderKLWan  # noqa: E402
 
+from longlive_cli.decoders import make_decoder  # noqa: E402
 from longlive_cli.decoders.lightvae import lightvae_config  # noqa: E402
-from longlive_cli.decoders.taehv import StreamingTAEHVDecoder, TAEHVDecoder, init_random_  # noqa: E402
-from longlive_cli.decoders.wan import StreamingDecoder  # noqa: E402
+from longlive_cli.decoders.taehv import TAEHVDecoder, init_random_  # noqa: E402
 
 DECODERS = ("wan", "lightvae", "taehv", "lighttae")
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -122,7 +122,7 @@ def build(name: str, device: torch.device, dtype: torch.dtype, seed: int) -> tup
     model = model.to(device) if dtype == torch.float32 else model.to(device=device, dtype=dtype)
     model = model.eval().requires_grad_(False)
     mib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
-    decoder = StreamingDecoder(model) if name in ("wan", "lightvae") else StreamingTAEHVDecoder(model)
+    decoder = make_decoder(name, model)  # the streaming decoder the registry declares for the name
     # Warm up on a tiny video (the libraries' first-use allocations are not the decoder's memory), then reset.
     decoder.decode(torch.zeros(1, 2, 16, 2, 2, device=device, dtype=dtype))
     decoder.reset()

@@ -99,11 +99,11 @@ step bench_13b_bf16_fast 150 yes bash "$0" bench --blocks 16 --compare-plain
 # Optional, most telling first (issue 15 point 9): does overlapped decode pay, do the VAE's speed options.
 step bench_13b_no_overlap 80 no bash "$0" bench --blocks 12 --no-overlap
 step vae_speed_832x480 120 no python3 benchmarks/vae_speed.py --device cuda --dtype bf16 --blocks 4 --rounds 3
-step bench_13b_int8_w8a8 90 no bash "$0" bench --blocks 12 --int8 --scheme w8a8
-step bench_13b_fp8 90 no bash "$0" bench --blocks 12 --int8 --scheme fp8
+step bench_13b_int8_w8a8 90 no bash "$0" bench --blocks 12 --quantize int8
+step bench_13b_fp8 90 no bash "$0" bench --blocks 12 --quantize fp8
 step bench_13b_sdpa_cudnn 80 no bash "$0" bench --blocks 12 --attention sdpa-cudnn
 step bench_13b_compile_decoder 120 no bash "$0" bench --blocks 12 --compile-decoder
-step bench_13b_int8_w8 90 no bash "$0" bench --blocks 12 --int8 --scheme w8
+step bench_13b_int8_w8 90 no bash "$0" bench --blocks 12 --quantize int8-weights
 step flat_memory_10_vs_60 120 no python3 benchmarks/flat_cost.py --arch wan-1.3b --device cuda --resolution 832x480 --durations 10 60
 
 echo

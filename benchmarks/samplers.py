@@ -34,7 +34,7 @@ def child(sampler: str, duration: float, arch: str, resolution: str, device: str
     from longlive_cli.models.spec import SamplerConfig
     from longlive_cli.models.transformer import CausalWanTransformer
     from longlive_cli.runtime import StageTimes
-    from longlive_cli.samplers import SAMPLERS
+    from longlive_cli.samplers import get_sampler
     from longlive_cli.samplers.rolling_forcing import ROLLING_FORCING
     from longlive_cli.schedule import FixedSchedule
 
@@ -54,19 +54,26 @@ def child(sampler: str, duration: float, arch: str, resolution: str, device: str
     blocks = WAN21.latent_frames(duration) // WAN21.frames_per_block
     segments = [0 if b < blocks // 2 else 1 for b in range(blocks)]
     schedule = FixedSchedule(random_prompt_embeds(2, text_dim, seed=1), segments)
-    cfg = ROLLING_FORCING if sampler == "rolling-forcing" else SamplerConfig()
+    sampler_config = ROLLING_FORCING if sampler == "rolling-forcing" else SamplerConfig()
     times = StageTimes()
     h, w = WAN21.latent_size(width, height)
     done = []
     start = time.perf_counter()
-    run = SAMPLERS[sampler](
-        model, schedule, latent_height=h, latent_width=w, seed=1, cfg=cfg, geometry=WAN21, times=times
+    run = get_sampler(sampler)(
+        model,
+        schedule,
+        latent_height=h,
+        latent_width=w,
+        seed=1,
+        sampler_config=sampler_config,
+        geometry=WAN21,
+        times=times,
     )
     for block in run:
         block.latents.float().sum().item()  # wait for the device
         done.append(time.perf_counter())
     per_block = [b - a for a, b in zip([start, *done[:-1]], done, strict=True)]
-    warm = len(cfg.denoising_steps)
+    warm = len(sampler_config.denoising_steps)
     passes = sum(times.calls[k] for k in ("denoise", "clean", "recache"))
     if sampler == "longlive":  # its "denoise" stage is one call per block around 4 passes
         passes += 3 * times.calls["denoise"]

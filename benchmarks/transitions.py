@@ -64,9 +64,15 @@ def main() -> None:
         schedule = FixedSchedule(embeds, segs, transitions=[(0, method), (steps, method)])
         times, blocks, ends = StageTimes(), [], []
         start = time.perf_counter()
-        cfg = SamplerConfig(transition_recache=policy)
+        sampler_config = SamplerConfig(transition_recache=policy)
         for block in sample_longlive(
-            model, schedule, latent_height=h, latent_width=w, seed=5, cfg=cfg, times=times
+            model,
+            schedule,
+            latent_height=h,
+            latent_width=w,
+            seed=5,
+            sampler_config=sampler_config,
+            times=times,
         ):
             blocks.append(block.latents.clone())
             ends.append(time.perf_counter())

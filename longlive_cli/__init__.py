@@ -8,6 +8,8 @@ PyTorch):
 - :func:`generate`: one call, ``longlive_cli.generate("story.yaml", "out.mp4", model="tiny-random")``, with
   every option of ``from_pretrained``, ``plan`` and ``stream``;
 - :func:`download` and :func:`decode`: what ``longlive download`` and ``longlive decode`` do;
+- :func:`report`: measure a video (flicker, freezes, colour drift, cuts, prompt switches) into a report
+  folder, ``longlive_cli.report("out.mp4")``;
 - the events (:mod:`longlive_cli.events`) and the errors (:mod:`longlive_cli.errors`).
 """
 
@@ -20,6 +22,7 @@ from .errors import GenerationError, InputError, LongLiveError, ModelError, Outp
 if TYPE_CHECKING:
     from .api import LongLive, decode, download, generate
     from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
+    from .quality import report
     from .storyboard import Plan, StoryboardError
 
 __version__ = "0.1.0"
@@ -43,6 +46,7 @@ __all__ = [
     "decode",
     "download",
     "generate",
+    "report",
 ]
 
 _LAZY = {
@@ -50,6 +54,7 @@ _LAZY = {
     "generate": "api",
     "download": "api",
     "decode": "api",
+    "report": "quality",
     "BlockDone": "events",
     "Event": "events",
     "Finished": "events",

@@ -1,25 +1,24 @@
-"""Many storyboards in one run: jobs, output names, shards, stop signals, exit codes, JSON lines.
+"""Many storyboards in one run: jobs, output names, shards, exit codes.
 
 The CLI turns its arguments into :class:`Job` objects, runs them with one loaded model, and ends
 with :func:`exit_code`. Scheduling across GPUs or machines is left to existing tools (Slurm arrays,
-GNU parallel, ``xargs -P``): :func:`select_shard` gives each of them a deterministic slice.
+GNU parallel, ``xargs -P``): :func:`select_shard` gives each of them a deterministic slice. Stop signals are
+:mod:`longlive_cli.signals`'s, the JSON lines :mod:`longlive_cli.jsonl`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import json
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
-from .errors import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, InputError, LongLiveError, exit_code_for
+from .errors import EXIT_OK, EXIT_PARTIAL, InputError, LongLiveError, exit_code_for
+from .jsonl import JsonLines
+from .signals import StopSignals
 
 if TYPE_CHECKING:
     from .api import LongLive
@@ -103,86 +102,6 @@ def exit_code(jobs: Sequence[Job]) -> int:
     return failed[0].code
 
 
-class StopSignals:
-    """Turns the first SIGINT/SIGTERM into a polite stop request and the second into an abort.
-
-    Use as a context manager around the generation loop; poll :meth:`requested` between blocks.
-    The first signal only sets a flag (the current block finishes, the video so far is kept); a
-    second one raises ``KeyboardInterrupt`` at once. Handlers are restored on exit. Outside the
-    main thread (signals cannot be caught there) it does nothing.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        log.warning(
-            "%s: finishing the current block and keeping the video so far; press Ctrl-C again to abort", name
-        )
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def to_json(kind: str, **fields: Any) -> str:
-    """One JSON line ``{"event": kind, ...}``; dataclasses and paths are converted."""
-
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
-        if isinstance(value, Path):
-            return str(value)
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        if isinstance(value, enum.Enum):
-            return value.value
-        return value
-
-    return json.dumps({"event": kind, **{k: plain(v) for k, v in fields.items()}}, ensure_ascii=False)
-
-
-def event_name(event: object) -> str:
-    """``BlockDone`` -> ``block_done``."""
-    name = type(event).__name__
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
-class JsonLines:
-    """Writes one JSON object per line to ``stream`` (stdout by default), flushing each."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stdout
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.stream.write(to_json(kind, **fields) + "\n")
-        self.stream.flush()
-
-    def event(self, event: Any, **context: Any) -> None:
-        fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-        self.emit(event_name(event), **context, **fields)
-
-
 class BatchRun:
     """The jobs of one ``longlive generate``: planned and checked before anything heavy is loaded, then
     generated one after another with one model. Messages go to the log; with ``json_out`` every step is
@@ -208,6 +127,7 @@ class BatchRun:
         self.fail_fast = False
         self.stopped = False  # --fail-fast hit while planning
         self.longlive: LongLive | None = None
+        self.with_report = False  # generate --report: a report folder beside each video, checked here too
 
     @classmethod
     def prepare(
@@ -269,7 +189,7 @@ class BatchRun:
     def plan_all(self, *, fail_fast: bool, on_plan: Callable[[str, Plan], None] | None = None) -> None:
         """Plan every job and check its outputs; a bad storyboard or output fails only its own job.
         ``on_plan(name, plan)`` is called for each plan (``--dry-run`` prints it; the job is then done)."""
-        from .models.spec import check_length, check_transitions
+        from .models.spec import check_capabilities
         from .plans import plan_storyboard
         from .video import check_free_space, check_output, estimate_mp4_bytes
 
@@ -279,8 +199,7 @@ class BatchRun:
                 source = sys.stdin.read() if job.name == STDIN else Path(job.name)
                 name = "<stdin>" if job.name == STDIN else None
                 plan = plan_storyboard(source, self.spec.geometry, name=name, **self.overrides)
-                check_length(self.spec, plan.num_blocks)
-                check_transitions(self.spec, plan.has_transitions)
+                check_capabilities(self.spec, plan)
                 if on_plan is not None:
                     on_plan(job.name, plan)
                     job.status = Status.done
@@ -291,6 +210,10 @@ class BatchRun:
                     self._emit("skipped", storyboard=job.name, output=job.output)
                     continue
                 check_output(job.output, overwrite=self.force)
+                if self.with_report:
+                    from .quality import check_report_dir, default_report_dir
+
+                    check_report_dir(default_report_dir(job.output), overwrite=self.force)
                 check_free_space(
                     job.output, estimate_mp4_bytes(plan.width, plan.height, plan.num_video_frames)
                 )

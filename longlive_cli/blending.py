@@ -15,8 +15,9 @@ Semantics, starting from Daydream Scope (``src/scope/core/pipelines/blending.py`
 * ``slerp`` (two embeddings, weight ``t`` on the second): spherical interpolation per token row, falling back
   to a plain weighted sum when every row pair is nearly parallel (angle below 1e-4);
 * a transition of ``N`` blocks is a blend of the previous prompt's conditioning and the new one's with weight
-  ``t_k = (k + 1) / (N + 1)`` on the new one in its k-th block (so neither end is repeated: the block before
-  the transition has ``t = 0``, the block after it the new prompt itself). Scope walks
+  ``t_k = (k + 1) / (N + 1)`` (:func:`longlive_cli.schedule.transition_weight`) on the new one in its k-th
+  block (so neither end is repeated: the block before the transition has ``t = 0``, the block after it the
+  new prompt itself). Scope walks
   ``linspace(0, 1, N)``, whose first step repeats the old conditioning; its temporal ``linear`` is a plain
   ``lerp``, here the same norm-keeping blend as for weighted texts.
 
@@ -30,12 +31,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .schedule import transition_weight
-
 if TYPE_CHECKING:
     from .storyboard import Segment
 
-__all__ = ["blend", "segment_embedding", "slerp", "transition_weight"]
+__all__ = ["blend", "segment_embedding", "slerp"]
 
 EPSILON = 1e-8  # keeps divisions by a norm finite
 PARALLEL = 1e-4  # below this angle (radians) for every row, slerp is a weighted sum

@@ -10,11 +10,12 @@ never import torch.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,12 +27,18 @@ from .errors import (
     EXIT_OUTPUT,
     EXIT_PARTIAL,
     EXIT_SIGINT,
+    EXIT_SIGTERM,
     InputError,
     LongLiveError,
     exit_code_for,
 )
 from .logs import setup_logging
 from .models.spec import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from .jsonl import JsonLines
+    from .live import LiveOptions
+    from .signals import StopSignals
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_MODEL", "EXIT_OUTPUT", "EXIT_PARTIAL", "app", "main"]
 
@@ -67,7 +74,18 @@ class CacheWhat(str, Enum):
     all = "all"
 
 
-class Scheme(str, Enum):
+class Quantize(str, Enum):  # models.spec.QUANTIZE_SCHEMES
+    int8 = "int8"
+    int8_weights = "int8-weights"
+    fp8 = "fp8"
+
+
+class SavedQuantize(str, Enum):  # the schemes `longlive quantize` can write
+    int8 = "int8"
+    int8_weights = "int8-weights"
+
+
+class Scheme(str, Enum):  # the old --scheme spelling (hidden, warns)
     w8a8 = "w8a8"
     w8 = "w8"
     fp8 = "fp8"
@@ -86,13 +104,6 @@ class Attention(str, Enum):  # the keys of runtime.ATTENTION_BACKENDS (a test ke
 class Rope(str, Enum):  # models.spec.ROPE_NAMES (a test keeps them equal)
     absolute = "absolute"
     relative = "relative"
-
-
-class DecoderName(str, Enum):  # models.spec.DECODER_NAMES (a test keeps them equal)
-    wan = "wan"
-    lightvae = "lightvae"
-    taehv = "taehv"
-    lighttae = "lighttae"
 
 
 class CompileMode(str, Enum):  # torch.compile modes
@@ -162,19 +173,23 @@ SaveLatentsOpt = Annotated[
     Path | None,
     typer.Option(help="Also save the latents (safetensors) for `longlive decode` (one storyboard)."),
 ]
-Int8Opt = Annotated[bool, typer.Option("--int8", help="Quantize the transformer in memory after loading.")]
-SchemeOpt = Annotated[
-    Scheme | None,
+QuantizeOpt = Annotated[
+    Quantize | None,
     typer.Option(
-        help="With --int8: w8a8 (dynamic int8 activations), w8 (weight-only) [default: w8a8], "
-        "or fp8 (CUDA, compute capability >= 8.9)."
+        "--quantize",
+        help="Quantize the transformer in memory after loading: int8 (int8 weights, int8 activations "
+        "quantized per token at run time), int8-weights (int8 weights only), or fp8 (float8 weights and "
+        "activations; CUDA, compute capability >= 8.9).",
     ),
 ]
+Int8Opt = Annotated[bool, typer.Option("--int8", hidden=True, help="Old spelling of --quantize int8.")]
+SchemeOpt = Annotated[Scheme | None, typer.Option(hidden=True, help="Old: with --int8, w8a8, w8 or fp8.")]
 DecoderOpt = Annotated[
-    DecoderName | None,
+    str | None,
     typer.Option(
-        help="Decoder: wan (the Wan VAE, best), lightvae (pruned Wan VAE), taehv / lighttae (tiny and fast) "
-        "[default: the model's].",
+        metavar="NAME",
+        help="Decoder: wan (the Wan VAE, best), lightvae (pruned Wan VAE), taehv / lighttae (tiny and fast), "
+        "or one an installed plugin declares [default: the model's].",
     ),
 ]
 DryRunOpt = Annotated[
@@ -200,6 +215,16 @@ MemoryCheckOpt = Annotated[
         "--memory-check/--no-memory-check",
         help="Refuse, before loading, a run whose estimated peak memory does not fit "
         "(LONGLIVE_NO_MEMORY_CHECK=1 also skips it).",
+    ),
+]
+
+
+# report's own (and generate's / live's --report)
+WithReportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--report",
+        help="Also write a quality report (as `longlive report`) beside the video: <name>_report/.",
     ),
 ]
 
@@ -302,6 +327,7 @@ def generate_command(
     save_latents: SaveLatentsOpt = None,
     rope: RopeOpt = None,
     decoder: DecoderOpt = None,
+    quantize: QuantizeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     embed_cache: EmbedCacheOpt = True,
@@ -319,14 +345,14 @@ def generate_command(
     compile_decoder: CompileDecoderOpt = None,
     attention: AttentionOpt = None,
     strict_speed: StrictSpeedOpt = False,
+    with_report: WithReportOpt = False,
 ) -> None:
     """Generate continuous videos from storyboards (several run one after another with one model load)."""
     from .batch import BatchRun
 
     setup_logging(quiet=quiet or json_out, debug=debug)
     with _errors_to_exit(debug):
-        if scheme is not None and not int8:
-            raise InputError("--scheme goes with --int8")
+        quantization = _quantization(quantize, int8, scheme)
         run = BatchRun.prepare(
             storyboards,
             output=output,
@@ -339,8 +365,9 @@ def generate_command(
             json_out=json_out,
             rope=_value(rope),
             loras=lora or (),
-            decoder=_value(decoder),
+            decoder=decoder,
         )
+        run.with_report = with_report
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if dry_run and run.jobs and not json_out:
         with _errors_to_exit(debug):
@@ -351,12 +378,14 @@ def generate_command(
     load: dict[str, Any] = {"device": device.value, "dtype": dtype.value, "text_dtype": text_dtype.value}
     load |= {"offline": offline, "embed_cache": embed_cache, "memory_check": memory_check, "options": speed}
     try:
-        run.load(int8=(scheme or Scheme.w8a8).value if int8 else None, **load)
+        run.load(int8=quantization, **load)
     except Exception as err:
         run.model_failed(err)
         with _errors_to_exit(debug):
             raise
-    _generate_jobs(run, seed_offset=seed_offset, keep_partial=keep_partial, quiet=quiet, debug=debug)
+    _generate_jobs(
+        run, seed_offset=seed_offset, keep_partial=keep_partial, quiet=quiet, debug=debug, report=with_report
+    )
     _finish(run)
 
 
@@ -394,12 +423,15 @@ def _print_precision(model: str, device: str, dtype: str, text_dtype: str) -> No
         typer.echo(f"precision on {where}: {dtypes.describe()}")
 
 
-def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: bool, debug: bool) -> None:
-    """Generate the planned jobs one after another, rendering each one's events."""
-    from .batch import StopSignals
+def _generate_jobs(
+    run: Any, *, seed_offset: int, keep_partial: bool, quiet: bool, debug: bool, report: bool = False
+) -> None:
+    """Generate the planned jobs one after another, rendering each one's events (``report``: and report on
+    each finished video)."""
     from .errors import GenerationError, OutputError
-    from .events import Interrupted
+    from .events import Finished, Interrupted
     from .progress import make_reporter
+    from .signals import StopSignals
 
     with StopSignals() as stop:
         for job, plan in run.planned():
@@ -410,6 +442,8 @@ def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: boo
                         if isinstance(event, Interrupted):
                             kept = f"kept {event.path}" if event.path else "nothing kept"
                             typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
+                        elif isinstance(event, Finished) and report and event.path is not None:
+                            _report_beside(event.path, plan, force=run.force, quiet=quiet, events=run.events)
                 run.job_ended(job, stop)
             except KeyboardInterrupt:
                 run.job_aborted(job, EXIT_SIGINT)
@@ -444,6 +478,7 @@ def live(
     save_latents: SaveLatentsOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
+    quantize: QuantizeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     force: ForceOpt = False,
@@ -459,20 +494,23 @@ def live(
     compile_decoder: CompileDecoderOpt = None,
     attention: AttentionOpt = None,
     strict_speed: StrictSpeedOpt = False,
+    with_report: WithReportOpt = False,
 ) -> None:
     """Steer a video while it is made: prompts one per line (stdin or --prompts-from), recorded, streamed.
 
     Each new line switches the prompt at the next block. Commands: :quit, :pause, :resume, :help. The end of
     standard input finishes the video without --duration, and only ends the reading with it.
     """
-    from .batch import JsonLines, StopSignals
+    from .jsonl import JsonLines
     from .live import LiveOptions, check_targets
+    from .signals import StopSignals
 
     setup_logging(quiet=quiet, debug=debug)
     with _errors_to_exit(debug):
         check_targets(output, stream, json_out)
-        if scheme is not None and not int8:
-            raise InputError("--scheme goes with --int8")
+        if with_report:
+            _check_report_target(output, force)
+        quantization = _quantization(quantize, int8, scheme)
         events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
         events = events or (JsonLines() if json_out else None)
         speed = _speed(locals())
@@ -487,17 +525,26 @@ def live(
             "options": speed,
             "offline": offline,
         }
-        load["int8"] = (scheme or Scheme.w8a8).value if int8 else None
+        load["int8"] = quantization
         load["rope"] = rope.value if rope is not None else None
         load["loras"] = lora or ()
-        load["decoder"] = decoder.value if decoder is not None else None
+        load["decoder"] = decoder
         with StopSignals() as stop:
             code = _run_live(opts, load, save_latents, stop, events, quiet)
+        if with_report and code == 0 and output is not None and output.is_file():
+            session = opts.save_session or output.with_suffix(".yaml")
+            story = session if session.is_file() else None
+            _report_beside(output, None, force=force, quiet=quiet, storyboard=story, events=events)
     raise typer.Exit(code)
 
 
 def _run_live(
-    opts: Any, load: dict[str, Any], save_latents: Path | None, stop: Any, events: Any, quiet: bool
+    opts: LiveOptions,
+    load: dict[str, Any],
+    save_latents: Path | None,
+    stop: StopSignals,
+    events: JsonLines | None,
+    quiet: bool,
 ) -> int:
     """Load, start the session, render its events; the exit code (130/143 after Ctrl-C/SIGTERM)."""
     from .api import LongLive
@@ -570,6 +617,102 @@ def _live_summary(event: Any) -> str:
     return f"{event.switches} switches, {latency}, {event.generation_fps:.1f} fps{encoder}{where}"
 
 
+# --------------------------------------------------------------------------- report
+@app.command("report")
+def report_command(
+    video: Annotated[Path, typer.Argument(help="The video to report on (MP4).", show_default=False)],
+    storyboard: Annotated[
+        Path | None,
+        typer.Option(help="Prompt times from this storyboard [default: the plan embedded by generate]."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Report folder [default: <video name>_report/].")
+    ] = None,
+    compare: Annotated[
+        Path | None, typer.Option(help="Another video to compare with frame by frame (PSNR, SSIM).")
+    ] = None,
+    force: ForceOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary and events as JSON.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Find where a video flickers, freezes, drifts in colour, cuts or jumps at a prompt switch (no model
+    weights): report.json, timeline.png and index.html in one folder."""
+    import json as json_lib
+
+    setup_logging(debug=debug)
+    with _stop_on_signals("report stopped: no report written"), _errors_to_exit(debug):
+        from .quality import default_report_dir, report, summary_line
+
+        typer.echo(f"measuring {video} ...", err=True)
+        result = report(video, output, storyboard=storyboard, compare=compare, overwrite=force)
+        if json_out:
+            typer.echo(json_lib.dumps({"summary": result["summary"], "events": result["events"]}))
+        else:
+            typer.echo(summary_line(result))
+            typer.echo(f"Wrote {output or default_report_dir(video)}", err=True)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the command is (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals(message: str) -> Iterator[None]:
+    """A command without a video to keep: Ctrl-C (exit 130) or SIGTERM (143) stops it at once with
+    ``message``; the outputs are written whole or not at all (``fileio.atomic_output``), and the ffmpeg
+    readers are closed on the way out."""
+    import signal
+    import threading
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(message, err=True)
+        raise typer.Exit(EXIT_SIGINT) from None
+    except _Terminated:
+        typer.echo(message, err=True)
+        raise typer.Exit(EXIT_SIGTERM) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _check_report_target(output: Path | None, force: bool) -> None:
+    """``--report`` needs a video file, and its report folder must be writable (checked before the work)."""
+    from .quality import check_report_dir, default_report_dir
+
+    if output is None:
+        raise InputError("--report needs a recording (-o/--output FILE.mp4) to report on")
+    check_report_dir(default_report_dir(output), overwrite=force)
+
+
+def _report_beside(
+    video: Path,
+    plan: Any,
+    *,
+    force: bool,
+    quiet: bool,
+    storyboard: Path | None = None,
+    events: Any = None,
+) -> None:
+    """``--report``: the report of a finished video in ``<name>_report/`` beside it (with ``events``, the
+    JSON-lines writer of ``--json``, also a ``report`` line with its summary and events)."""
+    from .quality import default_report_dir, report, summary_line
+
+    folder = default_report_dir(video)
+    result = report(video, folder, plan=plan, storyboard=storyboard, overwrite=force)
+    if events is not None:
+        events.emit("report", video=video, folder=folder, summary=result["summary"], events=result["events"])
+    if not quiet:
+        typer.echo(f"report: {summary_line(result)}", err=True)
+    typer.echo(f"Wrote {folder}", err=True)
+
+
 # --------------------------------------------------------------------------- bench
 @app.command()
 def bench(
@@ -580,6 +723,7 @@ def bench(
     ] = 8,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
+    quantize: QuantizeOpt = None,
     int8: Int8Opt = False,
     scheme: SchemeOpt = None,
     compare_plain: Annotated[
@@ -607,8 +751,7 @@ def bench(
     with _errors_to_exit(debug):
         from .bench import format_report, run_bench
 
-        if scheme is not None and not int8:
-            raise InputError("--scheme goes with --int8")
+        quantization = _quantization(quantize, int8, scheme)
         options = _speed(locals())
         report = run_bench(
             model,
@@ -617,10 +760,34 @@ def bench(
             resolution=resolution,
             blocks=blocks,
             options=options,
-            int8=(scheme or Scheme.w8a8).value if int8 else None,
+            int8=quantization,
             compare_plain=compare_plain,
         )
         typer.echo(json_lib.dumps(report) if json_out else format_report(report))
+
+
+def _quantization(quantize: Quantize | None, int8: bool, scheme: Scheme | None) -> str | None:
+    """The quantization scheme (:data:`~longlive_cli.models.spec.QUANTIZE_SCHEMES`) ``--quantize`` names, or
+    the old ``--int8 [--scheme w8a8|w8|fp8]`` (hidden; a warning names the new spelling). None: none.
+
+    Raises:
+        InputError: ``--scheme`` without ``--int8``, or the old spelling with ``--quantize``.
+    """
+    from .models.spec import QUANTIZE_SCHEMES
+
+    if not int8 and scheme is None:
+        return QUANTIZE_SCHEMES[quantize.value] if quantize is not None else None
+    if not int8:
+        raise InputError("--scheme goes with --int8 (both are old spellings: use --quantize)")
+    old = (scheme or Scheme.w8a8).value
+    new = next(name for name, value in QUANTIZE_SCHEMES.items() if value == old)
+    if quantize is not None and quantize.value != new:
+        raise InputError(
+            f"--int8{f' --scheme {old}' if scheme else ''} and --quantize {quantize.value} disagree"
+        )
+    spelled = "--int8" + (f" --scheme {old}" if scheme is not None else "")
+    logging.getLogger(__name__).warning("%s is deprecated; use --quantize %s", spelled, new)
+    return old
 
 
 def _speed(params: dict[str, Any]) -> dict[str, Any]:
@@ -656,7 +823,7 @@ def validate(
     debug: DebugOpt = False,
 ) -> None:
     """Check storyboards and print their generation plans; exit 2 if any is invalid."""
-    from .batch import JsonLines
+    from .jsonl import JsonLines
     from .models.spec import resolve_spec
     from .plans import plan_storyboard
     from .storyboard import StoryboardError, format_plan
@@ -695,9 +862,15 @@ def quantize(
         Path, typer.Option("-o", "--output", help="Model folder to write (usable as --model).")
     ],
     model: ModelOpt = DEFAULT_MODEL,
-    scheme: Annotated[
-        Scheme, typer.Option(help="w8a8: dynamic int8 activations + int8 weights; w8: int8 weights only.")
-    ] = Scheme.w8a8,
+    quantize: Annotated[
+        SavedQuantize,
+        typer.Option(
+            "--quantize",
+            help="int8: int8 weights, int8 activations quantized per token at run time; int8-weights: int8 "
+            "weights only.",
+        ),
+    ] = SavedQuantize.int8,
+    scheme: Annotated[Scheme | None, typer.Option(hidden=True, help="Old spelling of --quantize.")] = None,
     force: ForceOpt = False,
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
@@ -708,11 +881,16 @@ def quantize(
     with _errors_to_exit(debug):
         from .api import describe_quantization
         from .errors import OutputError
-        from .models.spec import resolve_model
+        from .models.spec import QUANTIZE_SCHEMES, resolve_model
         from .quantize import write_quantized_model
 
         if output.exists() and not force:
             raise OutputError(f"{output} already exists (use --force to replace it)")
+        chosen = QUANTIZE_SCHEMES[quantize.value]
+        if scheme is not None:  # the old spelling
+            chosen = scheme.value
+            new = next(name for name, value in QUANTIZE_SCHEMES.items() if value == chosen)
+            logging.getLogger(__name__).warning("--scheme %s is deprecated; use --quantize %s", chosen, new)
 
         def on_layer(name: str, index: int, total: int) -> None:
             if not quiet:
@@ -720,7 +898,7 @@ def quantize(
 
         spec = resolve_model(model)
         summary = write_quantized_model(
-            spec, output, scheme=scheme.value, force=force, offline=offline, on_layer=on_layer
+            spec, output, scheme=chosen, force=force, offline=offline, on_layer=on_layer
         )
         typer.echo(describe_quantization(summary), err=True)
         typer.echo(f"Wrote {output} (use it as --model {output})", err=True)
@@ -757,9 +935,7 @@ def download_command(
             else:
                 typer.echo(f"{part.role:<19} {human_bytes(part.size):>9}  {part.source}  -> {part.path}")
 
-        parts = download(
-            model, loras=lora or (), decoder=_value(decoder), check_only=check_only, on_part=show
-        )
+        parts = download(model, loras=lora or (), decoder=decoder, check_only=check_only, on_part=show)
         if not parts:
             typer.echo(f"{model}: nothing to download (built in-process)")
             return
@@ -836,7 +1012,7 @@ def decode_command(
             latents,
             output,
             model=model,
-            decoder=_value(decoder),
+            decoder=decoder,
             device=device.value,
             overwrite=force,
             offline=offline,
@@ -869,10 +1045,27 @@ def info(debug: DebugOpt = False) -> None:
         rope = ", relative RoPE" if spec.sampler.rope == "relative" else ""
         default = "  [default]" if name == DEFAULT_MODEL else ""
         typer.echo(f"  {name:<{width}} {source} ({spec.sampler.name} sampler{rope}){default}")
+    _echo_components()
     typer.echo("precision per part:")
     for part, rule in RULES.items():
         typer.echo(f"  {part.replace('_', ' '):<14} {rule}")
     typer.echo(f"caches: {cache_root()} (converted/, embeddings/; `longlive cache`)")
+
+
+def _echo_components() -> None:
+    """The samplers and decoders with what each declares (:mod:`longlive_cli.registry`); an installed plugin
+    not loaded yet is named only (listing imports no plugin)."""
+    from .registry import decoder_names, known_decoders, known_samplers, sampler_names
+
+    for kind, known, names in (
+        ("samplers", known_samplers(), sampler_names()),
+        ("decoders", known_decoders(), decoder_names()),
+    ):
+        typer.echo(f"{kind}:")
+        for item in known:
+            typer.echo(f"  {item.name:<16} {item.summary} ({item.abilities()})")
+        for name in sorted(set(names) - {item.name for item in known}):
+            typer.echo(f"  {name:<16} (an installed plugin, loaded when used)")
 
 
 def version_callback(value: bool) -> None:

@@ -47,6 +47,7 @@ from .errors import InputError
 from .events import BlockDone, Event, Finished, Interrupted, PromptSwitched
 from .fileio import atomic_output
 from .geometry import WAN21, Geometry
+from .registry import sampler_info
 from .schedule import Transition, transition_weight
 from .storyboard import Plan, StoryboardError
 from .storyboard.schema import BLENDS, MAX_PROMPT_CHARS, check_transition, transition_blocks
@@ -568,7 +569,7 @@ def start_session(
         schedule,
         source=opts.prompts_from,
         end_on_eof=opts.duration is None,
-        transitions=ll.spec.sampler.name == "longlive",
+        transitions=sampler_info(ll.spec.sampler.name).transitions,
     )
     if opts.prompt is not None:
         reader.handle(opts.prompt.encode())

@@ -8,7 +8,7 @@ A run goes through phases one after another, and only the largest counts:
 2. **first-run conversion** (only while the converted-weights cache has no file for this generator and
    dtype): the LoRA targets merged in float32 and, for another dtype, the converted copy; the source files
    are memory-mapped and read once, so their pages are not counted;
-3. **INT8 quantization** (with ``--int8``): the transformer in its dtype and its INT8 copy;
+3. **INT8 quantization** (with ``--quantize``): the transformer in its dtype and its INT8 copy;
 4. **generation**: the transformer weights, the self-attention KV cache (``2 x layers x local_attn_size
    frames x tokens per frame x dim``), the prompt's cross-attention K/V (the old prompt's are dropped before
    a switch computes the new ones), the VAE, and the working memory of the largest transformer pass (a
@@ -191,7 +191,7 @@ class MemoryInputs:
         keep_text_encoder: the encoder stays loaded beside the video model (``longlive live``).
         vae_params, vae_base_dim: the VAE's parameter count and first-stage width (96 for Wan2.1).
         convert_lora: None when no first-run conversion is due; else whether a LoRA is merged in it.
-        int8: quantize the transformer in memory after loading (``--int8``).
+        int8: quantize the transformer in memory after loading (``--quantize int8``).
         quantized_bytes: the transformer is an INT8 file of this size (``longlive quantize``), or None.
         cuda_available: a CUDA GPU is there (``--device cuda`` is a way out).
         video_loaded: the video model is loaded already (its memory is no longer available): only the
@@ -556,7 +556,7 @@ def _ways_out(inputs: MemoryInputs) -> list[tuple[str, MemoryInputs]]:
         vae = d.vae if i.device == "cpu" else "bf16"
         out.append(("--dtype bf16", replace(i, dtypes=replace(d, transformer="bf16", vae=vae))))
     if not i.int8 and i.quantized_bytes is None:
-        out.append(("--int8", replace(i, int8=True)))
+        out.append(("--quantize int8", replace(i, int8=True)))
     if i.width * i.height > 256 * 160:
         w, h = max(16, i.width // 2 // 16 * 16), max(16, i.height // 2 // 16 * 16)
         out.append((f"--resolution {w}x{h}", replace(i, width=w, height=h)))

@@ -29,9 +29,10 @@ from .errors import InputError
 from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
 from .latents import LatentsView, LatentsWriter
 from .models.loaders import Model
-from .models.spec import check_length, check_transitions
+from .models.spec import check_capabilities
+from .quality.timing import plan_metadata
 from .runtime import StageTimes, stage
-from .samplers import SAMPLERS, SampledBlock
+from .samplers import SampledBlock, get_sampler
 from .schedule import FixedSchedule, PromptSchedule
 from .storyboard import Plan
 from .video import VideoWriter
@@ -48,11 +49,10 @@ __all__ = [
 
 def check_plan_fits(plan: Plan, model: Model) -> None:
     """Raise :class:`~longlive_cli.errors.InputError` when ``plan`` asks for what ``model`` cannot make
-    (another fps or block size than the model's geometry, fewer blocks than its sampler needs, transitions
-    its sampler cannot blend)."""
+    (another fps or block size than the model's geometry, or what its components do not declare:
+    :func:`~longlive_cli.models.spec.check_capabilities`)."""
     geometry = model.spec.geometry
-    check_length(model.spec, plan.num_blocks)
-    check_transitions(model.spec, plan.has_transitions)
+    check_capabilities(model.spec, plan)
     if plan.fps != geometry.fps:
         raise InputError(
             f"the storyboard asks for {plan.fps} fps; {model.spec.name} generates {geometry.fps} fps"
@@ -142,6 +142,9 @@ def generate_video(request: VideoRequest) -> Iterator[Event]:
     check_plan_fits(r.plan, r.model)
     geometry = r.model.spec.geometry
     schedule = r.schedule
+    # A fixed plan is embedded in the MP4 (read by `longlive report`); a live schedule's is not known yet.
+    fixed = isinstance(r.conditioning, Sequence)
+    tags = plan_metadata(r.plan, r.model.spec.name, r.seed) if fixed else None
     kept = (
         LatentsWriter(
             r.save_latents,
@@ -156,20 +159,25 @@ def generate_video(request: VideoRequest) -> Iterator[Event]:
         else None
     )
     try:
-        yield from _run(r, schedule, kept)
+        yield from _run(r, schedule, kept, tags)
     except BaseException:
         if kept is not None:
             kept.abort()
         raise
 
 
-def _run(r: VideoRequest, schedule: PromptSchedule, kept: LatentsWriter | None) -> Iterator[Event]:
-    """:func:`generate_video` past its checks; ``kept``: the latents file, or None."""
+def _run(
+    r: VideoRequest, schedule: PromptSchedule, kept: LatentsWriter | None, tags: dict[str, str] | None
+) -> Iterator[Event]:
+    """:func:`generate_video` past its checks; ``kept``: the latents file, or None; ``tags``: the MP4's
+    metadata."""
     plan, model, output = r.plan, r.model, r.output
     geometry = model.spec.geometry
     overlap = model.transformer.options.overlap_decode
     writer: VideoWriter | _NoFile = (
-        VideoWriter(output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=r.overwrite)
+        VideoWriter(
+            output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=r.overwrite, metadata=tags
+        )
         if output is not None
         else _NoFile()
     )
@@ -217,13 +225,13 @@ def _run(r: VideoRequest, schedule: PromptSchedule, kept: LatentsWriter | None) 
             seed=r.seed,
         )
         latent_height, latent_width = geometry.latent_size(plan.width, plan.height)
-        blocks = SAMPLERS[model.spec.sampler.name](
+        blocks = get_sampler(model.spec.sampler.name)(
             model.transformer,
             schedule,
             latent_height=latent_height,
             latent_width=latent_width,
             seed=r.seed,
-            cfg=model.spec.sampler,
+            sampler_config=model.spec.sampler,
             geometry=geometry,
             times=r.times,
         )

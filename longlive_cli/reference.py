@@ -24,7 +24,10 @@ from .samplers.base import NoiseStream, flow_schedule
 
 
 def block_causal_mask(
-    num_frames: int, tokens_per_frame: int, cfg: SamplerConfig, frames_per_block: int = WAN21.frames_per_block
+    num_frames: int,
+    tokens_per_frame: int,
+    sampler_config: SamplerConfig,
+    frames_per_block: int = WAN21.frames_per_block,
 ) -> torch.Tensor:
     """Boolean ``[S, S]`` mask (True = may attend) over ``num_frames`` latent frames.
 
@@ -33,11 +36,11 @@ def block_causal_mask(
     ``local_attn_size - sink_size`` frames up to its block's end. Inside a block, attention is
     bidirectional.
     """
-    fpb, window = frames_per_block, cfg.local_attn_size - cfg.sink_size
+    fpb, window = frames_per_block, sampler_config.local_attn_size - sampler_config.sink_size
     frame = torch.arange(num_frames)
     end = (frame // fpb + 1) * fpb  # exclusive end of each query frame's block
     q, k = end[:, None], frame[None, :]
-    allowed = (k < q) & ((k < cfg.sink_size) | (k >= q - window))
+    allowed = (k < q) & ((k < sampler_config.sink_size) | (k >= q - window))
     return allowed.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)
 
 
@@ -50,7 +53,7 @@ def naive_sample_video(
     latent_height: int,
     latent_width: int,
     seed: int,
-    cfg: SamplerConfig = SamplerConfig(),
+    sampler_config: SamplerConfig = SamplerConfig(),
     geometry: Geometry = WAN21,
 ) -> Iterator[torch.Tensor]:
     """Single-prompt generation by full recomputation; yields each block's x0 ``[1, F, 16, h, w]``.
@@ -59,7 +62,7 @@ def naive_sample_video(
     two agree to floating-point error when the cache is right.
     """
     fpb = geometry.frames_per_block
-    timesteps, sigmas = flow_schedule(cfg)
+    timesteps, sigmas = flow_schedule(sampler_config)
     shape = (1, fpb, geometry.latent_channels, latent_height, latent_width)
     noise = NoiseStream(seed, num_blocks=num_blocks, block_shape=shape)
     prompt = model.encode_prompt(prompt_embeds)
@@ -68,7 +71,7 @@ def naive_sample_video(
     history = torch.zeros((1, 0, *shape[2:]), **as_model)
     for _ in range(num_blocks):
         n = history.shape[1] + fpb
-        mask = block_causal_mask(n, tpf, cfg, fpb).to(model.device)
+        mask = block_causal_mask(n, tpf, sampler_config, fpb).to(model.device)
         x = noise.initial().to(**as_model)
         for i in range(len(timesteps)):
             t = torch.zeros(1, n, device=model.device)
@@ -92,7 +95,7 @@ def naive_rolling_forcing(
     latent_height: int,
     latent_width: int,
     seed: int,
-    cfg: SamplerConfig,
+    sampler_config: SamplerConfig,
     attention_frames: int = 21,
     geometry: Geometry = WAN21,
 ) -> Iterator[torch.Tensor]:
@@ -116,8 +119,8 @@ def naive_rolling_forcing(
     last step in block order, a ``[3n, 16, h, w]`` draw whose block frames re-noise it. O(L^2) per pass and
     every latent held: for tests only.
     """
-    fpb, steps = geometry.frames_per_block, len(cfg.denoising_steps)
-    timesteps, sigmas = flow_schedule(cfg)
+    fpb, steps = geometry.frames_per_block, len(sampler_config.denoising_steps)
+    timesteps, sigmas = flow_schedule(sampler_config)
     gen = torch.Generator().manual_seed(seed)
     initial = torch.randn(
         1, num_blocks * fpb, geometry.latent_channels, latent_height, latent_width, generator=gen
@@ -168,13 +171,13 @@ def naive_rolling_forcing(
             yield final[-1]
 
 
-def visible_frames(end: int, cfg: SamplerConfig) -> tuple[int, ...]:
+def visible_frames(end: int, sampler_config: SamplerConfig) -> tuple[int, ...]:
     """Latent frames a pass whose frames end at ``end`` (exclusive) attends to, in frame order, with one
     prompt: the sink (frames ``0 .. sink_size-1``) and the latest ``local_attn_size - sink_size`` frames up to
     ``end``. With relative RoPE a frame's temporal index in that pass is its position in this tuple (its
     rank)."""
-    ring = cfg.local_attn_size - cfg.sink_size
-    return tuple(sorted(set(range(min(cfg.sink_size, end))) | set(range(max(0, end - ring), end))))
+    ring = sampler_config.local_attn_size - sampler_config.sink_size
+    return tuple(sorted(set(range(min(sampler_config.sink_size, end))) | set(range(max(0, end - ring), end))))
 
 
 @torch.inference_mode()
@@ -186,7 +189,7 @@ def naive_relative_video(
     latent_height: int,
     latent_width: int,
     seed: int,
-    cfg: SamplerConfig = SamplerConfig(rope="relative"),
+    sampler_config: SamplerConfig = SamplerConfig(rope="relative"),
     geometry: Geometry = WAN21,
 ) -> Iterator[torch.Tensor]:
     """Single-prompt LongLive with relative RoPE (DESIGN.md "Relative RoPE reference semantics") by
@@ -203,7 +206,7 @@ def naive_relative_video(
     ``c`` holds copies of blocks 0, ``c-2`` and ``c-1``): for tests of a few blocks only.
     """
     fpb = geometry.frames_per_block
-    timesteps, sigmas = flow_schedule(cfg)
+    timesteps, sigmas = flow_schedule(sampler_config)
     shape = (1, fpb, geometry.latent_channels, latent_height, latent_width)
     noise = NoiseStream(seed, num_blocks=num_blocks, block_shape=shape)
     prompt = model.encode_prompt(prompt_embeds)
@@ -212,7 +215,7 @@ def naive_relative_video(
     final: list[torch.Tensor] = []  # every finished block's x0
 
     def ranks(block: int) -> dict[int, int]:
-        return {f: r for r, f in enumerate(visible_frames((block + 1) * fpb, cfg))}
+        return {f: r for r, f in enumerate(visible_frames((block + 1) * fpb, sampler_config))}
 
     def add_pass(rows: list, block: int, shift: int, own: torch.Tensor, t: float) -> list[int]:
         """Append the rows of block ``block``'s pass over latents ``own`` at timestep ``t`` with positions
@@ -272,8 +275,10 @@ class ShiftingRelativeCache:
 
     relative_rope = True
 
-    def __init__(self, model: CausalWanTransformer, height: int, width: int, cfg: SamplerConfig) -> None:
-        self.capacity, self.sink = cfg.local_attn_size, cfg.sink_size
+    def __init__(
+        self, model: CausalWanTransformer, height: int, width: int, sampler_config: SamplerConfig
+    ) -> None:
+        self.capacity, self.sink = sampler_config.local_attn_size, sampler_config.sink_size
         self.tpf = model.tokens_per_frame(height, width)
         self.grid = (height // model.patch_size[1], width // model.patch_size[2])
         self.rope_at = model.rope_at
@@ -318,7 +323,7 @@ def shifting_relative_video(
     latent_height: int,
     latent_width: int,
     seed: int,
-    cfg: SamplerConfig = SamplerConfig(rope="relative"),
+    sampler_config: SamplerConfig = SamplerConfig(rope="relative"),
     geometry: Geometry = WAN21,
 ) -> Iterator[torch.Tensor]:
     """Single-prompt LongLive with relative RoPE as the official infinity pipeline runs it (NVlabs/LongLive
@@ -326,11 +331,11 @@ def shifting_relative_video(
     the same noise stream, a :class:`ShiftingRelativeCache`. Yields each block's x0 ``[1, F, 16, h, w]``.
     Linear cost, so it checks long runs (past 1024 latent frames) that :func:`naive_relative_video` cannot."""
     fpb = geometry.frames_per_block
-    timesteps, sigmas = flow_schedule(cfg)
+    timesteps, sigmas = flow_schedule(sampler_config)
     shape = (1, fpb, geometry.latent_channels, latent_height, latent_width)
     noise = NoiseStream(seed, num_blocks=num_blocks, block_shape=shape)
     prompt = model.encode_prompt(prompt_embeds)
-    cache = ShiftingRelativeCache(model, latent_height, latent_width, cfg)
+    cache = ShiftingRelativeCache(model, latent_height, latent_width, sampler_config)
     as_model: dict[str, Any] = {"device": model.device, "dtype": model.dtype}
     zero = torch.zeros(1, device=model.device)
     for b in range(num_blocks):

@@ -18,13 +18,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from typing import IO, Any
 
-import imageio_ffmpeg
 import numpy as np
 
 from .errors import OutputError
+from .video import h264_command
 
 __all__ = ["RealtimePacer", "StreamSink"]
 
@@ -62,38 +61,13 @@ class StreamSink:
         self.on_closed = on_closed
         self.alive = True
         gop = max(1, round(fps))
-        cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-hide_banner",
-            "-nostats",
-            "-loglevel",
-            "error",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            str(Fraction(fps).limit_denominator()),
-            "-i",
-            "pipe:0",
-            "-an",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            str(gop),
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            _format_for(target),
-            "-y",
-            "pipe:1" if target == "-" else target,
-        ]
+        cmd = h264_command(
+            width=width,
+            height=height,
+            fps=fps,
+            encoder=["-preset", "veryfast", "-tune", "zerolatency", "-g", str(gop)],
+            output=["-f", _format_for(target), "-y", "pipe:1" if target == "-" else target],
+        )
         try:
             # stdout is inherited: with "-" ffmpeg writes the stream to our standard output itself.
             self._proc = subprocess.Popen(

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +32,14 @@ import numpy as np
 from .errors import OutputError
 from .fileio import make_temp_beside
 
-__all__ = ["OutputError", "OutputExistsError", "VideoWriter", "check_output", "read_video_info"]
+__all__ = [
+    "OutputError",
+    "OutputExistsError",
+    "VideoWriter",
+    "check_output",
+    "h264_command",
+    "read_video_info",
+]
 
 _STDERR_MAX_CHARS = 4000  # ffmpeg's first error lines name the cause; the rest is fallout
 
@@ -86,6 +94,40 @@ def check_output(path: str | Path, *, overwrite: bool = False) -> Path:
     return path
 
 
+def h264_command(
+    *, width: int, height: int, fps: float, encoder: Sequence[str], output: Sequence[str]
+) -> list[str]:
+    """The one ffmpeg command line that encodes raw frames to H.264: bundled ffmpeg (imageio-ffmpeg), quiet,
+    ``rgb24`` frames of ``width`` x ``height`` pixels at ``fps`` read from standard input, no audio,
+    ``libx264`` with the ``encoder`` options (preset, crf or tune, GOP), ``yuv420p``, then the ``output``
+    arguments (container options and the destination). :class:`VideoWriter` (MP4 files) and
+    :class:`longlive_cli.stream.StreamSink` (live streams) both run it."""
+    return [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(Fraction(fps).limit_denominator()),
+        "-i",
+        "pipe:0",
+        "-an",
+        "-c:v",
+        "libx264",
+        *encoder,
+        "-pix_fmt",
+        "yuv420p",
+        *output,
+    ]
+
+
 class VideoWriter:
     """Streams uint8 RGB frames into an H.264 (libx264, yuv420p) MP4 at ``fps``.
 
@@ -102,6 +144,8 @@ class VideoWriter:
         overwrite: replace an existing ``path`` (only when :meth:`close` succeeds).
         crf: libx264 constant rate factor, 0 (lossless) … 51 (worst); 18 is visually near-lossless.
         preset: libx264 speed/size preset (``ultrafast`` … ``veryslow``).
+        metadata: container tags written with ffmpeg's ``-metadata key=value`` (e.g. ``{"comment": ...}``:
+            the generation plan, read back by ``longlive report``); keys are ffmpeg's tag names.
 
     Raises:
         OutputExistsError, OutputError: as :func:`check_output`; OutputError also when ffmpeg
@@ -119,6 +163,7 @@ class VideoWriter:
         overwrite: bool = False,
         crf: int = 18,
         preset: str = "medium",
+        metadata: Mapping[str, str] | None = None,
     ):
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
@@ -140,38 +185,18 @@ class VideoWriter:
         self.temp_path = self._create_temp_file()
         # Lives as long as ffmpeg does (closed in close()/abort()), so no `with` block.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-hide_banner",
-            "-nostats",
-            "-loglevel",
-            "error",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{self.width}x{self.height}",
-            "-r",
-            str(Fraction(fps).limit_denominator()),
-            "-i",
-            "pipe:0",
-            "-an",
-            "-c:v",
-            "libx264",
-            "-preset",
-            preset,
-            "-crf",
-            str(crf),
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",  # index at the front: playable while downloading
-            "-f",
-            "mp4",  # the temp name has no .mp4 extension to infer it from
-            "-y",  # the temp file was created empty by us, exclusively
-            str(self.temp_path),
-        ]
+        cmd = h264_command(
+            width=self.width,
+            height=self.height,
+            fps=fps,
+            encoder=["-preset", preset, "-crf", str(crf)],
+            # index at the front: playable while downloading; the temp name has no .mp4 extension to infer
+            # the format from; the temp file was created empty by us, exclusively.
+            output=[
+                *[arg for key, value in (metadata or {}).items() for arg in ("-metadata", f"{key}={value}")],
+                *["-movflags", "+faststart", "-f", "mp4", "-y", str(self.temp_path)],
+            ],
+        )
         try:
             self._proc = subprocess.Popen(
                 cmd,

@@ -17,6 +17,15 @@ import torch
 
 from longlive_cli.models.loaders import tiny_transformer_config
 
+
+def rel_err(a: torch.Tensor, b: torch.Tensor, *, norm: bool = False) -> float:
+    """How far ``a`` is from the reference ``b``: ``max|a - b| / max|b|``, or with ``norm`` the whole
+    tensors' ``||a - b|| / ||b||`` (L2)."""
+    if norm:
+        return ((a - b).norm() / b.norm()).item()
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
 # 2 s at 64x48 with a prompt switch at 1 s: 3 blocks, one re-cache.
 LIGHTHOUSE_STORY = """\
 duration: 2s

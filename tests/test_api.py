@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import stat
 import subprocess
@@ -31,8 +30,6 @@ from longlive_cli.errors import (
 from longlive_cli.events import BlockDone, Finished
 from longlive_cli.fileio import atomic_output
 from longlive_cli.geometry import WAN21
-from longlive_cli.models.spec import SAMPLER_NAMES
-from longlive_cli.samplers import SAMPLERS
 from longlive_cli.schedule import FixedSchedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,64 +143,6 @@ def test_light_commands_do_not_import_torch(args):
     )
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-
-
-def _module_imports(path: Path) -> set[str]:
-    """Absolute names of the longlive_cli modules ``path`` imports at module level (not inside functions,
-    not under TYPE_CHECKING)."""
-    package = list(path.relative_to(ROOT).parent.parts)  # the package a relative import starts from
-    names = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package[: len(package) - node.level + 1]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            if module.startswith("longlive_cli"):
-                names.add(module)
-                names.update(f"{module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            names.update(a.name for a in node.names if a.name.startswith("longlive_cli"))
-    return names
-
-
-def _modules() -> dict[str, Path]:
-    out = {}
-    for path in PACKAGE.rglob("*.py"):
-        rel = path.relative_to(ROOT).with_suffix("")
-        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
-        out[".".join(parts)] = path
-    return out
-
-
-def test_no_import_cycles_and_the_model_layer_imports_no_stage():
-    modules = _modules()
-    graph = {m: {n for n in _module_imports(p) if n in modules and n != m} for m, p in modules.items()}
-    state: dict[str, int] = {}
-
-    def visit(m: str, trail: list[str]) -> None:
-        state[m] = 1
-        for n in graph[m]:
-            if state.get(n) == 1 and not m.startswith(n + "."):  # a package importing its own child is fine
-                raise AssertionError(f"import cycle: {' -> '.join([*trail, m, n])}")
-            if n not in state:
-                visit(n, [*trail, m])
-        state[m] = 2
-
-    for m in sorted(graph):
-        if m not in state:
-            visit(m, [])
-    stages = {"text", "pipeline", "samplers", "decoders", "schedule", "api", "cli", "batch", "progress"}
-    stages |= {"storyboard", "plans", "latents", "quantize", "reference"}
-    for m, path in modules.items():
-        if m.startswith("longlive_cli.models"):
-            for n in _module_imports(path):
-                assert n.split(".")[1] not in stages, f"{m} imports the stage {n}"
-
-
-def test_every_sampler_a_spec_may_name_exists():
-    assert set(SAMPLERS) == set(SAMPLER_NAMES)
 
 
 def test_the_sampler_asks_the_schedule_one_block_at_a_time(tiny, tmp_path):

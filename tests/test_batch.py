@@ -26,7 +26,6 @@ from longlive_cli.errors import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
 )
-from longlive_cli.samplers import SAMPLERS
 from longlive_cli.video import read_video_info
 
 TINY = ["--model", "tiny-random", "--resolution", "64x48"]
@@ -170,7 +169,7 @@ def test_runtime_failure_exits_1_and_leaves_nothing(boards, tmp_path, monkeypatc
         raise RuntimeError("CUDA out of memory (simulated)")
         yield
 
-    monkeypatch.setitem(SAMPLERS, "longlive", broken)
+    monkeypatch.setattr("longlive_cli.samplers.longlive.sample_longlive", broken)  # what the registry loads
     result = invoke("generate", boards[0], "-o", tmp_path / "r.mp4", *TINY)
     assert result.exit_code == EXIT_FAILURE and "out of memory (simulated)" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alpha.yaml", "beta.yaml", "gamma.yaml"]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import WanTransformer3DModel
+from helpers import rel_err
 
 from longlive_cli.models.kv_cache import KVCache
-from longlive_cli.models.loaders import tiny_transformer_config
 from longlive_cli.models.spec import SamplerConfig
 from longlive_cli.models.transformer import CausalWanTransformer
 from longlive_cli.reference import block_causal_mask, naive_sample_video
@@ -17,26 +16,10 @@ from longlive_cli.samplers.longlive import recache, sample_video
 H, W = 4, 6  # latent size: 2x3 = 6 tokens per latent frame
 
 
-@pytest.fixture(scope="module")
-def model() -> CausalWanTransformer:
-    torch.manual_seed(0)
-    return (
-        CausalWanTransformer(WanTransformer3DModel(**tiny_transformer_config())).eval().requires_grad_(False)
+def run(model, embeds, segments, *, seed=7, sampler_config=SamplerConfig()):
+    blocks = sample_video(
+        model, embeds, segments, latent_height=H, latent_width=W, seed=seed, sampler_config=sampler_config
     )
-
-
-@pytest.fixture(scope="module")
-def embeds() -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return [torch.randn(1, 512, 32, generator=g) for _ in range(3)]
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
-def run(model, embeds, segments, *, seed=7, cfg=SamplerConfig()):
-    blocks = sample_video(model, embeds, segments, latent_height=H, latent_width=W, seed=seed, cfg=cfg)
     return [b.latents for b in blocks]
 
 
@@ -116,15 +99,17 @@ def test_cached_sampler_equals_naive_recomputation_block_by_block(model, embeds)
     # The comparison is sharp: a reference with a wider window differs once eviction starts.
     wide = SamplerConfig(local_attn_size=15)
     other = list(
-        naive_sample_video(model, embeds[0], blocks, latent_height=H, latent_width=W, seed=7, cfg=wide)
+        naive_sample_video(
+            model, embeds[0], blocks, latent_height=H, latent_width=W, seed=7, sampler_config=wide
+        )
     )
     assert all(torch.equal(other[i], naive[i]) for i in range(4))
     assert all(rel_err(other[i], naive[i]) > 1e-3 for i in range(4, blocks))
 
 
 def test_block_causal_mask_rows():
-    cfg = SamplerConfig()
-    mask = block_causal_mask(18, 1, cfg)
+    sampler_config = SamplerConfig()
+    mask = block_causal_mask(18, 1, sampler_config)
     assert mask[0].tolist() == [True] * 3 + [False] * 15  # block 0 sees itself only
     assert mask[13].tolist() == [True] * 3 + [False] * 3 + [True] * 9 + [False] * 3  # sink + 9 latest
 
@@ -201,9 +186,11 @@ def test_prompt_switch_changes_frames_after_it_and_not_before(model, embeds):
     assert all(rel_err(switched[i], plain[i]) > 1e-3 for i in range(3, 6))
 
 
-def _cache_before_switch(model, embeds, blocks, cfg):
+def _cache_before_switch(model, embeds, blocks, sampler_config):
     """Run ``blocks`` blocks of prompt 0 and return (cache, x0 of the last 12 frames)."""
-    cache = model.new_cache(H, W, capacity_frames=cfg.local_attn_size, sink_frames=cfg.sink_size)
+    cache = model.new_cache(
+        H, W, capacity_frames=sampler_config.local_attn_size, sink_frames=sampler_config.sink_size
+    )
     prompt = model.encode_prompt(embeds[0])
     g = torch.Generator().manual_seed(5)
     recent = torch.zeros(1, 0, 16, H, W)
@@ -222,10 +209,10 @@ def _slot_changed(before: torch.Tensor, after: torch.Tensor, tpf: int) -> list[b
 
 
 def test_recache_after_window_filled_keeps_the_sink_with_global_sink(model, embeds):
-    cfg = SamplerConfig(global_sink=True)
-    cache, recent = _cache_before_switch(model, embeds, 6, cfg)  # switch at frame 18 > 12
+    sampler_config = SamplerConfig(global_sink=True)
+    cache, recent = _cache_before_switch(model, embeds, 6, sampler_config)  # switch at frame 18 > 12
     k_before, slots_before = cache.k.clone(), list(cache.slot_frames)
-    recache(model, cache, recent, 18, model.encode_prompt(embeds[1]), cfg)
+    recache(model, cache, recent, 18, model.encode_prompt(embeds[1]), sampler_config)
     changed = _slot_changed(k_before, cache.k, model.tokens_per_frame(H, W))
     assert changed == [False] * 3 + [True] * 9  # sink kept, frames 9-17 rewritten
     assert cache.slot_frames == slots_before and cache.sink() == (0, 1, 2)
@@ -234,10 +221,10 @@ def test_recache_after_window_filled_keeps_the_sink_with_global_sink(model, embe
 def test_recache_before_window_filled_rewrites_the_sink(model, embeds):
     results = {}
     for global_sink in (True, False):
-        cfg = SamplerConfig(global_sink=global_sink)
-        cache, recent = _cache_before_switch(model, embeds, 3, cfg)  # switch at frame 9 <= 12
+        sampler_config = SamplerConfig(global_sink=global_sink)
+        cache, recent = _cache_before_switch(model, embeds, 3, sampler_config)  # switch at frame 9 <= 12
         k_before = cache.k.clone()
-        recache(model, cache, recent[:, -9:], 9, model.encode_prompt(embeds[1]), cfg)
+        recache(model, cache, recent[:, -9:], 9, model.encode_prompt(embeds[1]), sampler_config)
         changed = _slot_changed(k_before, cache.k, model.tokens_per_frame(H, W))
         assert changed[:9] == [True] * 9 and cache.frames() == tuple(range(9))
         results[global_sink] = cache.k[:, :, : 9 * model.tokens_per_frame(H, W)].clone()
@@ -245,10 +232,10 @@ def test_recache_before_window_filled_rewrites_the_sink(model, embeds):
 
 
 def test_recache_without_global_sink_makes_a_new_sink(model, embeds):
-    cfg = SamplerConfig(global_sink=False)
-    cache, recent = _cache_before_switch(model, embeds, 6, cfg)
+    sampler_config = SamplerConfig(global_sink=False)
+    cache, recent = _cache_before_switch(model, embeds, 6, sampler_config)
     prompt = model.encode_prompt(embeds[1])
-    recache(model, cache, recent, 18, prompt, cfg)
+    recache(model, cache, recent, 18, prompt, sampler_config)
     assert cache.sink() == (6, 7, 8) and cache.frames() == tuple(range(6, 18))
     # Equal to one bidirectional pass over frames 6-17 into an empty cache under the new prompt.
     fresh = model.new_cache(H, W, capacity_frames=12, sink_frames=3)
@@ -261,7 +248,7 @@ def test_recache_without_global_sink_makes_a_new_sink(model, embeds):
 
 def test_global_sink_setting_changes_the_video_after_a_late_switch(model, embeds):
     segments = [0] * 6 + [1] * 2
-    on = run(model, embeds, segments, cfg=SamplerConfig(global_sink=True))
-    off = run(model, embeds, segments, cfg=SamplerConfig(global_sink=False))
+    on = run(model, embeds, segments, sampler_config=SamplerConfig(global_sink=True))
+    off = run(model, embeds, segments, sampler_config=SamplerConfig(global_sink=False))
     assert all(torch.equal(on[i], off[i]) for i in range(6))
     assert rel_err(on[6], off[6]) > 1e-4

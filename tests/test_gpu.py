@@ -11,6 +11,7 @@ import copy
 
 import pytest
 import torch
+from helpers import rel_err
 
 from longlive_cli.models.loaders import build_tiny_random
 from longlive_cli.models.transformer import CausalWanTransformer
@@ -39,10 +40,6 @@ def latents(wan, embeds, options: RuntimeOptions, dtype=torch.bfloat16) -> torch
     model = CausalWanTransformer(copy.deepcopy(wan).to("cuda", dtype)).configure(options)
     blocks = sample_video(model, embeds, SEGMENTS, latent_height=10, latent_width=16, seed=3)
     return torch.cat([b.latents.float() for b in blocks], dim=1)
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def test_the_block_loop_never_waits_for_the_gpu(wan, embeds):
@@ -82,7 +79,7 @@ def test_each_option_matches_the_plain_path_in_bf16(wan, embeds, switches):
         pytest.skip("FlashAttention-3 (flash_attn_interface) is not installed")
     torch._dynamo.reset()
     options = RuntimeOptions(strict=True, **switches)  # a backend that falls back would compare nothing
-    assert rel(latents(wan, embeds, options), latents(wan, embeds, RuntimeOptions())) < BF16_TOLERANCE
+    assert rel_err(latents(wan, embeds, options), latents(wan, embeds, RuntimeOptions())) < BF16_TOLERANCE
 
 
 def test_compiled_decoder_matches_eager_in_bf16():
@@ -105,7 +102,7 @@ def test_bf16_conv3d_agrees_with_float32():
     x = torch.randn(1, 96, 4, 60, 104, device="cuda")
     ref = conv(x)
     got = conv.to(torch.bfloat16)(x.to(torch.bfloat16)).float()
-    assert rel(got, ref) < 2e-2
+    assert rel_err(got, ref) < 2e-2
 
 
 @pytest.mark.parametrize("scheme", ["w8a8", "w8", "fp8"])
@@ -120,7 +117,7 @@ def test_int8_and_fp8_run(wan, embeds, scheme):
     model = CausalWanTransformer(quantized)
     blocks = list(sample_video(model, embeds, SEGMENTS, latent_height=10, latent_width=16, seed=3))
     out = torch.cat([b.latents.float() for b in blocks], dim=1)
-    assert torch.isfinite(out).all() and rel(out, latents(wan, embeds, RuntimeOptions())) < 0.2
+    assert torch.isfinite(out).all() and rel_err(out, latents(wan, embeds, RuntimeOptions())) < 0.2
 
 
 def test_overlapped_decode_writes_the_same_video_on_cuda(tmp_path):

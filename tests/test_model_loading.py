@@ -23,6 +23,7 @@ from helpers import (
     populate_hub_cache,
     random_lora,
     random_wan,
+    rel_err,
     save_official,
     write_tiny_base,
 )
@@ -92,7 +93,7 @@ def expected_latents(release: Path, *, key: str = "gen", with_lora: bool = True)
     embeds = encode_prompts(text, [s.text for s in plan.segments])
     segments = [plan.segment_for_block(b) for b in range(plan.num_blocks)]
     blocks = sample_video(
-        model, embeds, segments, latent_height=6, latent_width=8, seed=11, cfg=SamplerConfig()
+        model, embeds, segments, latent_height=6, latent_width=8, seed=11, sampler_config=SamplerConfig()
     )
     return torch.cat([b.latents for b in blocks], dim=1)
 
@@ -114,10 +115,6 @@ def generate(release: Path, model: str, tmp_path: Path, *extra: str):
     ]
     result = CliRunner().invoke(app, [*args, "--dtype", "float32", "--save-latents", str(lat), "-q", *extra])
     return result, lat
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def test_spec_file_with_generator_and_lora_matches_independent_weights(release, tmp_path):

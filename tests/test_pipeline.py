@@ -62,7 +62,7 @@ def test_events_and_streamed_frames_equal_one_shot_decode(model, tmp_path, monke
             latent_height=6,
             latent_width=8,
             seed=9,
-            cfg=model.spec.sampler,
+            sampler_config=model.spec.sampler,
         )
     ]
     one_shot = decode_latents(model.vae, torch.cat(latents, dim=1))[0]
@@ -106,7 +106,7 @@ def test_save_latents_streams_to_its_file_block_by_block(model, tmp_path):
         latent_height=6,
         latent_width=8,
         seed=9,
-        cfg=model.spec.sampler,
+        sampler_config=model.spec.sampler,
     ):
         blocks.append(b.latents)
     assert torch.equal(latents, torch.cat(blocks, dim=1))

@@ -23,14 +23,13 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
-from helpers import CFG, LAYOUT, populate_hub_cache, random_wan
+from helpers import CFG, LAYOUT, populate_hub_cache, random_wan, rel_err
 from typer.testing import CliRunner
 
 from longlive_cli.cli import app
 from longlive_cli.latents import read_latents
 from longlive_cli.models import checkpoints, spec
 from longlive_cli.models.kv_cache import KVCache
-from longlive_cli.models.loaders import tiny_transformer_config
 from longlive_cli.models.spec import PRESETS, SamplerConfig, components
 from longlive_cli.models.transformer import CausalWanTransformer
 from longlive_cli.models.umt5 import TextEncoder, build_tiny_text_encoder
@@ -131,10 +130,6 @@ STORIES = {  # rolling samplers need S blocks; Self-Forcing's cache rolls after 
 }
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
 @pytest.mark.parametrize("name", list(GENERATORS))
 def test_generate_with_the_preset_reads_its_official_file_and_entry(name, base, tmp_path, monkeypatch):
     generator, _ = GENERATORS[name]
@@ -173,14 +168,14 @@ def test_generate_with_the_preset_reads_its_official_file_and_entry(name, base, 
     plan = make_plan(load_storyboard(board))
     embeds = encode_prompts(TextEncoder.from_pretrained(base), [s.text for s in plan.segments])
     schedule = FixedSchedule(embeds, [plan.segment_for_block(b) for b in range(plan.num_blocks)])
-    cfg = PRESETS[name].sampler
-    blocks = get_sampler(cfg.name)(
+    sampler_config = PRESETS[name].sampler
+    blocks = get_sampler(sampler_config.name)(
         CausalWanTransformer(wan.eval()),
         schedule,
         latent_height=6,
         latent_width=8,
         seed=5,
-        cfg=cfg,
+        sampler_config=sampler_config,
         geometry=PRESETS[name].geometry,
     )
     expected = torch.cat([b.latents for b in blocks], dim=1)
@@ -193,14 +188,6 @@ def test_generate_with_the_preset_reads_its_official_file_and_entry(name, base, 
 
 H, W = 4, 6
 SELF_FORCING = PRESETS["self-forcing"].sampler
-
-
-@pytest.fixture(scope="module")
-def model() -> CausalWanTransformer:
-    torch.manual_seed(0)
-    return (
-        CausalWanTransformer(WanTransformer3DModel(**tiny_transformer_config())).eval().requires_grad_(False)
-    )
 
 
 @pytest.fixture(scope="module")
@@ -227,12 +214,12 @@ def test_self_forcing_rolls_past_21_frames_as_the_official_cache_does(model, emb
     cached = [
         b.latents
         for b in sample_video(
-            model, embeds, [0] * blocks, latent_height=H, latent_width=W, seed=7, cfg=SELF_FORCING
+            model, embeds, [0] * blocks, latent_height=H, latent_width=W, seed=7, sampler_config=SELF_FORCING
         )
     ]
     naive = list(
         naive_sample_video(
-            model, embeds[0], blocks, latent_height=H, latent_width=W, seed=7, cfg=SELF_FORCING
+            model, embeds[0], blocks, latent_height=H, latent_width=W, seed=7, sampler_config=SELF_FORCING
         )
     )
     for i, (c, n) in enumerate(zip(cached, naive, strict=True)):
@@ -240,7 +227,9 @@ def test_self_forcing_rolls_past_21_frames_as_the_official_cache_does(model, emb
     # Sharp: attention over everything so far (no eviction) is the same up to 21 frames, and differs after.
     unbounded = SamplerConfig(local_attn_size=3 * blocks, sink_size=0)
     wide = list(
-        naive_sample_video(model, embeds[0], blocks, latent_height=H, latent_width=W, seed=7, cfg=unbounded)
+        naive_sample_video(
+            model, embeds[0], blocks, latent_height=H, latent_width=W, seed=7, sampler_config=unbounded
+        )
     )
     assert all(torch.equal(wide[i], naive[i]) for i in range(7))
     assert all(rel_err(wide[i], naive[i]) > 1e-3 for i in range(7, blocks))
@@ -253,7 +242,7 @@ def test_self_forcing_rolls_past_21_frames_as_the_official_cache_does(model, emb
             latent_height=H,
             latent_width=W,
             seed=7,
-            cfg=replace(SELF_FORCING, sink_size=3),
+            sampler_config=replace(SELF_FORCING, sink_size=3),
         )
     )
     assert rel_err(sink[-1], naive[-1]) > 1e-3
@@ -290,16 +279,24 @@ def test_self_forcing_switch_is_the_same_with_or_without_global_sink(model, embe
     segments = [0] * 9 + [1] * 2  # the switch at frame 27, after the cache has rolled
     runs = {}
     for global_sink in (True, False):
-        cfg = replace(SELF_FORCING, global_sink=global_sink)
+        sampler_config = replace(SELF_FORCING, global_sink=global_sink)
         runs[global_sink] = [
             b.latents
-            for b in sample_video(model, embeds, segments, latent_height=H, latent_width=W, seed=7, cfg=cfg)
+            for b in sample_video(
+                model,
+                embeds,
+                segments,
+                latent_height=H,
+                latent_width=W,
+                seed=7,
+                sampler_config=sampler_config,
+            )
         ]
     assert all(rel_err(a, b) < 1e-5 for a, b in zip(runs[True], runs[False], strict=True))
     plain = [
         b.latents
         for b in sample_video(
-            model, embeds, [0] * 11, latent_height=H, latent_width=W, seed=7, cfg=SELF_FORCING
+            model, embeds, [0] * 11, latent_height=H, latent_width=W, seed=7, sampler_config=SELF_FORCING
         )
     ]
     assert all(torch.equal(plain[i], runs[True][i]) for i in range(9))
@@ -313,8 +310,10 @@ def test_self_forcing_cache_under_the_speed_switches_matches_the_plain_path(mode
 
     def run(options: RuntimeOptions) -> torch.Tensor:
         fast = CausalWanTransformer(copy.deepcopy(model.wan)).configure(options)
-        cfg = SELF_FORCING
-        blocks = sample_video(fast, embeds, segments, latent_height=H, latent_width=W, seed=7, cfg=cfg)
+        sampler_config = SELF_FORCING
+        blocks = sample_video(
+            fast, embeds, segments, latent_height=H, latent_width=W, seed=7, sampler_config=sampler_config
+        )
         return torch.cat([b.latents for b in blocks], dim=1)
 
     plain = run(RuntimeOptions())

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from diffusers import WanTransformer3DModel
+from helpers import rel_err
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
@@ -65,10 +66,6 @@ def generate(story: Path, out: Path, *args) -> torch.Tensor:
     return read_latents(lat)[0]
 
 
-def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
-
-
 def test_quantized_folder_is_a_model_spec_with_metadata(quantized_dir):
     assert sorted(p.name for p in quantized_dir.iterdir()) == ["longlive-model.yaml", q.QUANTIZED_FILE]
     assert not [p for p in quantized_dir.parent.iterdir() if p.name.startswith(".")]  # no temp dir left
@@ -85,15 +82,22 @@ def test_quantized_folder_is_a_model_spec_with_metadata(quantized_dir):
         assert kept in keys  # kept in the compute dtype, stored as plain tensors
 
 
-def test_quantize_generate_round_trip_close_to_float_and_same_as_in_memory(quantized_dir, story, tmp_path):
+@pytest.mark.slow
+def test_quantize_generate_round_trip_close_to_float_and_same_as_in_memory(
+    quantized_dir, story, tmp_path, caplog
+):
     float_z = generate(story, tmp_path / "float.mp4", "--model", "tiny-random")
     file_z = generate(story, tmp_path / "file.mp4", "--model", quantized_dir)
-    memory_z = generate(story, tmp_path / "memory.mp4", "--model", "tiny-random", "--int8")
-    w8_z = generate(story, tmp_path / "w8.mp4", "--model", "tiny-random", "--int8", "--scheme", "w8")
+    memory_z = generate(story, tmp_path / "memory.mp4", "--model", "tiny-random", "--quantize", "int8")
+    w8_z = generate(story, tmp_path / "w8.mp4", "--model", "tiny-random", "--quantize", "int8-weights")
+    caplog.clear()
+    old_z = generate(story, tmp_path / "old.mp4", "--model", "tiny-random", "--int8", "--scheme", "w8")
+    assert "--int8 --scheme w8 is deprecated; use --quantize int8-weights" in caplog.text
+    assert torch.equal(old_z, w8_z)  # the old spelling is a hidden alias of the new one
     assert torch.equal(file_z, memory_z)  # the file holds exactly what in-memory quantization makes
     for z in (file_z, w8_z):
         assert not torch.equal(z, float_z)  # quantization really happened
-        assert 0 < rel_error(z, float_z) < MAX_REL_ERROR
+        assert 0 < rel_err(z, float_z, norm=True) < MAX_REL_ERROR
     assert not torch.equal(file_z, w8_z)
 
 
@@ -134,12 +138,21 @@ def test_fp8_is_refused_without_a_capable_gpu(story, tmp_path):
     result = invoke("quantize", "--model", "tiny-random", "-o", tmp_path / "f", "--scheme", "fp8")
     assert result.exit_code == EXIT_BAD_INPUT and "compute capability >= 8.9" in result.stderr
     out = tmp_path / "f.mp4"
-    args = ("generate", story, "-o", out, "--model", "tiny-random", "--device", "cpu", "--int8")
-    result = invoke(*args, "--scheme", "fp8")
-    assert result.exit_code == EXIT_BAD_INPUT and "compute capability >= 8.9" in result.stderr
+    args = ("generate", story, "-o", out, "--model", "tiny-random", "--device", "cpu")
+    result = invoke(*args, "--quantize", "fp8")
+    assert result.exit_code == EXIT_BAD_INPUT and "--quantize fp8 needs a CUDA GPU" in result.stderr
     assert not out.exists()
     result = invoke("generate", story, "-o", out, "--model", "tiny-random", "--scheme", "w8")
     assert result.exit_code == EXIT_BAD_INPUT and "--int8" in result.stderr
+
+
+def test_the_old_int8_spelling_is_hidden_and_cannot_contradict_quantize(story, tmp_path):
+    base = ("generate", story, "-o", tmp_path / "x.mp4", "--model", "tiny-random")
+    result = invoke(*base, "--int8", "--scheme", "w8", "--quantize", "fp8")
+    assert result.exit_code == EXIT_BAD_INPUT and "disagree" in result.stderr
+    assert not (tmp_path / "x.mp4").exists()
+    help_text = invoke("generate", "--help").output
+    assert "--quantize" in help_text and "--int8" not in help_text and "--scheme" not in help_text
 
 
 def test_no_space_leaves_nothing_behind(tmp_path, monkeypatch):

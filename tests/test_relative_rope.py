@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
-from helpers import CFG, LAYOUT, LINEARS, peft_format, random_lora, random_wan, save_official, write_tiny_base
+from helpers import (
+    CFG,
+    LAYOUT,
+    LINEARS,
+    peft_format,
+    random_lora,
+    random_wan,
+    rel_err,
+    save_official,
+    write_tiny_base,
+)
 from typer.testing import CliRunner
 
 from longlive_cli.cli import app
@@ -45,20 +55,6 @@ H, W = 4, 6  # latent size: 2x3 = 6 tokens per latent frame
 REL = SamplerConfig(rope="relative")
 
 
-@pytest.fixture(scope="module")
-def model() -> CausalWanTransformer:
-    torch.manual_seed(0)
-    return (
-        CausalWanTransformer(WanTransformer3DModel(**tiny_transformer_config())).eval().requires_grad_(False)
-    )
-
-
-@pytest.fixture(scope="module")
-def embeds() -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return [torch.randn(1, 512, 32, generator=g) for _ in range(3)]
-
-
 @pytest.fixture
 def one_thread():
     """One intra-op thread for the long runs: on a shared 2-core machine two threads contend badly."""
@@ -68,12 +64,10 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
-def run(model, embeds, segments, cfg=REL, *, seed=7, h=H, w=W) -> list[torch.Tensor]:
-    blocks = sample_video(model, embeds, segments, latent_height=h, latent_width=w, seed=seed, cfg=cfg)
+def run(model, embeds, segments, sampler_config=REL, *, seed=7, h=H, w=W) -> list[torch.Tensor]:
+    blocks = sample_video(
+        model, embeds, segments, latent_height=h, latent_width=w, seed=seed, sampler_config=sampler_config
+    )
     return [b.latents for b in blocks]
 
 
@@ -203,7 +197,7 @@ def test_a_switch_changes_frames_after_it_and_not_before(model, embeds):
     assert all(rel_err(switched[i], plain[i]) > 1e-3 for i in range(5, 7))
 
 
-def _filled(model, embeds, blocks, cfg):
+def _filled(model, embeds, blocks, sampler_config):
     cache = _relative_cache(model)
     prompt = model.encode_prompt(embeds[0])
     g = torch.Generator().manual_seed(5)
@@ -237,9 +231,9 @@ def test_recache_with_global_sink_stores_unrotated_keys_at_ranks(model, embeds, 
 
 
 def test_recache_without_global_sink_is_a_fresh_cache_at_ranks_zero_to_eleven(model, embeds):
-    cfg = SamplerConfig(rope="relative", global_sink=False)
-    cache, recent = _filled(model, embeds, 6, cfg)
-    recache(model, cache, recent, 18, model.encode_prompt(embeds[1]), cfg)
+    sampler_config = SamplerConfig(rope="relative", global_sink=False)
+    cache, recent = _filled(model, embeds, 6, sampler_config)
+    recache(model, cache, recent, 18, model.encode_prompt(embeds[1]), sampler_config)
     assert cache.sink() == (6, 7, 8) and cache.ranks() == {f: f - 6 for f in range(6, 18)}
     fresh = _relative_cache(model)
     model(recent, torch.zeros(1), model.encode_prompt(embeds[1]), start_frame=6, cache=fresh)
@@ -410,8 +404,12 @@ def test_relative_rope_and_transitions_never_read_the_device_back(options):
     g = torch.Generator().manual_seed(1)
     embeds = [torch.randn(1, 8, 32, generator=g) for _ in range(2)]
     schedule = FixedSchedule(embeds, [0] * 5 + [1] * 3, transitions=[(0, "linear"), (2, "slerp")])
-    cfg = SamplerConfig(rope="relative", transition_recache="every")
-    out = list(sample_longlive(model, schedule, latent_height=H, latent_width=W, seed=3, cfg=cfg))
+    sampler_config = SamplerConfig(rope="relative", transition_recache="every")
+    out = list(
+        sample_longlive(
+            model, schedule, latent_height=H, latent_width=W, seed=3, sampler_config=sampler_config
+        )
+    )
     assert len(out) == 8 and out[-1].latents.device.type == "meta"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
-from helpers import CFG, LAYOUT, random_wan, write_tiny_base
+from helpers import CFG, LAYOUT, random_wan, rel_err, write_tiny_base
 from typer.testing import CliRunner
 
 from longlive_cli.cli import app
@@ -83,17 +83,19 @@ def by_hand(release: Path, board: Path):
     return CausalWanTransformer(wan.eval()), plan, embeds
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
 def test_the_parity_command_reproduces_rolling_forcing(release, tmp_path):
     board = story(tmp_path, "6s", ("0s", "a lighthouse at dusk"))
     result, lat = cli(release, board, tmp_path)
     assert result.exit_code == 0, result.output
     model, plan, embeds = by_hand(release, board)
     reference = naive_rolling_forcing(
-        model, embeds[0], plan.num_blocks, latent_height=6, latent_width=8, seed=5, cfg=ROLLING_FORCING
+        model,
+        embeds[0],
+        plan.num_blocks,
+        latent_height=6,
+        latent_width=8,
+        seed=5,
+        sampler_config=ROLLING_FORCING,
     )
     expected = torch.cat(list(reference), dim=1)
     got = read_latents(lat)[0]
@@ -109,11 +111,15 @@ def test_a_switch_under_rolling_forcing_through_the_cli(release, tmp_path):
     segments = [plan.segment_for_block(b) for b in range(plan.num_blocks)]
     schedule = FixedSchedule(embeds, segments)
     blocks = list(
-        sample_rolling(model, schedule, latent_height=6, latent_width=8, seed=5, cfg=ROLLING_FORCING)
+        sample_rolling(
+            model, schedule, latent_height=6, latent_width=8, seed=5, sampler_config=ROLLING_FORCING
+        )
     )
     assert rel_err(read_latents(lat)[0], torch.cat([b.latents for b in blocks], dim=1)) < 1e-5
     single = FixedSchedule(embeds[:1], [0] * plan.num_blocks)
-    alone = list(sample_rolling(model, single, latent_height=6, latent_width=8, seed=5, cfg=ROLLING_FORCING))
+    alone = list(
+        sample_rolling(model, single, latent_height=6, latent_width=8, seed=5, sampler_config=ROLLING_FORCING)
+    )
     switch = plan.segments[1].start_block
     for b, (x, y) in enumerate(zip(blocks, alone, strict=True)):  # the new prompt reaches S-1 blocks back
         assert torch.equal(x.latents, y.latents) == (b <= switch - 5), b

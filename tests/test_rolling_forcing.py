@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import rel_err
 
 from longlive_cli.models.loaders import build_tiny_random
 from longlive_cli.models.rope import apply_rope
@@ -39,13 +40,16 @@ def embeds() -> list[torch.Tensor]:
     return [torch.randn(1, 20, 32, generator=g) for _ in range(3)]
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
-def run(model, embeds, segments, cfg=S5, *, seed=7, times=None) -> list[torch.Tensor]:
+def run(model, embeds, segments, sampler_config=S5, *, seed=7, times=None) -> list[torch.Tensor]:
     blocks = sample_video_rolling(
-        model, embeds, segments, latent_height=H, latent_width=W, seed=seed, cfg=cfg, times=times
+        model,
+        embeds,
+        segments,
+        latent_height=H,
+        latent_width=W,
+        seed=seed,
+        sampler_config=sampler_config,
+        times=times,
     )
     return [b.latents for b in blocks]
 
@@ -53,10 +57,10 @@ def run(model, embeds, segments, cfg=S5, *, seed=7, times=None) -> list[torch.Te
 class Passes:
     """Spy on every transformer pass: kind, first frame, frames, per-frame step index, key list, prompt."""
 
-    def __init__(self, monkeypatch, cfg, *, flow=None):
+    def __init__(self, monkeypatch, sampler_config, *, flow=None):
         self.log: list[dict] = []
         self.cache: RollingCache | None = None
-        schedule = flow_schedule(cfg)[0]
+        schedule = flow_schedule(sampler_config)[0]
         original = CausalWanTransformer.forward
 
         def spy(model, latents, timesteps, prompt, *, start_frame, cache=None, **kw):
@@ -161,9 +165,9 @@ WINDOWS = {
 
 @pytest.mark.parametrize(("steps", "blocks"), list(WINDOWS))
 def test_window_schedule(model, embeds, monkeypatch, steps, blocks):
-    cfg = S5 if steps == 5 else S4
-    spy = Passes(monkeypatch, cfg)
-    run(model, embeds, [0] * blocks, cfg)
+    sampler_config = S5 if steps == 5 else S4
+    spy = Passes(monkeypatch, sampler_config)
+    run(model, embeds, [0] * blocks, sampler_config)
     assert spy.windows() == WINDOWS[steps, blocks]
     # A clean pass (t = 0, 3 frames) of each final block follows its last window b+S-1, except the
     # video's last block's; the ramp-up windows 0 .. S-2 have none.
@@ -234,7 +238,7 @@ def test_key_lists_with_four_steps(model, embeds, monkeypatch):
 
 def test_the_processor_attends_to_the_planned_keys_at_the_planned_rope_frames(model, embeds, monkeypatch):
     seen = []
-    plan, attend = RollingCache.plan, RollingCache.attend
+    plan, attend = RollingCache.plan_pass, RollingCache.attend_pass
 
     def spy_plan(cache, p):
         out = plan(cache, p)
@@ -246,8 +250,8 @@ def test_the_processor_attends_to_the_planned_keys_at_the_planned_rope_frames(mo
         seen[-1][2].append((keys_.shape[1], values.shape[1], mask))
         return keys_, values, mask
 
-    monkeypatch.setattr(RollingCache, "plan", spy_plan)
-    monkeypatch.setattr(RollingCache, "attend", spy_attend)
+    monkeypatch.setattr(RollingCache, "plan_pass", spy_plan)
+    monkeypatch.setattr(RollingCache, "attend_pass", spy_attend)
     run(model, embeds, [0] * 12, S5)
     assert len(seen) == 11 + 11  # 11 cached denoise passes (windows 5-15), 11 clean passes
     for p, pl, layers in seen:
@@ -262,14 +266,14 @@ def test_the_processor_attends_to_the_planned_keys_at_the_planned_rope_frames(mo
 
 def test_the_sink_is_kept_without_rope(model, embeds, monkeypatch):
     given = {}
-    attend = RollingCache.attend
+    attend = RollingCache.attend_pass
 
     def spy(cache, p, layer, plan, k, v, cos, sin):
         if p.kind == "clean" and p.start == 0:
             given[layer] = (k.clone(), v.clone(), cos, sin)
         return attend(cache, p, layer, plan, k, v, cos, sin)
 
-    monkeypatch.setattr(RollingCache, "attend", spy)
+    monkeypatch.setattr(RollingCache, "attend_pass", spy)
     passes = Passes(monkeypatch, S5)
     run(model, embeds, [0] * 6, S5)
     cache = passes.cache
@@ -312,10 +316,10 @@ def test_noise_draw_order_and_shapes(model, embeds, monkeypatch):
 def test_noise_stream_against_a_hand_drawn_one(model, embeds, monkeypatch):
     """With a model whose flow is 0 (x0 = x), each block's output is its initial noise re-noised twice
     (S = 3): the slices below follow the official order by hand."""
-    cfg = SamplerConfig(denoising_steps=(1000, 700, 400))
-    Passes(monkeypatch, cfg, flow="zero")
-    got = run(model, embeds, [0] * 3, cfg, seed=5)
-    _, (_, s1, s2) = flow_schedule(cfg)
+    sampler_config = SamplerConfig(denoising_steps=(1000, 700, 400))
+    Passes(monkeypatch, sampler_config, flow="zero")
+    got = run(model, embeds, [0] * 3, sampler_config, seed=5)
+    _, (_, s1, s2) = flow_schedule(sampler_config)
     g = torch.Generator().manual_seed(5)
     n = torch.randn(1, 9, 16, H, W, generator=g)  # the whole video's initial noise first
     e = [torch.randn(f, 16, H, W, generator=g).unsqueeze(0) for f in (3, 6, 6, 9, 9, 6)]
@@ -344,7 +348,9 @@ def test_initial_noise_drawn_block_by_block_is_the_one_shot_draw():
 
 def test_each_block_is_yielded_right_after_its_last_window(model, embeds, monkeypatch):
     spy = Passes(monkeypatch, S4)
-    blocks = sample_video_rolling(model, embeds, [0] * 7, latent_height=H, latent_width=W, seed=1, cfg=S4)
+    blocks = sample_video_rolling(
+        model, embeds, [0] * 7, latent_height=H, latent_width=W, seed=1, sampler_config=S4
+    )
     for b, block in enumerate(blocks):
         assert (block.index, block.start_frame) == (b, 3 * b)
         assert len(spy.of("denoise")) == b + 4  # windows 0 .. b+S-1 and not one more
@@ -354,9 +360,13 @@ def test_each_block_is_yielded_right_after_its_last_window(model, embeds, monkey
 
 def test_too_short_a_storyboard_is_refused_at_call_time(model, embeds):
     with pytest.raises(ValueError, match="needs at least 5 blocks"):
-        sample_video_rolling(model, embeds, [0] * 4, latent_height=H, latent_width=W, seed=1, cfg=S5)
+        sample_video_rolling(
+            model, embeds, [0] * 4, latent_height=H, latent_width=W, seed=1, sampler_config=S5
+        )
     with pytest.raises(ValueError, match="needs at least 4 blocks"):
-        sample_video_rolling(model, embeds, [0] * 3, latent_height=H, latent_width=W, seed=1, cfg=S4)
+        sample_video_rolling(
+            model, embeds, [0] * 3, latent_height=H, latent_width=W, seed=1, sampler_config=S4
+        )
     assert len(run(model, embeds, [0] * 4, S4)) == 4
 
 
@@ -400,12 +410,14 @@ def test_frame_positions_place_frames_for_rope(model, embeds):
 # --- the naive oracle ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cfg", [S5, S4], ids=["S5", "S4"])
-def test_streaming_equals_the_naive_oracle(model, embeds, cfg):
+@pytest.mark.parametrize("sampler_config", [S5, S4], ids=["S5", "S4"])
+def test_streaming_equals_the_naive_oracle(model, embeds, sampler_config):
     blocks = 12  # 36 frames: the ring fills and rolls, the sink moves in every later window
-    fast = run(model, embeds, [0] * blocks, cfg, seed=3)
+    fast = run(model, embeds, [0] * blocks, sampler_config, seed=3)
     naive = list(
-        naive_rolling_forcing(model, embeds[0], blocks, latent_height=H, latent_width=W, seed=3, cfg=cfg)
+        naive_rolling_forcing(
+            model, embeds[0], blocks, latent_height=H, latent_width=W, seed=3, sampler_config=sampler_config
+        )
     )
     assert len(naive) == blocks
     for b, (f, n) in enumerate(zip(fast, naive, strict=True)):
@@ -413,7 +425,11 @@ def test_streaming_equals_the_naive_oracle(model, embeds, cfg):
 
 
 def test_the_oracle_comparison_catches_a_misplaced_sink(model, embeds, monkeypatch):
-    naive = list(naive_rolling_forcing(model, embeds[0], 12, latent_height=H, latent_width=W, seed=3, cfg=S5))
+    naive = list(
+        naive_rolling_forcing(
+            model, embeds[0], 12, latent_height=H, latent_width=W, seed=3, sampler_config=S5
+        )
+    )
     denoise = RollingCache.denoise
 
     def sink_at_true_frames(cache, start, num_frames):
@@ -428,7 +444,11 @@ def test_the_oracle_comparison_catches_a_misplaced_sink(model, embeds, monkeypat
 
 
 def test_the_oracle_comparison_catches_a_clean_pass_that_keeps_the_sink(model, embeds, monkeypatch):
-    naive = list(naive_rolling_forcing(model, embeds[0], 12, latent_height=H, latent_width=W, seed=3, cfg=S5))
+    naive = list(
+        naive_rolling_forcing(
+            model, embeds[0], 12, latent_height=H, latent_width=W, seed=3, sampler_config=S5
+        )
+    )
     clean = RollingCache.clean
 
     def always_sink(cache, start, x0):
@@ -466,7 +486,11 @@ def test_a_switch_changes_the_video_from_the_switch_blocks_first_window_on(model
 def test_each_switch_recaches_once_with_its_key_list(model, embeds, monkeypatch):
     spy = Passes(monkeypatch, S5)
     segments = [0] * 7 + [1] * 6 + [2]  # switches at blocks 7 and 13
-    out = list(sample_video_rolling(model, embeds, segments, latent_height=H, latent_width=W, seed=2, cfg=S5))
+    out = list(
+        sample_video_rolling(
+            model, embeds, segments, latent_height=H, latent_width=W, seed=2, sampler_config=S5
+        )
+    )
     recaches = spy.of("recache")
     assert len(recaches) == 2
     # Block 7 enters window 7 (blocks 3-7, first frame 9): R = min(18, 9 - 3) = 6 frames 3-8, sink before.

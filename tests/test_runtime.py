@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import torch
-from helpers import LIGHTHOUSE_STORY, mp4_frames
+from helpers import LIGHTHOUSE_STORY, mp4_frames, rel_err
 from typer.testing import CliRunner
 
 from longlive_cli import pipeline
@@ -50,10 +50,6 @@ def plain(wan, embeds):
     return generate_latents(wan, embeds, RuntimeOptions())
 
 
-def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
 def test_rope_cache_is_bit_identical(wan, embeds, plain):
     assert torch.equal(generate_latents(wan, embeds, RuntimeOptions(rope_cache=True)), plain)
 
@@ -76,11 +72,11 @@ def test_fused_qkv_matches_and_drops_the_separate_weights(wan, embeds, plain):
     model.configure(RuntimeOptions(fused_qkv=True))
     assert torch.equal(attn.to_qkv.weight, expected)
     assert not hasattr(attn, "to_q") and sum(p.numel() for p in model.parameters()) == params
-    assert rel_diff(generate_latents(wan, embeds, RuntimeOptions(fused_qkv=True)), plain) < 1e-6
+    assert rel_err(generate_latents(wan, embeds, RuntimeOptions(fused_qkv=True)), plain) < 1e-6
 
 
 def test_static_cache_matches_the_growing_cache(wan, embeds, plain):
-    assert rel_diff(generate_latents(wan, embeds, RuntimeOptions(static_cache=True)), plain) < 1e-5
+    assert rel_err(generate_latents(wan, embeds, RuntimeOptions(static_cache=True)), plain) < 1e-5
 
 
 def test_static_cache_reads_whole_buffers_with_a_mask_until_full():
@@ -114,7 +110,7 @@ def test_attention_backend_is_used(wan, embeds, plain, monkeypatch):
     monkeypatch.setattr(transformer, "dispatch_attention_fn", spy)
     out = generate_latents(wan, embeds, RuntimeOptions(attention="sdpa-math"))
     assert set(seen) == {"_native_math"}  # self- and cross-attention alike
-    assert rel_diff(out, plain) < 1e-5
+    assert rel_err(out, plain) < 1e-5
 
 
 def test_a_flash_backend_is_not_given_a_mask(wan, embeds, plain, monkeypatch):
@@ -132,7 +128,7 @@ def test_a_flash_backend_is_not_given_a_mask(wan, embeds, plain, monkeypatch):
     monkeypatch.setattr(transformer, "dispatch_attention_fn", spy)
     out = generate_latents(wan, embeds, RuntimeOptions(static_cache=True, attention="sdpa-flash"))
     assert set(calls) == {(True, None), (False, "_native_flash")}
-    assert rel_diff(out, plain) < 1e-5
+    assert rel_err(out, plain) < 1e-5
 
 
 def test_compiled_blocks_match_with_two_graphs_and_no_graph_break(wan, embeds, plain):
@@ -145,7 +141,7 @@ def test_compiled_blocks_match_with_two_graphs_and_no_graph_break(wan, embeds, p
     blocks = sample_video(model, embeds, SEGMENTS, latent_height=10, latent_width=16, seed=3)
     out = torch.cat([b.latents for b in blocks], dim=1)
     assert model._compiled_ok and model._compiled_blocks is not None  # the compiled path ran
-    assert rel_diff(out, plain) < 1e-5
+    assert rel_err(out, plain) < 1e-5
     # One graph while the cache fills (key mask), one once it is full; re-cache runs eagerly.
     assert counters["stats"]["unique_graphs"] == 2
     assert not counters["graph_break"]
@@ -161,13 +157,13 @@ def test_failed_compilation_falls_back_to_eager_with_a_warning(wan, embeds, plai
     with caplog.at_level(logging.WARNING, logger="longlive_cli"):
         out = generate_latents(wan, embeds, options)
     assert "running the transformer eagerly" in caplog.text and "no C++ compiler here" in caplog.text
-    assert rel_diff(out, plain) < 1e-5
+    assert rel_err(out, plain) < 1e-5
     torch._dynamo.reset()
 
 
 def test_everything_on_matches_the_plain_path(wan, embeds, plain):
     options = RuntimeOptions(fused_qkv=True, rope_cache=True, static_cache=True, attention="sdpa-math")
-    assert rel_diff(generate_latents(wan, embeds, options), plain) < 1e-5
+    assert rel_err(generate_latents(wan, embeds, options), plain) < 1e-5
 
 
 @pytest.mark.parametrize("options", [RuntimeOptions(), RuntimeOptions.for_device("cuda", compile=False)])
@@ -339,7 +335,7 @@ def test_a_compile_failure_at_a_later_call_falls_back_and_the_video_is_unchanged
     assert caplog.text.count("compile failed") == 1 and "recompile limit reached" in caplog.text
     assert len(model.fallbacks) == 1 and model.fallbacks[0].startswith("compile: ")
     assert "recompile limit reached" in model.fallbacks[0]
-    assert rel_diff(out, plain) < 1e-5
+    assert rel_err(out, plain) < 1e-5
     torch._dynamo.reset()
 
 

@@ -29,6 +29,7 @@ from helpers import (
     populate_hub_cache,
     random_lora,
     random_wan,
+    rel_err,
     save_official,
     write_tiny_base,
 )
@@ -379,8 +380,10 @@ def expected_latents(release: Path, weights: dict[str, torch.Tensor]) -> torch.T
     wan.load_state_dict({LAYOUT[k][1]: v.float() for k, v in weights.items()}, strict=True)
     embeds, segments = prompts(release)
     model = CausalWanTransformer(wan.eval())
-    cfg = SamplerConfig()
-    blocks = sample_video(model, embeds, segments, latent_height=6, latent_width=8, seed=3, cfg=cfg)
+    sampler_config = SamplerConfig()
+    blocks = sample_video(
+        model, embeds, segments, latent_height=6, latent_width=8, seed=3, sampler_config=sampler_config
+    )
     return torch.cat([b.latents for b in blocks], dim=1)
 
 
@@ -389,10 +392,6 @@ def cli_generate(release: Path, tmp_path: Path, model: str, *extra: str):
     args = ["generate", str(release / "story.yaml"), "-o", str(tmp_path / "out.mp4"), "--model", model]
     args += ["--device", "cpu", "--dtype", "float32", "--save-latents", str(lat), "-q", *extra]
     return CliRunner().invoke(app, args), lat
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def test_generate_with_lora_options_and_spec_loras_matches_hand_merged_weights(release, tmp_path):

@@ -5,7 +5,12 @@ channels, height/8, width/8) into the video frames it adds, as uint8 ``[1, T, H,
 (``T = 4F - 3`` for the first block of a video, ``4F`` after it), so that decoding a video block by block
 equals decoding it at once. The pipeline sees nothing else of it.
 
-Implementations (:func:`make_decoder` picks one by name): ``wan`` and ``lightvae``:
+Each decoder is declared in :mod:`longlive_cli.registry` (:class:`~longlive_cli.registry.DecoderInfo`: its
+factory, its network loader, the latent space it reads, its default weights), and :func:`make_decoder` builds
+the one a name declares; a decoder added with :func:`~longlive_cli.registry.register_decoder` or an entry
+point in the ``longlive_cli.decoders`` group is used like the built-in ones.
+
+Built in: ``wan`` and ``lightvae``:
 :class:`~longlive_cli.decoders.wan.StreamingDecoder` over an ``AutoencoderKLWan`` (the Wan VAE, the default;
 LightVAE is its channel-pruned copy, :mod:`~longlive_cli.decoders.lightvae`); ``taehv`` and ``lighttae``:
 :class:`~longlive_cli.decoders.taehv.StreamingTAEHVDecoder` (a small conv network with temporal memory).
@@ -17,9 +22,10 @@ from typing import Protocol
 
 import torch
 
+from ..registry import DecoderInfo, decoder_info, decoder_names, register_decoder
 from ..runtime import RuntimeOptions
 
-__all__ = ["Decoder", "make_decoder"]
+__all__ = ["Decoder", "DecoderInfo", "decoder_info", "decoder_names", "make_decoder", "register_decoder"]
 
 
 class Decoder(Protocol):
@@ -46,15 +52,15 @@ def make_decoder(
     options: RuntimeOptions | None = None,
     fallbacks: list[str] | None = None,
 ) -> Decoder:
-    """A fresh streaming decoder (no carried state) named ``name`` (``wan``, ``lightvae``, ``taehv``,
-    ``lighttae``) around its loaded ``network`` (``longlive_cli.models.loaders`` loads it).
+    """A fresh streaming decoder (no carried state) of the decoder ``name`` declares
+    (:func:`~longlive_cli.registry.decoder_info`) around its loaded ``network`` (the declaration's network
+    loader loads it; :func:`longlive_cli.models.loaders.load_model` calls that).
 
     ``options``: the speed options (the Wan VAE decoders read ``compile_decoder``; the small TAEHV network
-    runs as it is); a speed option that fails is recorded in ``fallbacks``."""
-    if name in ("taehv", "lighttae"):
-        from .taehv import StreamingTAEHVDecoder
+    runs as it is); a speed option that fails is recorded in ``fallbacks``.
 
-        return StreamingTAEHVDecoder(network)  # type: ignore[arg-type]
-    from .wan import StreamingDecoder
-
-    return StreamingDecoder(network, options=options, fallbacks=fallbacks)
+    Raises:
+        longlive_cli.registry.UnknownComponentError: no decoder of that name.
+        longlive_cli.registry.ComponentLoadError: its implementation cannot be imported.
+    """
+    return decoder_info(name).load()(network, options=options, fallbacks=fallbacks)

@@ -85,8 +85,8 @@ def load_lightvae(
         ModelError: the file is missing, unreadable or unsafe, or its keys or shapes do not fit the pruned
             Wan2.1 VAE; the message names the file and the mismatched keys (first one first, natural order).
     """
-    from ..models.checkpoints import CheckpointError, load_flat_state_dict
     from ..models.vae import load_vae
+    from ..models.weights import CheckpointError, load_flat_state_dict
 
     path = Path(path)
     if not path.is_file():
@@ -110,3 +110,16 @@ def load_lightvae(
         return load_vae(path, config=config, torch_dtype=dtype, device=device)
     except ValueError as e:  # load_vae's key/shape errors; CheckpointError is a ValueError too
         raise ModelError(f"{e} (LightVAE widths read from the file: {config})") from e
+
+
+def load_network(path: str | Path | None) -> AutoencoderKLWan:
+    """The registry's loader for ``lightvae``: :func:`load_lightvae` of ``path``, or for ``path`` None a tiny
+    random Wan-layout VAE (the same family as the Wan VAE; seed 1, so its weights differ from the
+    ``tiny-random`` model's own VAE)."""
+    if path is not None:
+        return load_lightvae(path)
+    from ..models.vae import tiny_vae_config
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        return AutoencoderKLWan(**tiny_vae_config())

@@ -78,6 +78,7 @@ from torch import Tensor, nn
 
 from ..errors import ModelError
 from ..models.keys import natural_key
+from .base import StreamingCounts, check_block
 
 __all__ = [
     "TAEHV_WIDTHS",
@@ -86,7 +87,10 @@ __all__ = [
     "TAEHVDecoder",
     "Variant",
     "init_random_",
+    "load_lighttae_network",
     "load_taehv",
+    "load_taehv_network",
+    "make_streaming_decoder",
     "taehv_state_dict",
     "tiny_taehv",
 ]
@@ -271,7 +275,7 @@ def _frames_to_uint8(frames: Tensor) -> Tensor:
     return x.permute(0, 1, 3, 4, 2).contiguous()
 
 
-class StreamingTAEHVDecoder:
+class StreamingTAEHVDecoder(StreamingCounts):
     """Decodes latent blocks with a :class:`TAEHVDecoder`, carrying its temporal memory across calls, with the
     contract of :class:`longlive_cli.decoders.wan.StreamingDecoder`: decoding a video block by block gives
     exactly (bit for bit) the frames of one call on all its latents, ``4L - 3`` frames for L latent frames.
@@ -322,19 +326,7 @@ class StreamingTAEHVDecoder:
         to a single frame)."""
         self._memory = self.model.new_memory()
         self._to_trim = FRAMES_TO_TRIM
-        self._latent_frames = 0
-        self._video_frames = 0
-        self._batch_shape: tuple[int, int, int] | None = None  # (B, h, w) of the video in progress
-
-    @property
-    def latent_frames_decoded(self) -> int:
-        """Latent frames decoded since the last :meth:`reset` (or construction)."""
-        return self._latent_frames
-
-    @property
-    def video_frames_decoded(self) -> int:
-        """Frames returned since the last :meth:`reset` (``4L - 3`` after ``L >= 1`` latent frames)."""
-        return self._video_frames
+        self._start_video()
 
     @torch.inference_mode()
     def decode(self, latents: Tensor) -> Tensor:
@@ -354,20 +346,7 @@ class StreamingTAEHVDecoder:
             ValueError: ``latents`` is not 5-D, has not 16 channels on axis 2 or no frames, or its batch size
                 or latent height/width differ from earlier blocks of the same video (call :meth:`reset`).
         """
-        if latents.ndim != 5:
-            raise ValueError(f"latents must be [B, F, C, h, w], got shape {tuple(latents.shape)}")
-        b, f, c, h, w = latents.shape
-        if c != LATENT_CHANNELS:
-            raise ValueError(
-                f"latents must have {LATENT_CHANNELS} channels on axis 2, got shape {tuple(latents.shape)}"
-            )
-        if f == 0:
-            raise ValueError("latents has no frames (F = 0)")
-        if self._batch_shape is not None and self._batch_shape != (b, h, w):
-            raise ValueError(
-                f"block shape (B, h, w) = {(b, h, w)} differs from this video's {self._batch_shape}; "
-                "call reset() before decoding a new video"
-            )
+        b, f, _, h, w = check_block(latents, LATENT_CHANNELS, self._batch_shape)
         param = next(self.model.parameters())
         device, dtype = param.device, param.dtype
         if self.model.variant == "lighttae":
@@ -382,11 +361,18 @@ class StreamingTAEHVDecoder:
             if self._to_trim:
                 frames = frames[:, self._to_trim :]
                 self._to_trim = 0
-            self._latent_frames += 1
-            self._video_frames += frames.shape[1]
-            self._batch_shape = (b, h, w)
+            self._counted(frames.shape[1], (b, h, w))
             out.append(_frames_to_uint8(frames))  # uint8 on the device; one host copy per call
         return torch.cat(out, dim=1).cpu()
+
+
+def make_streaming_decoder(
+    model: TAEHVDecoder, *, options: object = None, fallbacks: list[str] | None = None
+) -> StreamingTAEHVDecoder:
+    """The registry's factory (:class:`longlive_cli.registry.DecoderInfo`): a fresh
+    :class:`StreamingTAEHVDecoder` around ``model``. The small network runs as it is: no speed option
+    applies, so ``options`` and ``fallbacks`` are not read."""
+    return StreamingTAEHVDecoder(model)
 
 
 # ---------------------------------------------------------------------- loading
@@ -467,7 +453,7 @@ def load_taehv(
             message names the file and the first mismatched key (missing, unexpected or of the wrong shape)
             in natural key order.
     """
-    from ..models.checkpoints import CheckpointError, load_flat_state_dict
+    from ..models.weights import CheckpointError, load_flat_state_dict
 
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -587,3 +573,15 @@ def taehv_state_dict(
         for key, shape in _encoder_shapes(encoder_width).items():
             sd[key] = torch.randn(shape, generator=g) * 0.05
     return sd
+
+
+def load_taehv_network(path: str | Path | None) -> TAEHVDecoder:
+    """The registry's loader for ``taehv``: :func:`load_taehv` of ``path`` (``taew2_1.pth``), or
+    :func:`tiny_taehv` (seed 0) for ``path`` None."""
+    return tiny_taehv(0, variant="taehv") if path is None else load_taehv(path, variant="taehv")
+
+
+def load_lighttae_network(path: str | Path | None) -> TAEHVDecoder:
+    """The registry's loader for ``lighttae``: :func:`load_taehv` of ``path`` (``lighttaew2_1.pth``), or
+    :func:`tiny_taehv` (seed 0) for ``path`` None."""
+    return tiny_taehv(0, variant="lighttae") if path is None else load_taehv(path, variant="lighttae")

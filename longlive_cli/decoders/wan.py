@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan
@@ -32,8 +33,9 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from torch import Tensor
 
 from ..runtime import RuntimeOptions, fall_back
+from .base import StreamingCounts, check_block
 
-__all__ = ["StreamingDecoder", "decode_latents", "to_uint8_frames"]
+__all__ = ["StreamingDecoder", "decode_latents", "load_network", "to_uint8_frames"]
 
 
 def to_uint8_frames(video: Tensor, *, to_cpu: bool = True) -> Tensor:
@@ -54,7 +56,7 @@ def to_uint8_frames(video: Tensor, *, to_cpu: bool = True) -> Tensor:
     return x.cpu() if to_cpu else x
 
 
-class StreamingDecoder:
+class StreamingDecoder(StreamingCounts):
     """Decodes latent blocks as they are produced, carrying ``AutoencoderKLWan``'s causal feature cache
     across calls, so that decoding blocks one after another equals one ``vae.decode`` of the concatenated
     latents.
@@ -112,19 +114,7 @@ class StreamingDecoder:
         """Forget the previous video: the next :meth:`decode` call starts a new one (its first latent frame
         decodes to a single video frame)."""
         self._feat_cache: list = [None] * self._num_slots
-        self._latent_frames = 0
-        self._video_frames = 0
-        self._batch_shape: tuple[int, int, int] | None = None  # (B, h, w) of the video in progress
-
-    @property
-    def latent_frames_decoded(self) -> int:
-        """Latent frames decoded since the last :meth:`reset` (or construction)."""
-        return self._latent_frames
-
-    @property
-    def video_frames_decoded(self) -> int:
-        """Video frames returned since the last :meth:`reset` (``4L - 3`` after ``L >= 1`` latent frames)."""
-        return self._video_frames
+        self._start_video()
 
     @torch.inference_mode()
     def decode(self, latents: Tensor) -> Tensor:
@@ -145,20 +135,7 @@ class StreamingDecoder:
                 latent height/width differ from earlier blocks of the same video (the feature cache would not
                 fit; call :meth:`reset` to start a new video).
         """
-        if latents.ndim != 5:
-            raise ValueError(f"latents must be [B, F, C, h, w], got shape {tuple(latents.shape)}")
-        b, f, c, h, w = latents.shape
-        if c != self._z_dim:
-            raise ValueError(
-                f"latents must have {self._z_dim} channels on axis 2, got shape {tuple(latents.shape)}"
-            )
-        if f == 0:
-            raise ValueError("latents has no frames (F = 0)")
-        if self._batch_shape is not None and self._batch_shape != (b, h, w):
-            raise ValueError(
-                f"block shape (B, h, w) = {(b, h, w)} differs from this video's {self._batch_shape}; "
-                "call reset() before decoding a new video"
-            )
+        b, f, _, h, w = check_block(latents, self._z_dim, self._batch_shape)
 
         vae = self.vae
         device, dtype = vae.device, vae.dtype
@@ -175,9 +152,7 @@ class StreamingDecoder:
                 from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
 
                 out = unpatchify(out, patch_size=self._patch_size)
-            self._latent_frames += 1
-            self._video_frames += out.shape[2]
-            self._batch_shape = (b, h, w)
+            self._counted(out.shape[2], (b, h, w))
             # uint8 per latent frame (at most one frame's float output lives on the device), one
             # device→host copy per block (a copy to the host waits for the device).
             frames.append(to_uint8_frames(out, to_cpu=False))
@@ -236,3 +211,19 @@ def decode_latents(vae: AutoencoderKLWan, latents: Tensor) -> Tensor:
         ValueError: as :meth:`StreamingDecoder.decode`.
     """
     return StreamingDecoder(vae).decode(latents)
+
+
+def load_network(path: str | Path | None) -> AutoencoderKLWan:
+    """The Wan2.1 VAE from ``path`` (an original ``Wan2.1_VAE.pth``, a diffusers ``vae`` folder or file;
+    :func:`longlive_cli.models.vae.load_vae`), or the ``tiny-random`` model's VAE (``path`` None).
+
+    Raises:
+        ModelError / ValueError: the file does not fit (names it and the first mismatched key).
+    """
+    if path is None:
+        from ..models.loaders import build_tiny_random
+
+        return build_tiny_random()[1]
+    from ..models.vae import load_vae
+
+    return load_vae(path)

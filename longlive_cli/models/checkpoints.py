@@ -33,25 +33,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import pickle
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import ModelError
 from ..fileio import atomic_output
+from .weights import MAX_LISTED, CheckpointError, StrPath, add_lora, name_listing, safe_torch_load
 
 if TYPE_CHECKING:
     from diffusers import WanTransformer3DModel
 
 log = logging.getLogger(__name__)
-
-StrPath = str | os.PathLike
 
 # Prefixes that FSDP, activation checkpointing and torch.compile put in front of module names
 # (official trainer/distillation.py strips exactly these three).
@@ -59,84 +55,9 @@ _WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig
 # peft's model-level prefix: PeftModel.base_model (LoraModel) .model (the wrapped module).
 _PEFT_PREFIX = "base_model.model."
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])(?:\.(?P<adapter>[^.]+))?\.weight$")
-_MAX_LISTED = 10
 # Bump when the cache file's content or layout changes, so old caches are not reused.
 # 2: the modules diffusers keeps in float32 are stored in float32 whatever the dtype.
 _CACHE_FORMAT = 2
-
-
-class CheckpointError(ModelError, ValueError):
-    """A checkpoint file cannot be used (exit 3); ``str()`` names the file, what is wrong and what to do."""
-
-
-def _listing(names: Iterable[str], limit: int = _MAX_LISTED) -> str:
-    names = sorted(names)
-    shown = ", ".join(names[:limit])
-    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
-    return f"{shown}{more}"
-
-
-def _torch_load(path: Path, what: str) -> Any:
-    """``torch.load`` restricted to tensors and plain containers, with errors people can act on."""
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path}: no such file. Check the path, or download the weights again.")
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            # Legacy (pre-zipfile) torch.save format cannot be memory-mapped; read it whole.
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # torch's restricted unpickler names the class it would have had to import ("Unsupported global:
-        # GLOBAL module.Name"); anything else from it means the bytes are not a pickle it understands.
-        found = re.search(r"GLOBAL (\S+)", str(e))
-        if found is None and "global" not in str(e).lower():
-            raise CheckpointError(
-                f"{what} {path} is not a readable PyTorch checkpoint ({str(e).splitlines()[-1].strip()}). "
-                "It may be truncated or of another format; download it again."
-            ) from e
-        culprit = f" (it contains {found[1]})" if found else ""
-        raise CheckpointError(
-            f"{what} {path} holds Python objects other than tensors and plain containers{culprit}, so "
-            "loading it could run arbitrary code; it is refused for safety. Use the official file from the "
-            "Hub, or re-save just the state dict (a dict of tensors) with torch.save or safetensors."
-        ) from e
-    except Exception as e:  # zip/pickle/IO errors of a truncated or foreign file
-        raise CheckpointError(
-            f"{what} {path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}). "
-            "It may be truncated or of another format; download it again."
-        ) from e
-
-
-def load_flat_state_dict(path: StrPath, what: str, *, hint: str = "") -> dict[str, torch.Tensor]:
-    """A flat ``{name: tensor}`` from a ``.safetensors`` file or a ``torch.save`` file.
-
-    torch files are read like official checkpoints (:func:`_torch_load`: ``weights_only``, memory-mapped
-    when possible). ``what`` names the file in messages, ``hint`` says what to pass instead.
-
-    Raises:
-        CheckpointError: unreadable, unsafe, or not a flat dict of tensors.
-    """
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{what} {path} is not a readable safetensors file ({e}).") from e
-    sd = _torch_load(path, what)
-    if not isinstance(sd, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()
-    ):
-        raise CheckpointError(
-            f"{path}: expected a flat state dict {{name: tensor}} (as torch.save(model.state_dict())), got "
-            f"{type(sd).__name__}{'; ' + hint if hint else ''}"
-        )
-    return sd
 
 
 def _strip_wrappers(name: str) -> str:
@@ -153,7 +74,7 @@ def _as_tensor_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(
-            f"{what} {path}: entries that are not tensors: {_listing(bad)}. "
+            f"{what} {path}: entries that are not tensors: {name_listing(bad)}. "
             "Expected a state dict (name -> tensor)."
         )
     return dict(obj)
@@ -206,7 +127,7 @@ def load_official_state_dict(path: StrPath, *, key: str = "generator") -> dict[s
                 f"generator checkpoint {path} is not a readable safetensors file ({e}). Download it again."
             ) from e
     else:
-        ckpt = _torch_load(path, "generator checkpoint")
+        ckpt = safe_torch_load(path, "generator checkpoint")
         if not isinstance(ckpt, Mapping) or key not in ckpt:
             present = ", ".join(map(repr, ckpt)) if isinstance(ckpt, Mapping) else type(ckpt).__name__
             raise CheckpointError(
@@ -247,7 +168,7 @@ def load_lora_state_dict(path: StrPath) -> dict[str, tuple[torch.Tensor, torch.T
     """
     path = Path(path)
     what = "LoRA checkpoint"
-    ckpt = _torch_load(path, what)
+    ckpt = safe_torch_load(path, what)
     if isinstance(ckpt, Mapping) and "generator_lora" in ckpt:
         ckpt = ckpt["generator_lora"]
     sd = _as_tensor_dict(ckpt, path, what)
@@ -269,7 +190,7 @@ def load_lora_state_dict(path: StrPath) -> dict[str, tuple[torch.Tensor, torch.T
         slot[m["which"]] = value
     if foreign:
         raise CheckpointError(
-            f"{what} {path}: entries that are not plain LoRA lora_A/lora_B weights: {_listing(foreign)}. "
+            f"{what} {path}: entries that are not plain LoRA lora_A/lora_B weights: {name_listing(foreign)}. "
             "Only plain LoRA (no DoRA, no trained biases) can be merged; use the official lora.pt."
         )
     if len(adapters) > 1:
@@ -351,8 +272,7 @@ def merge_lora(
                 f"(B {tuple(b.shape)} @ A {tuple(a.shape)}) gives {expected}. "
                 "The LoRA was made for a different model; use the matching files."
             )
-        delta = b.to(torch.float32) @ a.to(torch.float32)
-        merged[target] = (w.to(torch.float32) + scale * delta).to(w.dtype)
+        merged[target] = add_lora(w.to(torch.float32), a, b, scale).to(w.dtype)
     return merged
 
 
@@ -495,18 +415,18 @@ def _check_against_model(
     problems = []
     if missing:
         problems.append(
-            f"{len(missing)} weights the model needs are missing (diffusers names): {_listing(missing)}"
+            f"{len(missing)} weights the model needs are missing (diffusers names): {name_listing(missing)}"
         )
     if unexpected:
         shown = [original_names.get(k, k) for k in unexpected]
-        problems.append(f"{len(unexpected)} entries the model does not have: {_listing(shown)}")
+        problems.append(f"{len(unexpected)} entries the model does not have: {name_listing(shown)}")
     shapes = [
         f"{original_names.get(k, k)} is {tuple(sd[k].shape)}, the model expects {tuple(shape)}"
         for k, shape in expected.items()
         if k in sd and tuple(sd[k].shape) != tuple(shape)
     ]
     if shapes:
-        problems.append(f"{len(shapes)} shape mismatches: {'; '.join(shapes[:_MAX_LISTED])}")
+        problems.append(f"{len(shapes)} shape mismatches: {'; '.join(shapes[:MAX_LISTED])}")
     if problems:
         raise CheckpointError(
             f"{origin} does not fit the transformer config: {'. '.join(problems)}. "
@@ -672,5 +592,5 @@ def load_transformer(
     model.load_state_dict(sd, strict=True, assign=True)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
     if left:  # a parameter that no state dict entry fills would otherwise fail later, far from here
-        raise CheckpointError(f"these model tensors were not loaded from {generator}: {_listing(left)}")
+        raise CheckpointError(f"these model tensors were not loaded from {generator}: {name_listing(left)}")
     return model.eval().requires_grad_(False)

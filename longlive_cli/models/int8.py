@@ -5,8 +5,8 @@ Schemes (torchao configs, per-row symmetric int8 weights):
 * ``w8a8``: ``Int8DynamicActivationInt8WeightConfig`` -- int8 weights, activations quantized per token
   at run time, int8 matmuls;
 * ``w8``: ``Int8WeightOnlyConfig`` -- int8 weights dequantized inside the matmul;
-* ``fp8``: ``Float8DynamicActivationFloat8WeightConfig`` -- only in memory (``generate --int8 --scheme
-  fp8``) on CUDA GPUs of compute capability >= 8.9; refused elsewhere.
+* ``fp8``: ``Float8DynamicActivationFloat8WeightConfig`` -- only in memory (``generate --quantize fp8``)
+  on CUDA GPUs of compute capability >= 8.9; refused elsewhere.
 
 Only the ``nn.Linear`` layers of the transformer blocks (self/cross-attention projections and the FFN)
 are quantized: they hold ~98% of the parameters and nearly all FLOPs. Kept in the compute dtype
@@ -83,8 +83,8 @@ def check_scheme(scheme: str, device: torch.device | str = "cpu") -> str:
         if capability is None or capability < (8, 9):
             where = f"compute capability {capability[0]}.{capability[1]}" if capability else str(dev)
             raise SchemeError(
-                f"--scheme fp8 needs a CUDA GPU of compute capability >= 8.9 (Ada, Hopper or newer); "
-                f"this run is on {where}. Use --scheme w8a8 or w8."
+                f"--quantize fp8 needs a CUDA GPU of compute capability >= 8.9 (Ada, Hopper or newer); "
+                f"this run is on {where}. Use --quantize int8 or int8-weights."
             )
     return scheme
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -294,35 +294,19 @@ def _apply_user_loras(spec: ModelSpec, wan: WanTransformer3DModel, paths: dict) 
 
 
 def _decoder_network(spec: ModelSpec, paths: dict[str, Path]) -> torch.nn.Module:
-    """The network of the spec's decoder (``spec.decoder``): the Wan VAE or LightVAE as an
-    ``AutoencoderKLWan``, TAEHV/LightTAE as a :class:`~longlive_cli.decoders.taehv.TAEHVDecoder`; tiny random
-    ones for tiny-random.
+    """The network of the spec's decoder, loaded by the loader its declaration names
+    (:meth:`longlive_cli.registry.DecoderInfo.network_loader`) from its file (role ``decoder``) or the
+    model's VAE (role ``vae``); tiny random weights for tiny-random (``base`` None).
 
     Raises:
-        ModelError: the file does not fit (names it and the first mismatched key).
+        ModelError: the file does not fit (names it and the first mismatched key), or the decoder's plugin
+            cannot be loaded.
     """
-    from ..decoders.lightvae import load_lightvae
-    from ..decoders.taehv import load_taehv, tiny_taehv
-    from .vae import load_vae
+    from ..registry import decoder_info
 
-    if spec.decoder in ("taehv", "lighttae"):
-        variant: Literal["taehv", "lighttae"] = "taehv" if spec.decoder == "taehv" else "lighttae"
-        return (
-            tiny_taehv(0, variant=variant)
-            if spec.base is None
-            else load_taehv(paths["decoder"], variant=variant)
-        )
-    if spec.base is None and spec.decoder == "lightvae":  # the same family as the Wan VAE: other tiny weights
-        from diffusers import AutoencoderKLWan
-
-        from .vae import tiny_vae_config
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(1)
-            return AutoencoderKLWan(**tiny_vae_config())
-    if spec.base is None:
-        return build_tiny_random()[1]
-    return load_lightvae(paths["decoder"]) if spec.decoder == "lightvae" else load_vae(paths["vae"])
+    info = decoder_info(spec.decoder)
+    path = None if spec.base is None else paths["vae" if info.uses_model_vae else "decoder"]
+    return info.network_loader()(path)
 
 
 def load_decoder_only(

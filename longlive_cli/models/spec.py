@@ -57,22 +57,34 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ModelError
 from ..geometry import WAN21, Geometry, relative_rope
 from ..hub import Source, fetch, parse_source
+from ..registry import (
+    SamplerInfo,
+    UnknownComponentError,
+    architecture_info,
+    decoder_info,
+    known_samplers,
+    sampler_info,
+)
 
 DEFAULT_MODEL = "longlive-1.3b"
 SPEC_FILE_IN_DIR = "longlive-model.yaml"
-#: The samplers a spec may name (the keys of :data:`longlive_cli.samplers.SAMPLERS`; a test keeps them equal).
-SAMPLER_NAMES = ("longlive", "rolling-forcing")
+#: The architecture of every built-in model (:data:`longlive_cli.registry.ARCHITECTURES`).
+DEFAULT_ARCHITECTURE = "wan2.1-t2v"
 #: Temporal RoPE kinds (spec key ``rope``, ``generate --rope``): ``absolute`` indexes the model's table by the
 #: latent frame (at most 1024 frames, about 255 s); ``relative`` by the frame's rank in the attention window.
 ROPE_NAMES = ("absolute", "relative")
+#: ``--quantize`` -> the quantization scheme (:mod:`longlive_cli.models.int8`, spec key ``scheme``): ``int8``:
+#: int8 weights and int8 activations quantized per token at run time (``w8a8``); ``int8-weights``: int8
+#: weights only (``w8``); ``fp8``: float8 weights and activations (``fp8``; CUDA, compute capability >= 8.9).
+QUANTIZE_SCHEMES = {"int8": "w8a8", "int8-weights": "w8", "fp8": "fp8"}
 #: When a transition re-caches (spec key ``transition_recache``; see :class:`SamplerConfig`).
 TRANSITION_RECACHE = ("every", "first", "none")
 
@@ -88,11 +100,11 @@ class SamplerConfig:
     ``local_attn_size`` and ``sink_size`` are in latent frames; ``denoising_steps`` are indices into the
     shifted 1000-step table (``warp_denoising_step``). The block size is the model's
     (:attr:`~longlive_cli.geometry.Geometry.frames_per_block`). ``name`` picks the sampler
-    (:data:`longlive_cli.samplers.SAMPLERS`; spec-file key ``sampler``). ``rope`` is the temporal RoPE index
-    (:data:`ROPE_NAMES`): ``absolute`` (the latent frame) or ``relative`` (the frame's rank among the cached
-    frames it attends to; LongLive's sampler only). ``transition_recache``: when the KV cache is re-cached
-    during a transition (:data:`TRANSITION_RECACHE`): ``every`` block whose conditioning changes (N + 1
-    re-caches for an N-block transition, as Scope does at every step), ``first`` (one, at the switch, as a
+    (:func:`longlive_cli.registry.sampler_info`; spec-file key ``sampler``). ``rope`` is the temporal RoPE
+    index (:data:`ROPE_NAMES`): ``absolute`` (the latent frame) or ``relative`` (the frame's rank among the
+    cached frames it attends to; LongLive's sampler only). ``transition_recache``: when the KV cache is
+    re-cached during a transition (:data:`TRANSITION_RECACHE`): ``every`` block whose conditioning changes (N
+    + 1 re-caches for an N-block transition, as Scope does at every step), ``first`` (one, at the switch, as a
     hard switch), or ``none``.
 
     Raises:
@@ -185,15 +197,17 @@ class ModelSpec:
     Sources are strings in :mod:`longlive_cli.hub` syntax. ``base`` is a diffusers-layout repo or
     folder (``transformer/config.json``; and ``text_encoder/``, ``tokenizer/``, ``vae/``,
     ``transformer/`` weights where no other source replaces them). ``generator``/``lora`` are the
-    official checkpoint files (``generator_key``: the entry of the generator file to read);
-    ``loras`` are user LoRAs merged on top (:class:`LoraSpec`); ``text_encoder``/``vae`` may be original
-    Wan ``.pth`` files;
-    ``tokenizer`` a tokenizer folder. ``base=None`` means: build tiny random weights. ``quantized`` is a
-    transformer file written by ``longlive quantize`` (:mod:`longlive_cli.quantize`) with ``scheme``; it
-    replaces the base/generator transformer (its config is in the file). ``geometry`` holds the model's
-    numbers (fps, block size, strides, native resolution; a spec file sets ``fps``, ``frames_per_block``
-    and ``native_resolution``); sampler sizes are in latent frames. ``spec_dir`` is the folder relative
-    sources resolve against.
+    official checkpoint files (``generator_key``: the entry of the generator file to read); ``loras`` are user
+    LoRAs merged on top (:class:`LoraSpec`); ``text_encoder``/``vae`` may be original Wan ``.pth`` files;
+    ``tokenizer`` a tokenizer folder. ``architecture`` is the transformer family
+    (:func:`longlive_cli.registry.architecture_info`: its latent space, which the decoder must read).
+    ``decoder`` names the streaming decoder (:func:`longlive_cli.registry.decoder_info`) and
+    ``decoder_weights`` its file (None: the decoder's default). ``base=None`` means: build tiny random
+    weights. ``quantized`` is a transformer file written by ``longlive quantize``
+    (:mod:`longlive_cli.quantize`) with ``scheme``; it replaces the base/generator transformer (its config is
+    in the file). ``geometry`` holds the model's numbers (fps, block size, strides, native resolution; a spec
+    file sets ``fps``, ``frames_per_block`` and ``native_resolution``); sampler sizes are in latent frames.
+    ``spec_dir`` is the folder relative sources resolve against.
     """
 
     name: str
@@ -214,6 +228,7 @@ class ModelSpec:
     quantized: str | None = None
     scheme: str | None = None
     spec_dir: Path | None = None
+    architecture: str = DEFAULT_ARCHITECTURE
 
 
 # The Wan2.1-T2V-1.3B files every released checkpoint of this family runs on (see the module docs).
@@ -229,16 +244,6 @@ _LONGLIVE = ModelSpec(
     lora="Efficient-Large-Model/LongLive-1.3B:models/lora.pt",
     **_WAN21_FILES,
 )
-#: The decoders (:mod:`longlive_cli.decoders`) and where the fast ones' official files are:
-#: lightx2v/Autoencoders (its model card lists ``lightvaew2_1.pth``, ``taew2_1.pth`` and
-#: ``lighttaew2_1.pth``; ``taew2_1`` is also madebyollin/taehv's). ``wan`` is the model's own VAE (``vae:``).
-DECODER_NAMES = ("wan", "lightvae", "taehv", "lighttae")
-DECODER_SOURCES = {
-    "lightvae": "lightx2v/Autoencoders:lightvaew2_1.pth",
-    "taehv": "lightx2v/Autoencoders:taew2_1.pth",
-    "lighttae": "lightx2v/Autoencoders:lighttaew2_1.pth",
-}
-
 #: The preset to name when a storyboard is too long for absolute RoPE.
 INFINITE_MODEL = "longlive-1.3b-infinite"
 #: Self-Forcing's inference cache (``utils/wan_wrapper.py`` defaults): 21 latent frames, no sink.
@@ -335,16 +340,13 @@ def load_spec(path: str | Path) -> ModelSpec:
     sampler_kw: dict[str, Any] = {k: v for k, v in data.items() if k in _SAMPLER_KEYS}
     if "sampler" in sampler_kw:
         sampler_kw["name"] = sampler_kw.pop("sampler")
-        if sampler_kw["name"] not in SAMPLER_NAMES:
-            raise ModelUnavailableError(
-                f"{path}: sampler: {sampler_kw['name']!r} is not one of {', '.join(SAMPLER_NAMES)}"
-            )
+        _check_declared(path, "sampler", sampler_kw["name"], sampler_info)
     geometry_kw: dict[str, Any] = {k: v for k, v in data.items() if k in _GEOMETRY_KEYS}
     _check_sources(path, spec_kw)
-    if spec_kw.get("decoder", "wan") not in DECODER_NAMES:
-        raise ModelUnavailableError(
-            f"{path}: decoder: {spec_kw['decoder']!r} is not one of {', '.join(DECODER_NAMES)}"
-        )
+    _check_declared(path, "decoder", spec_kw.get("decoder", "wan"), decoder_info)
+    _check_declared(
+        path, "architecture", spec_kw.get("architecture", DEFAULT_ARCHITECTURE), architecture_info
+    )
     if "loras" in spec_kw:
         spec_kw["loras"] = _spec_loras(path, spec_kw["loras"], quantized=spec_kw.get("quantized") is not None)
     if "native_resolution" in geometry_kw:
@@ -365,6 +367,21 @@ def load_spec(path: str | Path) -> ModelSpec:
         raise ModelUnavailableError(f"{path}: {err}") from None
 
 
+def _check_declared(path: Path, key: str, name: Any, lookup: Any) -> None:
+    """A spec file's component name (``sampler``, ``decoder``, ``architecture``) names a declared one.
+
+    Raises:
+        ModelUnavailableError: not a string, or unknown (the message lists the known ones).
+        ComponentLoadError: its plugin fails to load.
+    """
+    if not isinstance(name, str):
+        raise ModelUnavailableError(f"{path}: {key} must be a string, got {name!r}")
+    try:
+        lookup(name)
+    except UnknownComponentError as err:
+        raise ModelUnavailableError(f"{path}: {key}: {err}") from None
+
+
 def _check_sources(path: Path, spec_kw: dict[str, Any]) -> None:
     """A spec file's weight sources: ``base`` present, every source a string, ``quantized`` and ``scheme``
     together and not with ``generator``/``lora``."""
@@ -382,6 +399,7 @@ def _check_sources(path: Path, spec_kw: dict[str, Any]) -> None:
         "scheme",
         "decoder",
         "decoder_weights",
+        "architecture",
     )
     for key in keys:
         if spec_kw.get(key) is not None and not isinstance(spec_kw[key], str):
@@ -398,13 +416,15 @@ def with_rope(spec: ModelSpec, rope: str) -> ModelSpec:
     table of the Wan2.1 config, 1024 latent frames, and the trained length, 240 s). The name is kept.
 
     Raises:
-        ValueError: an unknown kind, or ``relative`` with a sampler other than LongLive's (Rolling Forcing
-            places its sink at absolute frames).
+        ValueError: an unknown kind, or ``relative`` with a sampler that does not declare
+            ``relative_rope`` (:class:`~longlive_cli.registry.SamplerInfo`; Rolling Forcing places its sink at
+            absolute frames).
     """
     if rope not in ROPE_NAMES:
         raise ValueError(f"rope {rope!r} is not one of {', '.join(ROPE_NAMES)}")
-    if rope == "relative" and spec.sampler.name != "longlive":
-        raise ValueError(f"rope: relative works with the longlive sampler, not {spec.sampler.name}")
+    if rope == "relative" and not _sampler(spec).relative_rope:
+        able = ", ".join(s.name for s in known_samplers() if s.relative_rope)
+        raise ValueError(f"rope: relative works with the {able} sampler(s), not {spec.sampler.name}")
     g = spec.geometry
     if rope == "relative":
         geometry = relative_rope(g)
@@ -494,18 +514,25 @@ def with_loras(spec: ModelSpec, loras: Iterable[str | LoraSpec]) -> ModelSpec:
 
 
 def with_decoder(spec: ModelSpec, decoder: str) -> ModelSpec:
-    """``spec`` decoding with ``decoder`` (:data:`DECODER_NAMES`; ``--decoder``), from its default file.
+    """``spec`` decoding with ``decoder`` (a declared decoder, :func:`longlive_cli.registry.decoder_info`;
+    ``--decoder``), from its default file.
 
     Raises:
-        InputError: an unknown decoder.
+        InputError: an unknown decoder (the message lists the known ones), or one for another latent space
+            (:func:`check_decoder`).
+        ComponentLoadError: the decoder's plugin fails to load (exit 3).
     """
     from ..errors import InputError
 
-    if decoder not in DECODER_NAMES:
-        raise InputError(f"--decoder {decoder!r} is not one of {', '.join(DECODER_NAMES)}")
+    try:
+        decoder_info(decoder)
+    except UnknownComponentError as err:
+        raise InputError(f"--decoder: {err}") from None
     if decoder == spec.decoder:
         return spec
-    return replace(spec, decoder=decoder, decoder_weights=None)
+    spec = replace(spec, decoder=decoder, decoder_weights=None)
+    check_decoder(spec)
+    return spec
 
 
 def resolve_spec(
@@ -534,9 +561,23 @@ def resolve_spec(
         raise InputError(f"--rope {rope}: {err}") from None
 
 
+def _sampler(spec: ModelSpec) -> SamplerInfo:
+    """The declaration of ``spec``'s sampler.
+
+    Raises:
+        ModelUnavailableError: no such sampler (a spec built in code with an unregistered name).
+        ComponentLoadError: its plugin fails to load.
+    """
+    try:
+        return sampler_info(spec.sampler.name)
+    except UnknownComponentError as err:
+        raise ModelUnavailableError(f"model {spec.name}: {err}") from None
+
+
 def check_length(spec: ModelSpec, num_blocks: int) -> None:
-    """Refuse a video too short for the spec's sampler: Rolling Forcing's window of S blocks (S denoising
-    steps) must fill once, so it needs at least S blocks; LongLive's sampler needs one.
+    """Refuse a video shorter than the spec's sampler declares it can make
+    (:meth:`~longlive_cli.registry.SamplerInfo.minimum_blocks`: Rolling Forcing's window of S blocks, S
+    denoising steps, must fill once, so it needs S blocks; LongLive's sampler needs one).
 
     Raises:
         InputError: too few blocks; the message gives the shortest duration that works.
@@ -544,7 +585,7 @@ def check_length(spec: ModelSpec, num_blocks: int) -> None:
     from ..errors import InputError
 
     g = spec.geometry
-    needed = len(spec.sampler.denoising_steps) if spec.sampler.name == "rolling-forcing" else 1
+    needed = _sampler(spec).minimum_blocks(spec.sampler.denoising_steps)
     if num_blocks < needed:
         shortest = (needed - 0.5) * g.block_video_frames / g.fps  # rounds half up to `needed` blocks
         raise InputError(
@@ -555,19 +596,82 @@ def check_length(spec: ModelSpec, num_blocks: int) -> None:
 
 
 def check_transitions(spec: ModelSpec, has_transitions: bool) -> None:
-    """Refuse prompt transitions (``transition:``) for a sampler that cannot blend per block: they are
-    LongLive's sampler's (Rolling Forcing's window runs several blocks under one prompt).
+    """Refuse prompt transitions (``transition:``) for a sampler that does not declare ``transitions`` (it
+    cannot blend per block: Rolling Forcing's window runs several blocks under one prompt).
 
     Raises:
         InputError: transitions with another sampler; the message names the way out.
     """
     from ..errors import InputError
 
-    if has_transitions and spec.sampler.name != "longlive":
+    if has_transitions and not _sampler(spec).transitions:
+        able = ", ".join(s.name for s in known_samplers() if s.transitions)
         raise InputError(
             f"{spec.name} ({spec.sampler.name}) cannot blend prompts block by block: prompt transitions "
-            "need the longlive sampler. Remove the transition: keys (switches are then hard)."
+            f"need a sampler that can ({able}). Remove the transition: keys (switches are then hard)."
         )
+
+
+def check_prompt_switches(spec: ModelSpec, num_segments: int) -> None:
+    """Refuse several prompts for a sampler that does not declare ``prompt_switches``.
+
+    Raises:
+        InputError: more than one prompt; the message names the way out.
+    """
+    from ..errors import InputError
+
+    if num_segments > 1 and not _sampler(spec).prompt_switches:
+        raise InputError(
+            f"{spec.name} ({spec.sampler.name}) generates a whole video under one prompt; this storyboard "
+            f"has {num_segments}. Keep one prompt, or use a model whose sampler switches prompts."
+        )
+
+
+def check_decoder(spec: ModelSpec) -> None:
+    """Refuse a decoder that reads another latent space than the model's architecture generates in
+    (:class:`~longlive_cli.registry.LatentSpace`).
+
+    Raises:
+        InputError: the latent spaces differ (exit 2).
+        ModelUnavailableError: an unknown decoder or architecture in a spec built in code (exit 3).
+    """
+    from ..errors import InputError
+
+    try:
+        decoder, arch = decoder_info(spec.decoder), architecture_info(spec.architecture)
+    except UnknownComponentError as err:
+        raise ModelUnavailableError(f"model {spec.name}: {err}") from None
+    if decoder.latent_space != arch.latent_space.name:
+        raise InputError(
+            f"decoder {decoder.name} reads {decoder.latent_space} latents; {spec.name} ({arch.name}) makes "
+            f"{arch.latent_space.name} latents. Choose a decoder for {arch.latent_space.name} latents."
+        )
+
+
+class PlanShape(Protocol):
+    """What the capability checks read of a storyboard's plan (:class:`longlive_cli.storyboard.Plan`)."""
+
+    @property
+    def num_blocks(self) -> int: ...
+
+    @property
+    def has_transitions(self) -> bool: ...
+
+    @property
+    def segments(self) -> Sequence[object]: ...
+
+
+def check_capabilities(spec: ModelSpec, plan: PlanShape) -> None:
+    """Refuse a plan that asks ``spec``'s components for what they do not declare: too few blocks for the
+    sampler, prompt switches or transitions it cannot make, a decoder for another latent space.
+
+    Raises:
+        InputError: the first thing that does not fit (exit 2).
+    """
+    check_decoder(spec)
+    check_length(spec, plan.num_blocks)
+    check_prompt_switches(spec, len(plan.segments))
+    check_transitions(spec, plan.has_transitions)
 
 
 @dataclass(frozen=True)
@@ -633,8 +737,11 @@ def components(spec: ModelSpec, *, for_text: bool = True, for_video: bool = True
             parts.append(Component("transformer_config", in_base("transformer/config.json")))
             parts.append(Component("transformer", in_base("transformer"), folder=True))
         parts += user_loras
-        if spec.decoder != "wan":  # a fast decoder replaces the Wan VAE: only its file is fetched
-            parts.append(Component("decoder", src(spec.decoder_weights or DECODER_SOURCES[spec.decoder])))
+        decoder = decoder_info(spec.decoder)
+        if (
+            not decoder.uses_model_vae
+        ):  # a decoder with its own file replaces the VAE: only its file is fetched
+            parts.append(Component("decoder", src(spec.decoder_weights or decoder.weights or "")))
         elif spec.vae:
             vae = src(spec.vae)
             parts.append(Component("vae", vae, folder=not vae.path.endswith((".pth", ".pt", ".safetensors"))))

@@ -445,7 +445,7 @@ def _load_torch_state_dict(path: Path) -> dict[str, Tensor]:
     Raises FileNotFoundError for a missing file and ValueError (CheckpointError) for anything but a
     readable flat ``{str: Tensor}``.
     """
-    from .checkpoints import load_flat_state_dict
+    from .weights import load_flat_state_dict
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")

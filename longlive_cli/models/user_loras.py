@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .checkpoints import CheckpointError, load_flat_state_dict
 from .keys import key_list, natural_key
+from .weights import CheckpointError, add_lora, load_flat_state_dict
 
 if TYPE_CHECKING:
     from diffusers import WanTransformer3DModel
@@ -261,11 +261,11 @@ def merge_user_loras(
     merged = dict(state_dict)
     touched: set[str] = set()
 
-    def add(key: str, delta: torch.Tensor) -> None:
+    def float32(key: str) -> torch.Tensor:
         if key not in touched:
             merged[key] = merged[key].to(torch.float32, copy=True)
             touched.add(key)
-        merged[key] += delta
+        return merged[key]
 
     for targets, user_scale, name in loras:
         for module, t in targets.items():
@@ -282,14 +282,14 @@ def merge_user_loras(
                     f"{weight!r}, which is {tuple(w.shape)}. The LoRA was made for another model size."
                 )
             factor = float(user_scale) * t.scale
-            add(weight, factor * (t.b.to(torch.float32) @ t.a.to(torch.float32)))
+            merged[weight] = add_lora(float32(weight), t.a, t.b, factor)
             if t.bias is not None:
                 bias = f"{module}.bias"
                 if bias not in state_dict or tuple(state_dict[bias].shape) != tuple(t.bias.shape):
                     raise CheckpointError(
                         f"LoRA {name}: {t.key!r} has a bias for {module!r}, which does not fit its layer."
                     )
-                add(bias, factor * t.bias.to(torch.float32))
+                merged[bias] = float32(bias) + factor * t.bias.to(torch.float32)
     return merged
 
 

@@ -162,7 +162,7 @@ def _vae_from_single_file(path: Path, *, config: dict | None, dtype: torch.dtype
 
 def _load_state_dict(path: Path) -> dict[str, Tensor]:
     """Flat ``{name: tensor}`` from a VAE single file (safetensors or ``torch.load(weights_only=True)``)."""
-    from .checkpoints import load_flat_state_dict
+    from .weights import load_flat_state_dict
 
     return load_flat_state_dict(
         path, "VAE file", hint="pass the original Wan2.1 VAE file itself (Wan2.1_VAE.pth)"

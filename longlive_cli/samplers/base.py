@@ -17,7 +17,7 @@ from ..models.spec import SamplerConfig
 __all__ = ["NoiseStream", "SampledBlock", "flow_schedule"]
 
 
-def flow_schedule(cfg: SamplerConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def flow_schedule(sampler_config: SamplerConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Timesteps and sigmas (float32, one per denoising step) the model actually sees.
 
     The table is ``FlowMatchScheduler(shift, sigma_min=0, extra_one_step=True)`` over
@@ -28,13 +28,13 @@ def flow_schedule(cfg: SamplerConfig) -> tuple[torch.Tensor, torch.Tensor]:
     Raises:
         ValueError: for a step outside ``1 .. num_train_timesteps``.
     """
-    n = cfg.num_train_timesteps
-    if any(not 0 < s <= n for s in cfg.denoising_steps):
-        raise ValueError(f"denoising steps must be in 1..{n}, got {list(cfg.denoising_steps)}")
+    n = sampler_config.num_train_timesteps
+    if any(not 0 < s <= n for s in sampler_config.denoising_steps):
+        raise ValueError(f"denoising steps must be in 1..{n}, got {list(sampler_config.denoising_steps)}")
     sigmas = torch.linspace(1.0, 0.0, n + 1, dtype=torch.float32)[:-1]
-    sigmas = cfg.timestep_shift * sigmas / (1 + (cfg.timestep_shift - 1) * sigmas)
+    sigmas = sampler_config.timestep_shift * sigmas / (1 + (sampler_config.timestep_shift - 1) * sigmas)
     timesteps = sigmas * n
-    index = n - torch.tensor(cfg.denoising_steps)
+    index = n - torch.tensor(sampler_config.denoising_steps)
     return timesteps[index], sigmas[index]
 
 

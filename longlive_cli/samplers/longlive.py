@@ -33,7 +33,7 @@ def recache(
     recent: torch.Tensor,
     start_frame: int,
     prompt: PromptContext,
-    cfg: SamplerConfig,
+    sampler_config: SamplerConfig,
     times: StageTimes | None = None,
 ) -> None:
     """Rewrite the KV cache for a new prompt before the block at ``start_frame`` (LongLive §3.1).
@@ -53,8 +53,8 @@ def recache(
     """
     n = recent.shape[1]
     first = start_frame - n
-    if cfg.global_sink and first > 0:
-        keep = cfg.local_attn_size - cfg.sink_size
+    if sampler_config.global_sink and first > 0:
+        keep = sampler_config.local_attn_size - sampler_config.sink_size
         recent, first = recent[:, -keep:], start_frame - keep
     else:
         cache.clear()
@@ -71,7 +71,7 @@ def sample_longlive(
     latent_height: int,
     latent_width: int,
     seed: int,
-    cfg: SamplerConfig = SamplerConfig(),
+    sampler_config: SamplerConfig = SamplerConfig(),
     geometry: Geometry = WAN21,
     times: StageTimes | None = None,
 ) -> Iterator[SampledBlock]:
@@ -82,10 +82,10 @@ def sample_longlive(
         schedule: which prompt each block uses (:mod:`longlive_cli.schedule`); asked once per block, just
             before the block starts; a change of segment is a prompt switch (re-cache first); a block in a
             transition is generated under a blend of two prompts (re-cached per
-            ``cfg.transition_recache``).
+            ``sampler_config.transition_recache``).
         latent_height, latent_width: latent size (pixels / 8).
         seed: seeds the single noise stream (:class:`~longlive_cli.samplers.base.NoiseStream`).
-        cfg: sampling hyper-parameters (window, sink, steps, shift, ``global_sink``).
+        sampler_config: sampling hyper-parameters (window, sink, steps, shift, ``global_sink``).
         geometry: block size and latent channels.
         times: receives the stages ``prompt``, ``denoise``, ``recache`` and ``clean``.
 
@@ -95,16 +95,16 @@ def sample_longlive(
     that is kept.
     """
     fpb = geometry.frames_per_block
-    timesteps, sigmas = flow_schedule(cfg)
+    timesteps, sigmas = flow_schedule(sampler_config)
     timesteps, sigmas = timesteps.to(model.device), sigmas.to(model.device)
     shape = (1, fpb, geometry.latent_channels, latent_height, latent_width)
     noise = NoiseStream(seed, num_blocks=schedule.num_blocks, block_shape=shape)
     cache = model.new_cache(
         latent_height,
         latent_width,
-        capacity_frames=cfg.local_attn_size,
-        sink_frames=cfg.sink_size,
-        rope=cfg.rope,
+        capacity_frames=sampler_config.local_attn_size,
+        sink_frames=sampler_config.sink_size,
+        rope=sampler_config.rope,
     )
     zero = torch.zeros(1, device=model.device)
     recent: torch.Tensor | None = None  # x0 of the last local_attn_size latent frames
@@ -116,9 +116,9 @@ def sample_longlive(
             mix, prompt = blend, None  # the old K/V go before the new ones come
             with stage(times, "prompt"):
                 prompt = model.encode_prompt(conditioning(schedule, seg, mix))
-            if index > 0 and _recaches(cfg, switched, mix):
+            if index > 0 and _recaches(sampler_config, switched, mix):
                 assert recent is not None
-                recache(model, cache, recent, start, prompt, cfg, times)
+                recache(model, cache, recent, start, prompt, sampler_config, times)
             segment = seg
         block_noise = noise.block(len(timesteps) - 1, model.device).to(model.dtype)
         x = block_noise[0]
@@ -131,16 +131,20 @@ def sample_longlive(
                     x = ((1 - s) * x0 + s * block_noise[i + 1]).to(model.dtype)
         with stage(times, "clean"):  # the cache keeps the finished block's keys/values at t = 0
             model(x0, zero, prompt, start_frame=start, cache=cache)
-        recent = x0 if recent is None else torch.cat([recent, x0], dim=1)[:, -cfg.local_attn_size :]
+        recent = (
+            x0 if recent is None else torch.cat([recent, x0], dim=1)[:, -sampler_config.local_attn_size :]
+        )
         yield SampledBlock(index=index, start_frame=start, segment=seg, switched=switched, latents=x0)
 
 
-def _recaches(cfg: SamplerConfig, switched: bool, mix: object) -> bool:
+def _recaches(sampler_config: SamplerConfig, switched: bool, mix: object) -> bool:
     """Re-cache before a block whose conditioning changed? A hard switch always; a transition's blocks per
-    ``cfg.transition_recache``: ``every`` change, the ``first`` (the switch) only, or ``none``."""
+    ``sampler_config.transition_recache``: ``every`` change, the ``first`` (the switch) only, or ``none``."""
     if mix is None and switched:
         return True
-    return cfg.transition_recache == "every" or (switched and cfg.transition_recache == "first")
+    return sampler_config.transition_recache == "every" or (
+        switched and sampler_config.transition_recache == "first"
+    )
 
 
 def sample_video(

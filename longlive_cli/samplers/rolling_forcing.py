@@ -13,7 +13,7 @@ DESIGN.md "Rolling Forcing reference semantics" states the rules; in short, with
 * **Re-noise** after the pass, for each block with ``k < S-1`` in block order: one draw of the whole
   window's shape, of which the block's frames are used. **Noise stream**: one CPU generator seeded with
   ``seed``, ``[1, L, 16, h, w]`` first (drawn here block by block, see
-  :class:`~longlive_cli.sampler.NoiseStream`), then the re-noise draws.
+  :class:`~longlive_cli.samplers.base.NoiseStream`), then the re-noise draws.
 * **Clean pass** of the window's first block once it is final: its x0 at t = 0 writes that block's
   keys/values into :class:`RollingCache` (block 0: the *sink*, stored without RoPE; later blocks: a ring of
   the 21 most recent frames), attending to the cached frames ``[max(0, f+3-21), f+3)``.
@@ -116,10 +116,10 @@ class RollingPass:
                 f"pass planned for {self.num_frames} frames from {self.start}, "
                 f"run on {num_frames} from {start_frame}"
             )
-        return self.cache.plan(self)
+        return self.cache.plan_pass(self)
 
     def attend(self, layer: int, plan: _Plan, k, v, cos, sin):
-        return self.cache.attend(self, layer, plan, k, v, cos, sin)
+        return self.cache.attend_pass(self, layer, plan, k, v, cos, sin)
 
 
 class RollingCache:
@@ -167,7 +167,7 @@ class RollingCache:
         sink_at = 0 if first == 0 and start > 0 else None
         return RollingPass(self, "clean", start, fpb, sink_at, tuple(range(max(first, fpb), start)))
 
-    def recache(self, start: int) -> tuple[torch.Tensor, RollingPass] | None:
+    def recache_pass(self, start: int) -> tuple[torch.Tensor, RollingPass] | None:
         """x0 and pass that re-encode the cached frames a window from ``start`` and later ones read
         (``R = min(18, start-3)`` frames before it; None when there are none)."""
         r = min(self.span - self.frames_per_block, start - self.frames_per_block)
@@ -188,7 +188,7 @@ class RollingCache:
                 runs.append((slot, i, 1))
         return runs
 
-    def plan(self, p: RollingPass) -> _Plan:
+    def plan_pass(self, p: RollingPass) -> _Plan:
         """Book the ring slots ``p`` writes and check that the frames it reads are held."""
         own = range(p.start, p.start + p.num_frames)
         if p.kind != "denoise" and p.start > 0:
@@ -206,7 +206,7 @@ class RollingCache:
             sink_rope = (cos.to(self._device), sin.to(self._device))
         return _Plan(sink_rope, reads, writes)
 
-    def attend(self, p: RollingPass, layer: int, plan: _Plan, k, v, cos, sin):
+    def attend_pass(self, p: RollingPass, layer: int, plan: _Plan, k, v, cos, sin):
         """``AttentionCache.attend`` (:mod:`longlive_cli.models.kv_cache`) of pass ``p``."""
         if p.kind == "clean" and p.start == 0:  # block 0 becomes the sink, stored before RoPE
             self.sink_k[layer].copy_(k)
@@ -252,38 +252,38 @@ def sample_rolling(
     latent_height: int,
     latent_width: int,
     seed: int,
-    cfg: SamplerConfig = ROLLING_FORCING,
+    sampler_config: SamplerConfig = ROLLING_FORCING,
     geometry: Geometry = WAN21,
     times: StageTimes | None = None,
 ) -> Iterator[SampledBlock]:
     """Generate a video with Rolling Forcing, yielding each block's x0 ``[1, 3, 16, h, w]`` as soon as it is
     final.
 
-    Arguments as :func:`~longlive_cli.samplers.longlive.sample_longlive`; ``cfg.denoising_steps`` gives the S
-    steps (the window is S blocks). The schedule is asked for block ``b`` when ``b`` enters its first window.
-    A yielded block's ``segment`` is its own and ``switched`` marks the first block of a segment; the switch
-    took effect S-1 windows before it is yielded (see the module docstring). ``times`` receives ``prompt``,
-    ``denoise``, ``recache`` and ``clean``.
+    Arguments as :func:`~longlive_cli.samplers.longlive.sample_longlive`; ``sampler_config.denoising_steps``
+    gives the S steps (the window is S blocks). The schedule is asked for block ``b`` when ``b`` enters its
+    first window. A yielded block's ``segment`` is its own and ``switched`` marks the first block of a
+    segment; the switch took effect S-1 windows before it is yielded (see the module docstring). ``times``
+    receives ``prompt``, ``denoise``, ``recache`` and ``clean``.
 
     Raises:
         InputError: fewer blocks than denoising steps (at call time; the message gives the minimum).
     """
     from ..errors import InputError
 
-    steps, nb = len(cfg.denoising_steps), schedule.num_blocks
+    steps, nb = len(sampler_config.denoising_steps), schedule.num_blocks
     if nb < steps:
         raise InputError(
             f"Rolling Forcing with {steps} denoising steps needs at least {steps} blocks "
             f"({geometry.frames_per_block * steps} latent frames); this video has {nb}"
         )
-    return _windows(model, schedule, (latent_height, latent_width), seed, cfg, geometry, times)
+    return _windows(model, schedule, (latent_height, latent_width), seed, sampler_config, geometry, times)
 
 
 @torch.inference_mode()
-def _windows(model, schedule, size, seed, cfg, geometry, times) -> Iterator[SampledBlock]:
+def _windows(model, schedule, size, seed, sampler_config, geometry, times) -> Iterator[SampledBlock]:
     """The window loop of :func:`sample_rolling` (``size``: latent height, width)."""
-    fpb, steps, nb = geometry.frames_per_block, len(cfg.denoising_steps), schedule.num_blocks
-    timesteps, sigmas = (x.to(model.device) for x in flow_schedule(cfg))
+    fpb, steps, nb = geometry.frames_per_block, len(sampler_config.denoising_steps), schedule.num_blocks
+    timesteps, sigmas = (x.to(model.device) for x in flow_schedule(sampler_config))
     noise = NoiseStream(seed, num_blocks=nb, block_shape=(1, fpb, geometry.latent_channels, *size))
     cache, zero = RollingCache(model, *size, frames_per_block=fpb), torch.zeros(1, device=model.device)
     pending: dict[int, torch.Tensor] = {}  # block -> its input at its next step
@@ -298,7 +298,7 @@ def _windows(model, schedule, size, seed, cfg, geometry, times) -> Iterator[Samp
             segment, prompt = seg[blocks[-1]], None
             with stage(times, "prompt"):
                 prompt = model.encode_prompt(schedule.embedding(segment))
-            if (job := cache.recache(start)) is not None:  # cached frames to re-encode
+            if (job := cache.recache_pass(start)) is not None:  # cached frames to re-encode
                 recent, view = job
                 with stage(times, "recache"):
                     model(recent, zero, prompt, start_frame=view.start, cache=view)
