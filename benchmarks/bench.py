@@ -1,6 +1,6 @@
 """Speed, stage breakdown and memory of one generation, plus the cached sampler against the naive path.
 
-Runs `longlive`'s library pipeline (`longlive_cli.pipeline.generate`: causal sampler with re-cache ->
+Runs `longlive`'s library pipeline (`longlive_cli.pipeline.generate_video`: causal sampler with re-cache ->
 streaming VAE decode -> MP4 written to a temporary folder) once, timed from the outside, and reports:
 
 * time to first frame (block loop start -> first decoded frames handed to the MP4 writer), steady-state
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
     if text_s is not None:
         breakdown["seconds"]["text"] = text_s
         breakdown["calls"]["text"] = len(set(s.text for s in plan.segments))
-    first_embed = embeds[0] if embeds is not None else ll._embeds[plan.segments[0].text]
+    first_embed = embeds[0] if embeds is not None else ll.prompt_embedding(plan.segments[0].text)
     comparison = naive_vs_cached(model, first_embed, plan, args.naive_blocks, args.seed)
     report = {
         "config": {

@@ -21,9 +21,10 @@ print(text, end="")
 if not text.strip():  # bench failed: its own message (on stderr, in the log) stays the last line
     sys.exit(0)
 r = json.loads(text.strip().splitlines()[-1])
-lat, ttff, fps, peak = r["block_latency_s"], r["time_to_first_frame_s"], r["fps_steady"], r["peak_memory_mib"]
-line = "%.1f FPS, block %.0f/%.0f ms, first frame %.1f/%.2f s, peak %.2f GiB" % (
-    fps, lat["median"] * 1e3, lat["p90"] * 1e3, ttff["cold"], ttff["warm"], peak / 1024)
+lat, fps, peak = r["block_latency_s"], r["fps_steady"], r["peak_memory_mib"]
+line = "%.1f FPS (denoise %.1f, end to end %.1f), block %.0f/%.0f ms, first frame %.1f/%.2f s, peak %.2f GiB" % (
+    fps, r["fps_denoise"], r["fps_end_to_end"], lat["median"] * 1e3, lat["p90"] * 1e3, r["cold_start_s"],
+    r["time_to_first_frame_s"], peak / 1024)
 if "compare_plain" in r:
     line += ", %.2fx plain, diff %.1e" % (r["compare_plain"]["speed_ratio"], r["compare_plain"]["max_rel_latent_diff"])
 print(line + ("; FELL BACK: %s" % r["fell_back"] if r["fell_back"] else ""))'

@@ -5,7 +5,9 @@ PyTorch):
 
 - :class:`LongLive`: ``LongLive.from_pretrained(model, device=..., dtype=...)``, then ``.plan(storyboard)``,
   ``.stream(plan, "out.mp4")`` (events) or ``.generate(storyboard, "out.mp4")``;
-- :func:`generate`: one call, ``longlive_cli.generate("story.yaml", "out.mp4", model="tiny-random")``;
+- :func:`generate`: one call, ``longlive_cli.generate("story.yaml", "out.mp4", model="tiny-random")``, with
+  every option of ``from_pretrained``, ``plan`` and ``stream``;
+- :func:`download` and :func:`decode`: what ``longlive download`` and ``longlive decode`` do;
 - :func:`report`: measure a video (flicker, freezes, colour drift, cuts, prompt switches) into a report
   folder, ``longlive_cli.report("out.mp4")``;
 - the events (:mod:`longlive_cli.events`) and the errors (:mod:`longlive_cli.errors`).
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import GenerationError, InputError, LongLiveError, ModelError, OutputError
 
 if TYPE_CHECKING:
-    from .api import LongLive, generate
+    from .api import LongLive, decode, download, generate
     from .events import BlockDone, Event, Finished, GenerationStarted, Interrupted, PromptSwitched
     from .quality import report
     from .storyboard import Plan, StoryboardError
@@ -41,6 +43,8 @@ __all__ = [
     "PromptSwitched",
     "StoryboardError",
     "__version__",
+    "decode",
+    "download",
     "generate",
     "report",
 ]
@@ -48,6 +52,8 @@ __all__ = [
 _LAZY = {
     "LongLive": "api",
     "generate": "api",
+    "download": "api",
+    "decode": "api",
     "report": "quality",
     "BlockDone": "events",
     "Event": "events",

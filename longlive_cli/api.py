@@ -11,23 +11,31 @@ or in one call, as ``whisper.load_model(...).transcribe(...)``:
 >>> import longlive_cli
 >>> longlive_cli.generate("story.yaml", "out.mp4", model="tiny-random", device="cpu")  # doctest: +SKIP
 
-:meth:`LongLive.from_pretrained` resolves the model and finds every weight file first (a missing file or an
-unreachable Hub is reported within seconds), but loads nothing heavy. Before anything large is loaded, the
-run's peak memory is estimated and a run that cannot fit is refused (:mod:`longlive_cli.memory`). The
-prompts of whatever is planned are taken from the prompt-embedding cache (:mod:`longlive_cli.embed_cache`)
-or encoded with the UMT5 encoder, which is then freed, before the video model (transformer + VAE) is loaded
-once; :meth:`LongLive.stream` does all of this when it has not been done yet. Each part computes in its own
-dtype (:mod:`longlive_cli.precision`, :attr:`LongLive.dtypes`). For a live session,
-:meth:`LongLive.text_encoder` keeps the encoder loaded and :meth:`LongLive.encode_prompt` encodes one prompt
-through the cache. Errors are :class:`~longlive_cli.errors.LongLiveError` subclasses.
+Every entry (:meth:`LongLive.stream`, :meth:`LongLive.generate`, :func:`generate`, ``longlive generate``)
+checks in one order, before anything is downloaded, encoded or loaded:
+
+1. the arguments (types and ranges: an :class:`~longlive_cli.errors.InputError` names the argument);
+2. the storyboard and its plan (:meth:`LongLive.plan`);
+3. the outputs (:meth:`LongLive.check_outputs`: an existing file is refused without ``overwrite=True``);
+4. the peak memory (:meth:`LongLive.check_memory`, :mod:`longlive_cli.memory`): from the model's known
+   numbers for a preset (no file needed), from its configs otherwise.
+
+Only then are the weights fetched (:meth:`LongLive.fetch`; :meth:`LongLive.from_pretrained` only resolves the
+model and looks for what is local already), the prompts taken from the prompt-embedding cache or encoded by
+the UMT5 encoder (:class:`~longlive_cli.text.PromptEncoder`, :attr:`LongLive.prompts`), which is then freed,
+and the video model (transformer + VAE) loaded once. Each part computes in its own dtype
+(:mod:`longlive_cli.precision`, :attr:`LongLive.dtypes`). For a live session, :meth:`LongLive.text_encoder`
+keeps the encoder loaded and :meth:`LongLive.encode_prompt` encodes one prompt through the cache.
+:func:`download` and :func:`decode` are the library side of ``longlive download`` and ``longlive decode``.
+Errors are :class:`~longlive_cli.errors.LongLiveError` subclasses.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .embed_cache import EmbeddingCache, files_identity
-from .errors import InputError, ModelError
+from .errors import InputError, ModelError, OutputError
 from .events import Event, Finished, Interrupted
 from .geometry import Geometry
+from .hub import WeightsUnavailableError, find_local, hub_offline
 from .logs import quiet_noisy_imports
 from .memory import (
     MemoryEstimate,
-    TransformerArch,
     check_fits,
     estimate_memory,
     fits,
@@ -50,34 +57,45 @@ from .memory import (
     human_bytes,
     inputs_for_model,
     memory_check_disabled,
-    transformer_config,
 )
-from .models.loaders import text_encoder_stored_dtype
 from .models.spec import (
     DEFAULT_MODEL,
+    PRESETS,
     LoraSpec,
     ModelSpec,
     components,
-    embeddings_cache_dir,
     fetch_components,
     resolve_spec,
 )
 from .plans import StoryboardSource, plan_storyboard
-from .precision import PartDtypes
-from .runtime import DTYPES, RuntimeOptions, StageTimes, resolve_device, resolve_dtype
-from .storyboard import Plan
+from .precision import PartDtypes, text_stored_dtype, vae_dtype
+from .runtime import DTYPE_NAMES, DTYPES, RuntimeOptions, StageTimes, resolve_device, resolve_dtype
+from .storyboard import Plan, Storyboard
+from .text import PromptEncoder, TextPlacement, prompt_numbers
 
 if TYPE_CHECKING:
     from .models.int8 import QuantizeSummary
     from .models.loaders import Model
     from .models.umt5 import TextEncoder
-    from .pipeline import FrameSink
+    from .pipeline import VideoOutput
     from .schedule import PromptSchedule
 
-__all__ = ["LongLive", "TextPlacement", "generate", "human_bytes", "resolve_seed", "resolve_spec"]
+__all__ = [
+    "DownloadedPart",
+    "LongLive",
+    "TextPlacement",
+    "decode",
+    "download",
+    "generate",
+    "human_bytes",
+    "resolve_seed",
+    "resolve_spec",
+]
 
 log = logging.getLogger(__name__)
 quiet_noisy_imports()  # torchao builds without optional kernels warn when diffusers imports them
+
+_MAX_SEED = 2**63
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -85,14 +103,103 @@ def resolve_seed(seed: int | None) -> int:
     return secrets.randbelow(2**31) if seed is None else seed
 
 
-@dataclass(frozen=True)
-class TextPlacement:
-    """Where the text encoder of a session goes (:meth:`LongLive.text_encoder_placement`): ``device``
-    (``cpu`` or ``cuda``), the compute ``dtype`` and, in words, ``reason``."""
+# --------------------------------------------------------------------------- checks at the door
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
-    device: str
-    dtype: torch.dtype
-    reason: str
+
+def check_seed(seed: object, *, name: str = "seed") -> int | None:
+    """``seed`` if it is None or a whole number in ``[0, 2**63)`` (the storyboard's rule).
+
+    Raises:
+        InputError: anything else (a bool, a string, a float, a negative number), naming the argument.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InputError(f"{name}={_describe(seed)} is not a seed; pass a whole number from 0 to 2**63 - 1")
+    if not 0 <= seed < _MAX_SEED:
+        raise InputError(f"{name}={seed} is out of range; pass a whole number from 0 to 2**63 - 1")
+    return seed
+
+
+def _check_flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{name}={_describe(value)}: pass True or False")
+    return value
+
+
+def _check_path(value: object, name: str, *, optional: bool = True) -> Path | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, str) and value.strip():
+        return Path(value)
+    if isinstance(value, Path):
+        return value
+    raise InputError(f"{name}={_describe(value)}: pass a file path (a str or a pathlib.Path)")
+
+
+def _check_resolution(resolution: object) -> str | tuple[int, int] | None:
+    if resolution is None or isinstance(resolution, str):
+        return resolution
+    if (
+        isinstance(resolution, tuple | list)
+        and len(resolution) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in resolution)
+    ):
+        return (resolution[0], resolution[1])
+    raise InputError(
+        f"resolution={_describe(resolution)}: pass 'WIDTHxHEIGHT' (e.g. '832x480') or a (width, height) "
+        "pair of whole numbers"
+    )
+
+
+def _check_duration(duration: object) -> str | float | None:
+    if duration is None or isinstance(duration, str):
+        return duration
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        return float(duration)
+    raise InputError(f"duration={_describe(duration)}: pass seconds (a number) or a time such as '1:30'")
+
+
+def _storyboard_source(storyboard: object) -> tuple[StoryboardSource, str | None]:
+    """``(source, name)`` for :func:`~longlive_cli.plans.plan_storyboard`: YAML text on one line (a flow
+    mapping such as ``{duration: 5, prompts: [...]}`` or ``key: value``) that names no file is read as text.
+
+    Raises:
+        InputError: not a path, YAML text, a mapping or a ``Storyboard`` (a number, bytes, None...).
+    """
+    if isinstance(storyboard, Path | Mapping | Storyboard):
+        return storyboard, None
+    if isinstance(storyboard, str):
+        one_line = "\n" not in storyboard
+        text = storyboard.strip()
+        if one_line and (text.startswith("{") or ": " in text) and not Path(storyboard).exists():
+            return storyboard, "<storyboard text>"
+        return storyboard, None
+    raise InputError(
+        f"storyboard={_describe(storyboard)}: pass a file path, YAML text, a mapping or a Storyboard"
+    )
+
+
+def _as_loras(loras: object) -> tuple[str | LoraSpec, ...]:
+    """``loras`` as a tuple: one ``SOURCE[:SCALE]`` string or :class:`LoraSpec` counts as one LoRA.
+
+    Raises:
+        InputError: not a string, a LoraSpec or a sequence of them.
+    """
+    if isinstance(loras, str | LoraSpec):
+        return (loras,)
+    if isinstance(loras, Sequence) and all(isinstance(x, str | LoraSpec) for x in loras):
+        return tuple(loras)
+    raise InputError(f"loras={_describe(loras)}: pass 'SOURCE[:SCALE]', a LoraSpec, or a list of them")
+
+
+def _check_name(value: object, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InputError(f"{name}={_describe(value)}: pass a name (a str) or None")
 
 
 class LongLive:
@@ -103,8 +210,9 @@ class LongLive:
     ``device`` (``"cpu"`` or ``"cuda"``), ``dtype`` (the transformer's compute dtype), ``text_dtype`` and
     ``vae_dtype`` (the text encoder's and the VAE's; :attr:`dtypes` has all three), ``options``
     (:class:`~longlive_cli.runtime.RuntimeOptions`), ``int8`` (a scheme to quantize the transformer with after
-    loading, or None), ``embed_cache`` (use the prompt-embedding cache), ``memory_check`` (refuse runs that
-    cannot fit), ``paths`` (the local file of each part, by role).
+    loading, or None), ``memory_check`` (refuse runs that cannot fit), ``paths`` (the local file of each part,
+    by role: what was found locally, then what :meth:`fetch` downloaded), ``prompts`` (the
+    :class:`~longlive_cli.text.PromptEncoder`: prompt embeddings from memory, the cache or the encoder).
     """
 
     def __init__(
@@ -125,18 +233,24 @@ class LongLive:
         self.spec, self.device, self.dtype, self.options = spec, device, dtype, options
         self.offline, self.int8 = offline, int8
         self.paths: dict[str, Path] = dict(paths or {})
+        # the precision rule is precision.py's: the text encoder's stored dtype, the VAE's per device
         self.text_dtype = (
-            text_dtype if text_dtype is not None else text_encoder_stored_dtype(spec, self.paths)
+            text_dtype if text_dtype is not None else DTYPES[text_stored_dtype(spec) or "float32"]
         )
-        self.vae_dtype = torch.float32 if device == "cpu" else dtype
-        self.embed_cache, self.memory_check = embed_cache, memory_check and not memory_check_disabled()
+        self.vae_dtype = DTYPES[vae_dtype(device, DTYPE_NAMES.get(dtype, "float32"))]
+        self.memory_check = memory_check and not memory_check_disabled()
         self.quantize_summary: QuantizeSummary | None = None
         self._model = model
         self._ready = False  # quantized (with int8) and configured with options
-        self._embeds: dict[str, torch.Tensor] = {}  # prompt text -> [1, n, text_dim] on the CPU
-        self._caches: dict[tuple[str, torch.dtype], EmbeddingCache] = {}
-        self._text: TextEncoder | None = None  # kept loaded by text_encoder(keep=True)
-        self._text_placement: TextPlacement | None = None
+        self.prompts = PromptEncoder(
+            spec,
+            paths=self.paths,
+            fetch=self._fetch_before_encoding,
+            device=device,
+            dtype=self.text_dtype,
+            offline=offline,
+            use_cache=embed_cache,
+        )
 
     @classmethod
     def from_pretrained(
@@ -152,11 +266,12 @@ class LongLive:
         embed_cache: bool = True,
         memory_check: bool = True,
         rope: str | None = None,
-        loras: Sequence[str | LoraSpec] = (),
+        loras: str | LoraSpec | Sequence[str | LoraSpec] = (),
         decoder: str | None = None,
     ) -> LongLive:
         """Resolve ``model`` (a preset name, a spec file, or a folder with ``longlive-model.yaml``) and find
-        its files (downloading them into the Hugging Face cache unless ``offline``).
+        which of its files are local already (a local file that is missing is reported now); nothing is
+        downloaded or loaded here: :meth:`stream` fetches what is missing (:meth:`fetch`) after its checks.
 
         Args:
             model: what to load (or a :class:`~longlive_cli.models.spec.ModelSpec`).
@@ -175,19 +290,34 @@ class LongLive:
                 (:mod:`longlive_cli.memory`; ``LONGLIVE_NO_MEMORY_CHECK=1`` also turns it off).
             rope: temporal RoPE, ``absolute`` or ``relative``, in place of the model's (None: keep it;
                 :func:`~longlive_cli.models.spec.with_rope`). Relative RoPE has no length limit.
-            loras: user LoRAs merged into the transformer at load time, after the model's own: each
-                ``SOURCE[:SCALE]`` (a Hub reference ``owner/repo:path`` or a local file; scale 1 by default)
-                or a :class:`~longlive_cli.models.spec.LoraSpec`
+            loras: user LoRAs merged into the transformer at load time, after the model's own: one or a list
+                of ``SOURCE[:SCALE]`` (a Hub reference ``owner/repo:path`` or a local file; scale 1 by
+                default) or :class:`~longlive_cli.models.spec.LoraSpec`
                 (:mod:`longlive_cli.models.user_loras` lists the formats read).
             decoder: ``wan``, ``lightvae``, ``taehv`` or ``lighttae`` in place of the model's (None: keep it;
                 :mod:`longlive_cli.decoders`).
 
         Raises:
-            ModelError: unknown model, bad spec file, weights missing or unreachable (exit 3).
-            InputError: unusable device, dtype, scheme or rope, ``int8`` on a quantized model, or a LoRA
-                written wrongly or given for a quantized model, or an unknown decoder (exit 2).
+            ModelError: unknown model, bad spec file, a local weight file missing (exit 3).
+            InputError: an argument of the wrong type, an unusable device, dtype, scheme or rope, ``int8`` on
+                a quantized model, a LoRA written wrongly or given for a quantized model, or an unknown
+                decoder (exit 2).
         """
-        spec = resolve_spec(model, rope, loras, decoder)
+        if not isinstance(model, str | ModelSpec):
+            raise InputError(
+                f"model={_describe(model)}: pass a preset name, a spec file or folder, or a ModelSpec"
+            )
+        for flag, name in (
+            (offline, "offline"),
+            (embed_cache, "embed_cache"),
+            (memory_check, "memory_check"),
+        ):
+            _check_flag(flag, name)
+        for value, name in ((device, "device"), (rope, "rope"), (decoder, "decoder"), (int8, "int8")):
+            _check_name(value, name)
+        if options is not None and not isinstance(options, RuntimeOptions | Mapping):
+            raise InputError(f"options={_describe(options)}: pass a RuntimeOptions or a mapping of overrides")
+        spec = resolve_spec(model, rope, _as_loras(loras), decoder)
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         text = (
@@ -203,7 +333,6 @@ class LongLive:
             opts = options
         else:
             opts = RuntimeOptions.for_device(dev, **(options or {}))
-        paths = fetch_components(spec, components(spec), offline=offline)
         return cls(
             spec,
             device=dev,
@@ -214,8 +343,42 @@ class LongLive:
             text_dtype=text,
             embed_cache=embed_cache,
             memory_check=memory_check,
-            paths=paths,
+            paths=_local_paths(spec),
         )
+
+    def fetch(self, *, for_text: bool = True, for_video: bool = True) -> dict[str, Path]:
+        """Make the model's files local: those :meth:`from_pretrained` did not find are downloaded into the
+        Hugging Face cache (unless ``offline``). ``for_text``: the text encoder and tokenizer;
+        ``for_video``: transformer, LoRAs and decoder. Returns :attr:`paths`. Offline, the error names every
+        file the cache lacks, not only the first.
+
+        Raises:
+            longlive_cli.hub.WeightsUnavailableError: a part cannot be had (names it and the ways out).
+        """
+        missing = [
+            p
+            for p in components(self.spec, for_text=for_text, for_video=for_video)
+            if p.role not in self.paths
+        ]
+        if not hub_offline(self.offline):
+            self.paths.update(fetch_components(self.spec, missing, offline=False))
+            return self.paths
+        failed: list[tuple[str, WeightsUnavailableError]] = []
+        for part in missing:  # offline: name every file the cache lacks, not only the first
+            try:
+                self.paths.update(fetch_components(self.spec, [part], offline=True))
+            except WeightsUnavailableError as err:
+                failed.append((f"{part.source}" + (f" (about {part.size})" if part.size else ""), err))
+        if failed:
+            others = [what for what, _ in failed[1:]]
+            also = f"\nAlso not in the local cache: {'; '.join(others)}." if others else ""
+            raise WeightsUnavailableError(f"{failed[0][1]}{also}")
+        return self.paths
+
+    def _fetch_before_encoding(self) -> None:
+        """Before the text encoder loads: every file of the run (the video model's too while it is not
+        loaded), so that a missing one is reported before minutes of loading and encoding, not after."""
+        self.fetch(for_video=self._model is None)
 
     @property
     def geometry(self) -> Geometry:
@@ -233,10 +396,8 @@ class LongLive:
         return self._part_dtypes().describe()
 
     def _part_dtypes(self, text_dtype: torch.dtype | None = None) -> PartDtypes:
-        names = {v: k for k, v in DTYPES.items()}
-
         def name(dtype: torch.dtype) -> str:
-            return names.get(dtype) or str(dtype).removeprefix("torch.")
+            return DTYPE_NAMES.get(dtype) or str(dtype).removeprefix("torch.")
 
         return PartDtypes(
             text_encoder=name(text_dtype or self.text_dtype),
@@ -253,13 +414,54 @@ class LongLive:
         duration: str | float | None = None,
     ) -> Plan:
         """The generation plan of ``storyboard`` for this model (:func:`~longlive_cli.plans.plan_storyboard`:
-        a file path, YAML text, a mapping or a ``Storyboard``; ``seed``, ``resolution`` and ``duration``
-        override its values).
+        a file path, YAML text (one line too, e.g. ``{duration: 5, prompts: [...]}``), a mapping or a
+        ``Storyboard``; ``seed``, ``resolution`` (``"WxH"`` or ``(width, height)`` in pixels) and
+        ``duration`` (seconds or ``"1:30"``) override its values).
 
         Raises:
+            InputError: an argument of the wrong type (exit 2).
             StoryboardError: the storyboard or an override is invalid (names file, line and field; exit 2).
         """
-        return plan_storyboard(storyboard, self.geometry, seed=seed, resolution=resolution, duration=duration)
+        source, name = _storyboard_source(storyboard)
+        return plan_storyboard(
+            source,
+            self.geometry,
+            name=name,
+            seed=check_seed(seed),
+            resolution=_check_resolution(resolution),
+            duration=_check_duration(duration),
+        )
+
+    def check_outputs(
+        self,
+        plan: Plan,
+        output: str | Path | None,
+        *,
+        overwrite: bool = False,
+        save_latents: str | Path | None = None,
+    ) -> None:
+        """Check, before anything is fetched or loaded, that ``plan``'s video can be written to ``output``
+        (and its latents to ``save_latents``): not there already unless ``overwrite``, a writable folder,
+        enough free space. Nothing is created.
+
+        Raises:
+            OutputError: a file exists (without ``overwrite``), or cannot be written (exit 4).
+        """
+        from .video import check_free_space, check_output, estimate_mp4_bytes
+
+        for path in (output, save_latents):
+            if path is not None and Path(path).exists() and not overwrite and not Path(path).is_dir():
+                raise OutputError(
+                    f"{path} already exists; pass overwrite=True to replace it, or another path"
+                )
+        if output is not None:
+            check_output(output, overwrite=overwrite)
+            check_free_space(output, estimate_mp4_bytes(plan.width, plan.height, plan.num_video_frames))
+        if save_latents is not None:
+            check_output(save_latents, overwrite=overwrite)
+            g = self.geometry
+            h, w = g.latent_size(plan.width, plan.height)
+            check_free_space(save_latents, 4 * plan.num_latent_frames * g.latent_channels * h * w)
 
     # ------------------------------------------------------------------ memory
     def estimate_memory(
@@ -273,25 +475,22 @@ class LongLive:
     ) -> MemoryEstimate:
         """The peak host RAM and GPU memory of making ``plans`` (the largest resolution counts; none: the
         ``resolution`` ``(width, height)`` or the model's native size), from the parts' files and the
-        architecture; nothing is loaded (:func:`~longlive_cli.memory.estimate_memory`). Prompts found in the
-        embedding cache are read (they are small) so that a run with every prompt cached is estimated
-        without the text encoder. ``keep_text_encoder``: the encoder stays loaded beside the video model on
-        ``text_device`` in ``text_dtype`` (a live session).
+        architecture, or, for parts not downloaded yet, their known numbers; nothing is fetched (a spec's
+        small transformer config aside, when it is not a known one) or loaded
+        (:func:`~longlive_cli.memory.estimate_memory`). Prompts found in the embedding cache are read (they
+        are small) so that a run with every prompt cached is estimated without the text encoder.
+        ``keep_text_encoder``: the encoder stays loaded beside the video model on ``text_device`` in
+        ``text_dtype`` (a live session).
 
         Raises:
-            ModelError: a part's config or header cannot be read.
+            ModelError: a part's config or header cannot be read, or its size is not known.
         """
         plans = list(plans)
         sizes = [(p.width, p.height) for p in plans] or [resolution or self.geometry.native_resolution]
         width, height = max(sizes, key=lambda wh: wh[0] * wh[1])
-        missing = self._lookup(self._prompts(plans)) if plans else []
-        convert = False
-        if self._model is None:
-            from .models.loaders import converted_cache_file
-
-            cached = converted_cache_file(self.spec, self.paths, self.dtype)
-            convert = cached is not None and not cached.is_file()
+        missing = self.prompts.missing(prompt_numbers(plans, self._cut_prefix)) if plans else []
         try:
+            self._config_for_estimate()
             inputs = inputs_for_model(
                 self.spec,
                 self.paths,
@@ -299,10 +498,10 @@ class LongLive:
                 dtypes=self._part_dtypes(text_dtype),
                 width=width,
                 height=height,
-                encode_text=bool(missing) and self._text is None,
+                encode_text=bool(missing) and self.prompts.kept is None,
                 text_device=text_device or self.device,
                 keep_text_encoder=keep_text_encoder,
-                convert=convert,
+                convert=self._conversion_due(),
                 int8=self.int8 is not None and not self._ready,
                 cuda_available=torch.cuda.is_available(),
                 video_loaded=self._model is not None,
@@ -311,16 +510,44 @@ class LongLive:
             raise ModelError(f"cannot estimate the memory of {self.spec.name}: {err}") from None
         return estimate_memory(inputs)
 
+    def _config_for_estimate(self) -> None:
+        """Fetch the transformer config (a small JSON) of a spec whose config is neither local nor known."""
+        from .memory import transformer_config
+
+        try:
+            transformer_config(self.spec, self.paths)
+        except KeyError:
+            parts = [p for p in components(self.spec, for_text=False) if p.role == "transformer_config"]
+            self.paths.update(fetch_components(self.spec, parts, offline=self.offline))
+
+    def _conversion_due(self) -> bool:
+        """A first-run conversion of the generator is due: no converted-weights cache file for it yet."""
+        if self._model is not None or not any(p.role == "generator" for p in components(self.spec)):
+            return False
+        if "generator" not in self.paths:
+            return True  # not even downloaded
+        from .models.loaders import converted_cache_file
+
+        cached = converted_cache_file(self.spec, self.paths, self.dtype)
+        return cached is not None and not cached.is_file()
+
     def available_memory(self) -> tuple[int | None, int | None]:
         """Bytes free now: host RAM (:func:`~longlive_cli.memory.host_available_bytes`) and, on CUDA, GPU
         memory (``torch.cuda.mem_get_info``; None on the CPU)."""
         gpu = torch.cuda.mem_get_info()[0] if self.device == "cuda" else None
         return host_available_bytes(), gpu
 
-    def check_memory(self, plans: Iterable[Plan]) -> MemoryEstimate | None:
-        """Estimate (:meth:`estimate_memory`) and, unless ``memory_check`` is off, refuse a run that cannot
-        fit. Returns the estimate, or None when a part's file cannot be read (a warning; loading it will
-        report the problem).
+    def check_memory(
+        self,
+        plans: Iterable[Plan] = (),
+        *,
+        resolution: tuple[int, int] | None = None,
+        keep_text_encoder: bool = False,
+    ) -> MemoryEstimate | None:
+        """Estimate (:meth:`estimate_memory`, with ``resolution`` and ``keep_text_encoder`` as there: a live
+        session checks ``check_memory(resolution=(w, h), keep_text_encoder=True)`` before loading anything)
+        and, unless ``memory_check`` is off, refuse a run that cannot fit. Returns the estimate, or None when
+        a part's file cannot be read (a warning; loading it will report the problem).
 
         Raises:
             InputError: the estimated peak does not fit; the message names the phase, its parts, what is
@@ -328,7 +555,7 @@ class LongLive:
                 ``--device``) with their peaks (exit 2).
         """
         try:
-            estimate = self.estimate_memory(plans)
+            estimate = self.estimate_memory(plans, resolution=resolution, keep_text_encoder=keep_text_encoder)
         except ModelError as err:  # the loader will say what is wrong with the file, in its own words
             log.warning("%s; memory not checked", err)
             return None
@@ -347,136 +574,33 @@ class LongLive:
         return estimate
 
     # ------------------------------------------------------------------ prompts
-    def _prompts(self, plans: Iterable[Plan]) -> dict[str, int]:
-        number: dict[str, int] = {}  # prompt -> its 1-based number in the first plan that has it
-        for plan in plans:
-            for seg in plan.segments:
-                for text in seg.texts:  # a weighted prompt's texts are encoded one by one, then blended
-                    number.setdefault(text, seg.index + 1)
-                if seg.cut:  # a shot's first block: behind the scene-cut prefix (LongLive 2.0)
-                    number.setdefault(self._cut_text(seg.text), seg.index + 1)
-        return number
-
-    def _cut_text(self, text: str) -> str:
-        """The text of a new shot's first block: the model's scene-cut prefix + ``text`` (LongLive 2.0,
-        official ``utils/dataset.py`` ``_apply_shot_durations``)."""
-        return self.spec.sampler.scene_cut_prefix + text
-
-    def _embedding_cache(self, device: str, dtype: torch.dtype) -> EmbeddingCache | None:
-        if not self.embed_cache:
-            return None
-        if (device, dtype) not in self._caches:
-            if self.spec.base is None:
-                import transformers
-
-                ident: Any = {"builtin": "tiny-random UMT5", "seed": 0, "torch": torch.__version__}
-                ident["transformers"] = transformers.__version__
-            else:
-                ident = {role: files_identity(self.paths[role]) for role in ("text_encoder", "tokenizer")}
-            try:
-                text_dim = TransformerArch.from_config(transformer_config(self.spec, self.paths)).text_dim
-            except (OSError, ValueError, KeyError) as err:  # loading will report it
-                log.debug("no prompt-embedding cache: the transformer config cannot be read (%s)", err)
-                return None
-            self._caches[device, dtype] = EmbeddingCache(
-                embeddings_cache_dir(),
-                encoder=ident,
-                max_length=self.geometry.text_len,
-                dtype=dtype,
-                device=device,
-                text_dim=text_dim,
-            )
-        return self._caches[device, dtype]
-
-    def _text_target(self) -> tuple[str, torch.dtype]:
-        """Where prompts are encoded now: the kept encoder's place, else the model's device."""
-        if self._text_placement is not None:
-            return self._text_placement.device, self._text_placement.dtype
-        return self.device, self.text_dtype
-
-    def _warn_truncated(self, text: str, tokens: int, number: int | None = None) -> None:
-        # ``number``: the prompt's 1-based number in its storyboard (0 or None: a live prompt, unnumbered)
-        if tokens > self.geometry.text_len:
-            log.warning(
-                "prompt %shas %d tokens; the text encoder reads the first %d and ignores the rest: %s...",
-                f"{number} " if number else "",
-                tokens,
-                self.geometry.text_len,
-                text[:60],
-            )
-
-    def _lookup(self, number: Mapping[str, int]) -> list[str]:
-        """The prompts of ``number`` (text -> number) neither encoded yet nor in the embedding cache; those in
-        the cache are read (truncation warnings included)."""
-        cache = self._embedding_cache(*self._text_target())
-        missing = []
-        for text, index in number.items():
-            if text in self._embeds:
-                continue
-            hit = cache.get(text) if cache is not None else None
-            if hit is None:
-                missing.append(text)
-                continue
-            self._embeds[text] = hit[0]
-            self._warn_truncated(text, hit[1], index)
-        return missing
-
-    def _encode(self, texts: list[str], number: Mapping[str, int]) -> None:
-        """Encode ``texts`` with the kept encoder, or one loaded for this call and freed after; store them in
-        memory and in the embedding cache."""
-        from .text import encode_prompts
-
-        kept = self._text is not None
-        device, dtype = self._text_target()
-        encoder = self._text if kept else self._load_text_encoder(device, dtype)
-        assert encoder is not None
-        cache = self._embedding_cache(device, dtype)
-        started = time.perf_counter()
-        try:
-            counts = dict(zip(texts, encoder.token_counts(texts), strict=True))
-            for text in texts:
-                self._warn_truncated(text, counts[text], number.get(text))
-            for text, embed in zip(texts, encode_prompts(encoder, texts), strict=True):
-                self._embeds[text] = embed.cpu()  # off the GPU until its switch comes
-                if cache is not None:
-                    cache.put(text, self._embeds[text], counts[text])
-            log.info("encoded %d prompt(s) in %.1f s", len(texts), time.perf_counter() - started)
-        finally:
-            if not kept:
-                del encoder
-                gc.collect()
-                if device == "cuda":
-                    torch.cuda.empty_cache()
-
-    def _load_text_encoder(self, device: str, dtype: torch.dtype) -> TextEncoder:
-        from .models.loaders import load_text_encoder
-
-        started = time.perf_counter()
-        encoder = load_text_encoder(self.spec, device=device, dtype=dtype, offline=self.offline)
-        log.info(
-            "loaded the text encoder (%s, %s) in %.1f s",
-            device,
-            str(dtype).removeprefix("torch."),
-            time.perf_counter() - started,
-        )
-        return encoder
+    @property
+    def _cut_prefix(self) -> str:
+        """The text before a new shot's first prompt (LongLive 2.0's scene-cut prefix, spec key
+        ``scene_cut_prefix``)."""
+        return self.spec.sampler.scene_cut_prefix
 
     def encode_prompts(self, plans: Iterable[Plan]) -> None:
         """Have every prompt of ``plans`` encoded: from memory, from the embedding cache, or else with the
-        UMT5 encoder (the kept one, or one loaded, used and freed). A run whose prompts are all cached never
-        loads the encoder.
+        UMT5 encoder (the kept one, or one fetched, loaded, used and freed). A run whose prompts are all
+        cached never loads the encoder (:meth:`longlive_cli.text.PromptEncoder.encode`).
 
         Each unique prompt is encoded once and kept on the CPU, trimmed to its tokens
         (``[1, n, text_dim]``), and written to the cache. A prompt over the encoder's 512 tokens is truncated,
         with a logged warning naming it (on a cache hit too).
 
         Raises:
-            ModelError: the text encoder cannot be loaded.
+            ModelError: the text encoder cannot be had or loaded.
         """
-        number = self._prompts(plans)
-        missing = self._lookup(number)
-        if missing:
-            self._encode(missing, number)
+        self.prompts.encode(prompt_numbers(plans, self._cut_prefix))
+
+    def prompt_embedding(self, text: str) -> torch.Tensor:
+        """The embedding ``[1, n, text_dim]`` (on the CPU) of a prompt encoded already.
+
+        Raises:
+            KeyError: ``text`` has not been encoded (:meth:`encode_prompts` first).
+        """
+        return self.prompts.embedding(text)
 
     def encode_prompt(self, text: str) -> torch.Tensor:
         """One prompt's UMT5 embedding ``[1, n, text_dim]`` (``n`` its tokens, at most 512) on the CPU, for a
@@ -488,10 +612,10 @@ class LongLive:
         Raises:
             ModelError: the text encoder cannot be loaded. InputError: it does not fit in memory.
         """
-        if self._lookup({text: 0}):
+        if self.prompts.missing({text: 0}):
             self.text_encoder(keep=True)
-            self._encode([text], {})
-        return self._embeds[text]
+            self.prompts.encode({text: 0})
+        return self.prompts.embedding(text)
 
     def text_encoder_placement(self, resolution: tuple[int, int] | None = None) -> TextPlacement:
         """Where a text encoder kept beside the video model goes (a live session): on the GPU in
@@ -522,8 +646,9 @@ class LongLive:
         Raises:
             ModelError: the encoder cannot be loaded. InputError: it does not fit in memory.
         """
-        if keep and self._text is not None:
-            return self._text
+        kept = self.prompts.kept
+        if keep and kept is not None:
+            return kept
         place = self.text_encoder_placement(resolution)
         log.info(
             "text encoder: %s, %s: %s", place.device, str(place.dtype).removeprefix("torch."), place.reason
@@ -537,39 +662,30 @@ class LongLive:
             )
             host, gpu = self.available_memory()
             check_fits(estimate, host_available=host, gpu_available=gpu if place.device == "cuda" else None)
-        encoder = self._load_text_encoder(place.device, place.dtype)
-        if keep:
-            self._text, self._text_placement = encoder, place
-        return encoder
+        return self.prompts.keep(place) if keep else self.prompts.load(place.device, place.dtype)
 
     @property
     def text_encoder_bytes(self) -> int:
         """Bytes of the weights of the text encoder kept by :meth:`text_encoder` (0 when none is kept)."""
-        encoder = self._text
-        if encoder is None:
-            return 0
-        return sum(p.numel() * p.element_size() for p in encoder.text_encoder.parameters())
+        return self.prompts.kept_bytes
 
     def release_text_encoder(self) -> None:
         """Free the encoder kept by :meth:`text_encoder` (embeddings already made stay)."""
-        if self._text is None:
-            return
-        device = self._text_placement.device if self._text_placement else "cpu"
-        self._text, self._text_placement = None, None
-        gc.collect()
-        if device == "cuda":
-            torch.cuda.empty_cache()
+        self.prompts.release()
 
+    # ------------------------------------------------------------------ the video model
     def load(self) -> Model:
-        """The video model (transformer + VAE), loaded on the first call (unless given to the constructor),
-        then quantized (with ``int8``) and configured with ``options`` once.
+        """The video model (transformer + VAE), fetched (:meth:`fetch`) and loaded on the first call (unless
+        given to the constructor), then quantized (with ``int8``) and configured with ``options`` once.
+        Call :meth:`check_memory` first: loading does not check.
 
         Raises:
-            ModelError: the weights cannot be read.
+            ModelError: the weights cannot be had or read.
         """
         if self._model is None:
             from .models.loaders import load_model
 
+            self.fetch(for_text=False)
             log.info("precision: %s", self.describe_dtypes())
             started = time.perf_counter()
             self._model = load_model(
@@ -591,6 +707,11 @@ class LongLive:
             self._ready = True
         return self._model
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the video model is loaded (by :meth:`load`, or given to the constructor)."""
+        return self._model is not None
+
     def stream(
         self,
         plan: Plan,
@@ -602,53 +723,71 @@ class LongLive:
         should_stop: Callable[[], bool] | None = None,
         keep_partial: bool = True,
         times: StageTimes | None = None,
-        prompt_embeds: list[torch.Tensor] | None = None,
+        prompt_embeds: Sequence[torch.Tensor] | None = None,
         schedule: PromptSchedule | None = None,
-        sinks: Sequence[FrameSink] = (),
+        outputs: Sequence[VideoOutput] = (),
         should_finish: Callable[[], bool] | None = None,
+        sinks: Sequence[VideoOutput] | None = None,
     ) -> Iterator[Event]:
         """Make ``plan``'s video into the MP4 ``output``, yielding the pipeline's events
-        (:func:`longlive_cli.pipeline.generate` documents them and the arguments).
+        (:func:`longlive_cli.pipeline.generate_video` documents them and the arguments).
 
         ``seed`` (default: the plan's, else a random one reported in ``GenerationStarted``);
         ``prompt_embeds``: one ``[1, n, text_dim]`` per segment instead of encoding the prompts (a weighted
         prompt's blended conditioning, :func:`~longlive_cli.blending.segment_embedding`);
-        ``schedule``: a prompt source that replaces the plan's prompts (``longlive live``); ``sinks`` and
-        ``should_finish`` as the pipeline's. Before anything large is loaded, :meth:`check_memory` refuses a
-        run that cannot fit.
+        ``schedule``: a prompt source that replaces the plan's prompts (``longlive live``); ``outputs`` and
+        ``should_finish`` as the pipeline's (``sinks``: the old name of ``outputs``, deprecated).
+
+        The checks come first, in the module's order (arguments, outputs, memory), when the first event is
+        asked for; only then are the weights fetched, the prompts encoded and the model loaded.
 
         Raises:
-            InputError, ModelError, OutputError: as :meth:`check_memory`, :meth:`encode_prompts`,
-                :meth:`load` and the pipeline.
+            InputError, ModelError, OutputError: as :meth:`check_outputs`, :meth:`check_memory`,
+                :meth:`encode_prompts`, :meth:`load` and the pipeline; InputError for an argument of the
+                wrong type or a seed out of range.
         """
-        from .pipeline import generate as run_pipeline
+        from .pipeline import VideoRequest, generate_video
 
+        if sinks is not None:
+            warnings.warn("stream(sinks=...) is now stream(outputs=...)", DeprecationWarning, stacklevel=2)
+            outputs = (*outputs, *sinks)
+        if not isinstance(plan, Plan):
+            raise InputError(
+                f"plan={_describe(plan)}: pass a Plan (from LongLive.plan), or call generate(storyboard)"
+            )
+        the_seed = check_seed(seed)
+        target = _check_path(output, "output")
+        latents = _check_path(save_latents, "save_latents")
+        self.check_outputs(plan, target, overwrite=_check_flag(overwrite, "overwrite"), save_latents=latents)
         texts = [t for s in plan.segments for t in s.texts]
-        if self._model is None or (prompt_embeds is None and any(t not in self._embeds for t in texts)):
+        texts += [self._cut_prefix + s.text for s in plan.segments if s.cut]
+        encode = prompt_embeds is None and schedule is None
+        if self._model is None or (encode and not self.prompts.encoded(texts)):
             self.check_memory([plan])
-        if prompt_embeds is None and schedule is None:
-            from .blending import segment_embedding
-
+        conditioning: PromptSchedule | Sequence[torch.Tensor]
+        if schedule is not None:
+            conditioning = schedule
+        elif prompt_embeds is not None:
+            conditioning = prompt_embeds
+        else:
             self.encode_prompts([plan])
-            prompt_embeds = [segment_embedding(s, self._embeds) for s in plan.segments]
-        cut_embeds = {s.index: self._embeds[self._cut_text(s.text)] for s in plan.segments if s.cut}
-        model = self.load()
-        yield from run_pipeline(
-            plan,
-            model,
-            prompt_embeds or [],
-            output,
-            seed=resolve_seed(plan.seed if seed is None else seed),
+            conditioning = self.prompts.segment_embeddings(plan)
+        request = VideoRequest(
+            plan=plan,
+            model=self.load(),
+            conditioning=conditioning,
+            output=target,
+            seed=resolve_seed(plan.seed if the_seed is None else the_seed),
             overwrite=overwrite,
-            save_latents=save_latents,
+            save_latents=latents,
             should_stop=should_stop,
             keep_partial=keep_partial,
             times=times,
-            schedule=schedule,
-            sinks=sinks,
+            outputs=tuple(outputs),
             should_finish=should_finish,
-            cut_embeds=cut_embeds,
+            cut_embeds=self.prompts.cut_embeddings(plan, self._cut_prefix) if encode else None,
         )
+        yield from generate_video(request)
 
     def generate(
         self, storyboard: Plan | StoryboardSource, output: str | Path, **kwargs: Any
@@ -663,6 +802,21 @@ class LongLive:
         return last
 
 
+def _local_paths(spec: ModelSpec) -> dict[str, Path]:
+    """The local path of each of ``spec``'s parts that is there now (nothing is downloaded).
+
+    Raises:
+        longlive_cli.hub.WeightsUnavailableError: a local (not Hub) source does not exist (exit 3).
+    """
+    paths = {}
+    for part in components(spec):
+        if part.source.repo is None:  # a local file: missing is an error now, not a download later
+            paths.update(fetch_components(spec, [part], offline=True))
+        elif (path := find_local(part.source, folder=part.folder)) is not None:
+            paths[part.role] = path
+    return paths
+
+
 def describe_quantization(summary: QuantizeSummary) -> str:
     """One line: how many layers were quantized and what the transformer weighs before and after."""
     return (
@@ -673,29 +827,42 @@ def describe_quantization(summary: QuantizeSummary) -> str:
 
 
 def generate(
-    storyboard: StoryboardSource,
-    output: str | Path,
+    storyboard: Plan | StoryboardSource,
+    output: str | Path | None,
     *,
     model: str | ModelSpec = DEFAULT_MODEL,
     device: str = "auto",
     dtype: str | torch.dtype = "auto",
     text_dtype: str | torch.dtype = "auto",
+    options: RuntimeOptions | Mapping[str, Any] | None = None,
     offline: bool = False,
+    int8: str | None = None,
+    embed_cache: bool = True,
+    memory_check: bool = True,
+    rope: str | None = None,
+    loras: str | LoraSpec | Sequence[str | LoraSpec] = (),
+    decoder: str | None = None,
     seed: int | None = None,
     resolution: str | tuple[int, int] | None = None,
     duration: str | float | None = None,
     overwrite: bool = False,
-    rope: str | None = None,
-    loras: Sequence[str | LoraSpec] = (),
-    embed_cache: bool = True,
-    memory_check: bool = True,
-    **kwargs: Any,
+    save_latents: str | Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    keep_partial: bool = True,
+    times: StageTimes | None = None,
+    outputs: Sequence[VideoOutput] = (),
+    should_finish: Callable[[], bool] | None = None,
 ) -> Finished | Interrupted:
-    """Make one video in one call: ``LongLive.from_pretrained(model, ...).generate(storyboard, output)``.
+    """Make one video in one call: ``LongLive.from_pretrained(model, ...).generate(storyboard, output, ...)``.
 
-    ``seed``, ``resolution`` and ``duration`` override the storyboard's (:meth:`LongLive.plan`); ``kwargs`` go
-    to :meth:`LongLive.stream` (``save_latents``, ``should_stop``, ...); the other arguments are
-    :meth:`LongLive.from_pretrained`'s.
+    ``model`` to ``decoder`` are :meth:`LongLive.from_pretrained`'s; ``seed``, ``resolution`` and
+    ``duration`` override the storyboard's (:meth:`LongLive.plan`; ``seed`` also applies to a given
+    ``Plan``); ``overwrite`` to ``should_finish`` are :meth:`LongLive.stream`'s. Checks run in the module's
+    order: nothing is downloaded before the storyboard, the outputs and the memory are checked.
+
+    Returns:
+        The last event: ``Finished`` (``path``, ``num_video_frames``, ``duration_s``, ``wall_s``) or
+        ``Interrupted`` (``should_stop`` returned True).
 
     Raises:
         InputError, ModelError, OutputError, GenerationError: see :mod:`longlive_cli.errors`.
@@ -705,11 +872,130 @@ def generate(
         device=device,
         dtype=dtype,
         text_dtype=text_dtype,
+        options=options,
         offline=offline,
+        int8=int8,
         embed_cache=embed_cache,
         memory_check=memory_check,
         rope=rope,
         loras=loras,
+        decoder=decoder,
     )
-    plan = ll.plan(storyboard, seed=seed, resolution=resolution, duration=duration)
-    return ll.generate(plan, output, overwrite=overwrite, **kwargs)
+    if isinstance(storyboard, Plan):
+        plan = storyboard
+    else:
+        plan = ll.plan(storyboard, seed=seed, resolution=resolution, duration=duration)
+    return ll.generate(
+        plan,
+        output,  # type: ignore[arg-type]  # None: outputs only
+        seed=seed,
+        overwrite=overwrite,
+        save_latents=save_latents,
+        should_stop=should_stop,
+        keep_partial=keep_partial,
+        times=times,
+        outputs=outputs,
+        should_finish=should_finish,
+    )
+
+
+# --------------------------------------------------------------------------- download and decode
+@dataclass(frozen=True)
+class DownloadedPart:
+    """One file of a model after :func:`download`: its ``role``, ``source``, local ``path`` (None: missing
+    from the cache, when only checking), ``size`` in bytes on disk (0 when missing) and the ``known_size``
+    the Hub states (``"11.4 GB"``), if any."""
+
+    role: str
+    source: str
+    path: Path | None
+    size: int
+    known_size: str | None
+
+
+def download(
+    model: str | ModelSpec = DEFAULT_MODEL,
+    *,
+    loras: str | LoraSpec | Sequence[str | LoraSpec] = (),
+    decoder: str | None = None,
+    check_only: bool = False,
+    on_part: Callable[[DownloadedPart], None] | None = None,
+) -> list[DownloadedPart]:
+    """Fetch every file of ``model`` (its LoRAs and the chosen decoder's included) into the Hugging Face
+    cache; with ``check_only`` (or ``HF_HUB_OFFLINE=1``) only look at the cache. ``on_part`` is called after
+    each file. Returns one :class:`DownloadedPart` per file, in load order (none for a built-in model).
+
+    Raises:
+        ModelError: unknown model; a file cannot be downloaded (exit 3). Missing files when only checking
+            are not raised: their ``path`` is None.
+        InputError: a LoRA written wrongly or an unknown decoder (exit 2).
+    """
+    from .hub import WeightsUnavailableError, disk_size, fetch, hub_offline
+
+    spec = resolve_spec(model, loras=_as_loras(loras), decoder=_check_name(decoder, "decoder"))
+    offline = hub_offline(check_only)
+    parts = []
+    for part in components(spec):
+        try:
+            path: Path | None = fetch(
+                part.source, offline=offline, folder=part.folder, size=part.size, model=spec.name
+            )
+        except WeightsUnavailableError:
+            if not offline:
+                raise
+            path = None
+        done = DownloadedPart(
+            part.role, str(part.source), path, disk_size(path) if path is not None else 0, part.size
+        )
+        parts.append(done)
+        if on_part is not None:
+            on_part(done)
+    return parts
+
+
+def decode(
+    latents: str | Path,
+    output: str | Path,
+    *,
+    model: str | ModelSpec | None = None,
+    decoder: str | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    offline: bool = False,
+) -> Path:
+    """Turn a latents file from ``generate --save-latents`` (``[1, L, 16, h, w]``, read a block at a time)
+    into the MP4 ``output`` with ``model``'s decoder (None: the model recorded in the file, else the default)
+    or ``decoder``. The output is checked before anything is loaded. Returns the MP4's path.
+
+    Raises:
+        InputError: not a latents file, a bad argument. OutputError: ``output`` exists (without
+            ``overwrite``) or cannot be written. ModelError: the decoder cannot be had or loaded.
+    """
+    from .decoders import make_decoder
+    from .latents import open_latents
+    from .models.loaders import load_decoder_only
+    from .pipeline import decode_to_video
+    from .precision import safetensors_header
+    from .video import check_output
+
+    target = _check_path(output, "output", optional=False)
+    source = _check_path(latents, "latents", optional=False)
+    assert target is not None and source is not None
+    if target.exists() and not _check_flag(overwrite, "overwrite") and not target.is_dir():
+        raise OutputError(f"{target} already exists; pass overwrite=True (--force) to replace it")
+    check_output(target, overwrite=overwrite)
+    name = _check_name(decoder, "decoder")
+    spec = resolve_spec(model, decoder=name) if model is not None else None  # a bad --model first
+    z, plan = open_latents(source)
+    if spec is None:
+        recorded = safetensors_header(source).get("__metadata__", {}).get("model")  # readable: opened above
+        spec = resolve_spec(recorded if recorded in PRESETS else DEFAULT_MODEL, decoder=name)
+    network = load_decoder_only(spec, device=resolve_device(device), offline=offline)
+    return decode_to_video(
+        make_decoder(spec.decoder, network),
+        z,
+        target,
+        fps=plan["fps"],
+        frames_per_block=plan.get("frames_per_block", spec.geometry.frames_per_block),
+        overwrite=overwrite,
+    )

@@ -1,7 +1,8 @@
 """``longlive cache``: what the project's caches hold, and clearing them. Torch-free.
 
-The caches live under ``$LONGLIVE_CACHE`` or ``~/.cache/longlive-cli``
-(:func:`~longlive_cli.models.spec.cache_root`): ``converted/`` (generators converted to diffusers keys with
+The caches live under ``$LONGLIVE_CACHE``, else the platform's user cache folder (on Linux
+``$XDG_CACHE_HOME/longlive``, by default ``~/.cache/longlive``; :func:`~longlive_cli.models.spec.cache_root`):
+``converted/`` (generators converted to diffusers keys with
 the LoRA merged, one safetensors file per source and dtype) and ``embeddings/`` (prompt embeddings, one small
 safetensors file per prompt, encoder and dtype). Only the files this project writes there are counted and
 removed: ``*.safetensors`` entries and the hidden temporary files of an interrupted write.

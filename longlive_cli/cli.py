@@ -312,8 +312,8 @@ def _errors_to_exit(debug: bool) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- generate
-@app.command()
-def generate(
+@app.command("generate")
+def generate_command(
     storyboards: StoryboardsArg,
     output: OutputOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
@@ -750,7 +750,8 @@ def bench(
     attention: AttentionOpt = None,
 ) -> None:
     """Measure a model on this machine before downloading it: its architecture with random weights (or its
-    cached weights), time to first frame, steady FPS, block latency, where the time goes, peak memory."""
+    cached weights); FPS of the denoise loop alone, of the whole pipeline and end to end (text to closed MP4),
+    time to first frame, block latency, where the time goes, peak memory, the hardware, what is excluded."""
     import json as json_lib
 
     setup_logging(quiet=json_out, debug=debug)
@@ -910,8 +911,8 @@ def quantize(
         typer.echo(f"Wrote {output} (use it as --model {output})", err=True)
 
 
-@app.command()
-def download(
+@app.command("download")
+def download_command(
     model: Annotated[str, typer.Argument(help="Model preset or spec file.")] = DEFAULT_MODEL,
     offline: Annotated[
         bool,
@@ -927,41 +928,34 @@ def download(
     each with its size; with --offline (or HF_HUB_OFFLINE=1) only check the cache (exit 3: one missing)."""
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
+        from .api import DownloadedPart, download
         from .errors import ModelError
-        from .hub import WeightsUnavailableError, disk_size, fetch, hub_offline
+        from .hub import hub_offline
         from .memory import human_bytes, parse_size
-        from .models.spec import components, resolve_spec
 
-        spec = resolve_spec(model, loras=lora or (), decoder=decoder)
-        parts = components(spec)
-        if not parts:
-            typer.echo(f"{spec.name}: nothing to download (built in-process)")
-            return
         check_only = hub_offline(offline)
-        total, missing = 0, []
-        for part in parts:
-            try:
-                path = fetch(
-                    part.source, offline=check_only, folder=part.folder, size=part.size, model=spec.name
-                )
-            except WeightsUnavailableError:
-                if not check_only:
-                    raise
-                missing.append(part)
-                about = f"about {part.size}" if part.size else "size unknown"
+
+        def show(part: DownloadedPart) -> None:
+            if part.path is None:
+                about = f"about {part.known_size}" if part.known_size else "size unknown"
                 typer.echo(f"{part.role:<19} {'missing':>9}  {part.source}  ({about})")
-                continue
-            size = disk_size(path)
-            total += size
-            typer.echo(f"{part.role:<19} {human_bytes(size):>9}  {part.source}  -> {path}")
+            else:
+                typer.echo(f"{part.role:<19} {human_bytes(part.size):>9}  {part.source}  -> {part.path}")
+
+        parts = download(model, loras=lora or (), decoder=decoder, check_only=check_only, on_part=show)
+        if not parts:
+            typer.echo(f"{model}: nothing to download (built in-process)")
+            return
+        total = sum(p.size for p in parts)
         typer.echo(f"total {human_bytes(total)} present" if check_only else f"total {human_bytes(total)}")
+        missing = [p for p in parts if p.path is None]
         if missing:
-            known = [parse_size(p.size) for p in missing if p.size]
+            known = [parse_size(p.known_size) for p in missing if p.known_size]
             about = f" (about {human_bytes(sum(known))}{' and more' if len(known) < len(missing) else ''})"
             typer.echo(f"missing {len(missing)} of {len(parts)}{about}")
             raise ModelError(
-                f"{len(missing)} of {len(parts)} files of {spec.name} are not in the Hugging Face cache: "
-                f"{', '.join(str(p.source) for p in missing)}. Run `longlive download {model}` where the Hub "
+                f"{len(missing)} of {len(parts)} files of {model} are not in the Hugging Face cache: "
+                f"{', '.join(p.source for p in missing)}. Run `longlive download {model}` where the Hub "
                 "can be reached (without --offline and HF_HUB_OFFLINE), or copy a Hugging Face cache that "
                 "has them here."
             )
@@ -1000,11 +994,16 @@ def cache(
         typer.echo(f"total {human_bytes(sum(f.size for f in folders))}")
 
 
-@app.command()
-def decode(
+@app.command("decode")
+def decode_command(
     latents: Annotated[Path, typer.Argument(help="Latents file from `generate --save-latents`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="MP4 to write.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model whose decoder decodes.")] = DEFAULT_MODEL,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Model whose decoder decodes [default: the one that made the latents]."
+        ),
+    ] = None,
     decoder: DecoderOpt = None,
     device: DeviceOpt = Device.auto,
     force: ForceOpt = False,
@@ -1014,26 +1013,16 @@ def decode(
     """Turn a saved latents file into an MP4 with the model's decoder (or --decoder)."""
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
-        from .decoders import make_decoder
-        from .latents import open_latents
-        from .models.loaders import load_decoder_only
-        from .models.spec import resolve_spec
-        from .pipeline import decode_to_video
-        from .runtime import resolve_device
-        from .video import check_output
+        from .api import decode
 
-        check_output(output, overwrite=force)
-        spec = resolve_spec(model, decoder=decoder)
-        z, plan = open_latents(latents)
-        network = load_decoder_only(spec, device=resolve_device(device.value), offline=offline)
-        fpb = plan.get("frames_per_block", spec.geometry.frames_per_block)
-        path = decode_to_video(
-            make_decoder(spec.decoder, network),
-            z,
+        path = decode(
+            latents,
             output,
-            fps=plan["fps"],
-            frames_per_block=fpb,
+            model=model,
+            decoder=decoder,
+            device=device.value,
             overwrite=force,
+            offline=offline,
         )
         typer.echo(f"Wrote {path}")
 

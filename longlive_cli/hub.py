@@ -161,6 +161,18 @@ def fetch(
         raise _unavailable(source, f"the download failed: {err}", size, model) from None
 
 
+def find_local(source: Source, *, folder: bool = False) -> Path | None:
+    """Local path of ``source`` when it is there now: a local path that exists, or a Hub file (or folder)
+    complete in the Hugging Face cache; None otherwise. Never downloads and never touches the network, so
+    every check can run before anything is fetched (:func:`fetch` gets what is missing)."""
+    if source.repo is None:
+        return Path(source.path) if Path(source.path).exists() else None
+    try:
+        return fetch(source, offline=True, folder=folder)
+    except WeightsUnavailableError:
+        return None
+
+
 def disk_size(path: Path) -> int:
     """Bytes on disk of a file, or of every file under a folder."""
     if path.is_file():

@@ -425,7 +425,7 @@ class LiveSession:
             self.recording,
             seed=self.plan.seed,
             schedule=schedule,
-            sinks=self.sinks,
+            outputs=self.sinks,
             should_stop=should_stop,
             should_finish=lambda: schedule.finish_requested,
             keep_partial=keep_partial,

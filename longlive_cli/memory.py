@@ -30,7 +30,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InputError
-from .models.spec import ModelSpec, tiny_transformer_config
+from .models.spec import (
+    KNOWN_DTYPES,
+    KNOWN_SIZES,
+    ModelSpec,
+    components,
+    parse_source,
+    tiny_transformer_config,
+    wan_1_3b_transformer_config,
+)
 from .precision import BYTES_PER_ELEMENT, PartDtypes, safetensors_header, stored_dtype
 
 __all__ = [
@@ -374,12 +382,17 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+#: The transformer configs known without a file, by base repo (every preset runs on Wan2.1-T2V-1.3B).
+KNOWN_TRANSFORMER_CONFIGS = {"Wan-AI/Wan2.1-T2V-1.3B-Diffusers": wan_1_3b_transformer_config}
+
+
 def transformer_config(spec: ModelSpec, paths: Mapping[str, Path]) -> dict:
     """The transformer's config (``WanTransformer3DModel`` kwargs) of ``spec`` with parts at ``paths``, from
-    its JSON file or the INT8 file's metadata.
+    its JSON file or the INT8 file's metadata; when neither is local yet, the known config of the spec's base
+    (:data:`KNOWN_TRANSFORMER_CONFIGS`), so that a preset is estimated before anything is downloaded.
 
     Raises:
-        OSError, ValueError, KeyError: unreadable.
+        OSError, ValueError: unreadable. KeyError: no file and no known config.
     """
     if "quantized" in paths:
         import json
@@ -393,7 +406,55 @@ def transformer_config(spec: ModelSpec, paths: Mapping[str, Path]) -> dict:
         return tiny_transformer_config()
     if "transformer_config" in paths:
         return _json(paths["transformer_config"])
-    return _json(paths["transformer"] / "config.json")
+    if "transformer" in paths:
+        return _json(paths["transformer"] / "config.json")
+    known = KNOWN_TRANSFORMER_CONFIGS.get(str(parse_source(spec.base, relative_to=spec.spec_dir)))
+    if known is None:
+        raise KeyError(f"the transformer config of {spec.base} (not downloaded yet)")
+    return known()
+
+
+def _known_params(spec: ModelSpec, role: str) -> int:
+    """Parameters of ``spec``'s part ``role`` from its source's known size and stored dtype
+    (:data:`~longlive_cli.models.spec.KNOWN_SIZES`, ``KNOWN_DTYPES``), for a file not downloaded yet.
+
+    Raises:
+        KeyError: the size of that file is not known.
+    """
+    source = next(str(p.source) for p in components(spec) if p.role == role)
+    if source not in KNOWN_SIZES:
+        raise KeyError(f"the size of {source} (not downloaded yet)")
+    return parse_size(KNOWN_SIZES[source]) // BYTES_PER_ELEMENT[KNOWN_DTYPES.get(source, "float32")]
+
+
+def _text_encoder_arch(spec: ModelSpec, paths: Mapping[str, Path]) -> TextEncoderArch:
+    if spec.base is None:  # the tiny UMT5 (2 layers, d_model 32)
+        return TextEncoderArch(params=28_960, d_model=32, d_ff=64, num_heads=2)
+    if "text_encoder" not in paths:  # not downloaded yet: UMT5-XXL of the known size
+        return TextEncoderArch(_known_params(spec, "text_encoder"))
+    encoder = paths["text_encoder"]
+    config = encoder / "config.json" if encoder.is_dir() else None
+    if config is not None and config.is_file():
+        c = _json(config)
+        return TextEncoderArch(_params(encoder), int(c["d_model"]), int(c["d_ff"]), int(c["num_heads"]))
+    return TextEncoderArch(_params(encoder))  # Wan's .pth: UMT5-XXL
+
+
+def _decoder_size(spec: ModelSpec, paths: Mapping[str, Path]) -> tuple[int, int]:
+    """``(parameters, first-stage width)`` of the decoder: the Wan VAE's, or a fast decoder's (its working
+    memory is estimated as the Wan VAE's: an upper bound)."""
+    if spec.base is None:  # tiny_vae_config(), or the tiny Wan2.2 VAE for LongLive 2.0
+        return (38_340, 4) if spec.architecture == "longlive-2.0" else (14_779, 4)
+    if "decoder" in paths:
+        return _params(paths["decoder"]), _WAN_VAE_BASE_DIM
+    if spec.decoder != "wan":  # a fast decoder not downloaded yet: its weights are small
+        return 0, _WAN_VAE_BASE_DIM
+    if "vae" not in paths:  # not downloaded yet
+        return _known_params(spec, "vae"), _WAN_VAE_BASE_DIM
+    vae = paths["vae"]
+    folder = vae if (vae / "config.json").is_file() else vae / "vae"
+    base_dim = int(_json(folder / "config.json").get("base_dim", 96)) if vae.is_dir() else 96
+    return _params(folder if vae.is_dir() else vae), base_dim
 
 
 def inputs_for_model(
@@ -413,35 +474,18 @@ def inputs_for_model(
     video_loaded: bool = False,
 ) -> MemoryInputs:
     """:class:`MemoryInputs` for ``spec`` whose parts are at ``paths`` (the roles of
-    :func:`~longlive_cli.models.spec.components`, local), read from the files' configs, headers and sizes
-    (nothing is loaded). ``convert``: the converted-weights cache has no file for this run yet;
+    :func:`~longlive_cli.models.spec.components`; those not local yet are left out), read from the files'
+    configs, headers and sizes (nothing is loaded). A part not downloaded yet counts with its known config
+    and size (a preset's), so a run that cannot fit is refused before anything is fetched. ``convert``: a
+    first-run conversion of the generator is due (no converted-weights cache file for this run yet);
     ``encode_text``: some prompt is not in the embedding cache (or the encoder is kept loaded).
 
     Raises:
-        OSError, ValueError, KeyError: a config or header cannot be read.
+        OSError, ValueError, KeyError: a config or header cannot be read; a part not local has no known size.
     """
     arch = TransformerArch.from_config(transformer_config(spec, paths))
-    text: TextEncoderArch | None = None
-    if encode_text or keep_text_encoder:
-        if spec.base is None:  # the tiny UMT5 (2 layers, d_model 32)
-            text = TextEncoderArch(params=28_960, d_model=32, d_ff=64, num_heads=2)
-        else:
-            encoder = paths["text_encoder"]
-            config = encoder / "config.json" if encoder.is_dir() else None
-            if config is not None and config.is_file():
-                c = _json(config)
-                text = TextEncoderArch(
-                    _params(encoder), int(c["d_model"]), int(c["d_ff"]), int(c["num_heads"])
-                )
-            else:  # Wan's .pth: UMT5-XXL
-                text = TextEncoderArch(_params(encoder))
-    if spec.base is None:  # tiny_vae_config(), or tiny_vae_config_2() for LongLive 2.0
-        vae_params, base_dim = (38_340, 4) if spec.architecture == "longlive-2.0" else (14_779, 4)
-    else:
-        vae = paths["vae"]
-        folder = vae if (vae / "config.json").is_file() else vae / "vae"
-        base_dim = int(_json(folder / "config.json").get("base_dim", 96)) if vae.is_dir() else 96
-        vae_params = _params(folder if vae.is_dir() else vae)
+    text = _text_encoder_arch(spec, paths) if encode_text or keep_text_encoder else None
+    vae_params, base_dim = _decoder_size(spec, paths)
     return MemoryInputs(
         model=spec.name,
         device=device,
@@ -456,7 +500,7 @@ def inputs_for_model(
         keep_text_encoder=keep_text_encoder,
         vae_params=vae_params,
         vae_base_dim=base_dim,
-        convert_lora=bool(spec.lora) if convert and "generator" in paths else None,
+        convert_lora=bool(spec.lora) if convert else None,
         int8=int8,
         quantized_bytes=paths["quantized"].stat().st_size if "quantized" in paths else None,
         cuda_available=cuda_available,

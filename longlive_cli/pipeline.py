@@ -1,21 +1,26 @@
 """Plan -> prompt schedule -> sampler -> streaming decoder -> MP4, as a generator of events.
 
-:func:`generate` wires the stages for one video: the model spec's sampler yields finished latent blocks
-under the prompt schedule, each block is decoded and appended to the MP4 before (or, with overlapped
-decode, while) the next one is generated, and an event is yielded for every step a progress display, a JSON
-log or a test may want to see. Events are the only channel from here to those consumers. Making a video
-in one call, model loading included, is :mod:`longlive_cli.api`'s job.
+:func:`generate_video` wires the stages for one video, described by a :class:`VideoRequest`: the model
+spec's sampler yields finished latent blocks under the prompt schedule, each block is decoded and appended
+to the MP4 before (or, with overlapped decode, while) the next one is generated, and an event is yielded for
+every step a progress display, a JSON log or a test may want to see. Events are the only channel from here
+to those consumers. Making a video in one call, model loading included, is :mod:`longlive_cli.api`'s job.
+The consumers of a video's frames are its *outputs* (:class:`VideoOutput`: the MP4 writer, a live stream);
+LongLive's *frame sink* is something else (the first latent frames kept in the KV cache,
+:mod:`longlive_cli.models.kv_cache`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -32,7 +37,14 @@ from .schedule import FixedSchedule, PromptSchedule
 from .storyboard import Plan
 from .video import VideoWriter
 
-__all__ = ["FrameSink", "check_plan_fits", "decode_to_video", "generate", "partial_path"]
+__all__ = [
+    "VideoOutput",
+    "VideoRequest",
+    "check_plan_fits",
+    "decode_to_video",
+    "generate_video",
+    "partial_path",
+]
 
 
 def check_plan_fits(plan: Plan, model: Model) -> None:
@@ -52,33 +64,25 @@ def check_plan_fits(plan: Plan, model: Model) -> None:
         )
 
 
-def generate(
-    plan: Plan,
-    model: Model,
-    prompt_embeds: Sequence[torch.Tensor],
-    output: str | Path | None,
-    *,
-    seed: int,
-    overwrite: bool = False,
-    save_latents: str | Path | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    keep_partial: bool = True,
-    times: StageTimes | None = None,
-    schedule: PromptSchedule | None = None,
-    decoder: Decoder | None = None,
-    sinks: Sequence[FrameSink] = (),
-    should_finish: Callable[[], bool] | None = None,
-    cut_embeds: Mapping[int, torch.Tensor] | None = None,
-) -> Iterator[Event]:
-    """Generate ``plan`` into the MP4 ``output``, yielding events as the work proceeds.
+class VideoOutput(Protocol):
+    """Anything that takes a block's video frames, uint8 ``[T, H, W, 3]`` on the CPU, in order (the MP4
+    writer, a live stream)."""
 
-    Args:
+    def write(self, frames: torch.Tensor) -> None: ...
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """One video for :func:`generate_video`.
+
+    Attributes:
         plan: the storyboard's generation plan (resolution in pixels, blocks, segments).
         model: transformer, VAE and spec (the text encoder is not used here).
-        prompt_embeds: one ``[1, n <= 512, text_dim]`` embedding per segment (:func:`~longlive_cli.text.
-            encode_prompts`); ignored when ``schedule`` is given.
+        conditioning: the prompt of each block: a :class:`~longlive_cli.schedule.PromptSchedule` (``longlive
+            live``), or one ``[1, n <= 512, text_dim]`` embedding per segment of ``plan``
+            (:class:`~longlive_cli.schedule.FixedSchedule` then switches at the segments' blocks).
         output: MP4 path; written to a temporary file beside it and renamed when complete. None: no MP4
-            (``sinks`` only; ``Finished.path`` is then None).
+            (``outputs`` only; ``Finished.path`` is then None).
         seed: seeds all noise (see :class:`~longlive_cli.samplers.base.NoiseStream`).
         overwrite: replace an existing ``output`` (and ``save_latents``).
         save_latents: also write the latents to this safetensors file, streamed block by block
@@ -89,15 +93,42 @@ def generate(
             is yielded instead of ``Finished``. Nothing is ever left under ``output`` itself.
         keep_partial: keep the partial video on a stop.
         times: receives the sampler's stages and ``decode`` / ``encode`` (:mod:`longlive_cli.runtime`).
-        schedule: the prompt of each block (default: the plan's segments with ``prompt_embeds``).
-        decoder: turns latent blocks into frames (default: the model's Wan VAE, streaming).
-        sinks: more consumers of every block's frames (``write(frames)`` with uint8 ``[T, H, W, 3]``), fed
-            after the MP4, in order (a live stream); the caller closes them.
+        decoder: turns latent blocks into frames (default: the model's decoder, streaming).
+        outputs: more consumers of every block's frames (:class:`VideoOutput`), fed after the MP4, in order
+            (a live stream); the caller closes them.
         should_finish: polled after each block; when it returns True the video ends there as if that
             were its last block (written under ``output``, ``Finished`` yielded): ``longlive live``'s
             ``:quit``.
         cut_embeds: for each segment that starts a new shot (``cut: true``), the embedding of its first
-            block (scene-cut prefix + text; LongLive 2.0); ignored when ``schedule`` is given.
+            block (scene-cut prefix + text; LongLive 2.0); only with embeddings as ``conditioning``.
+    """
+
+    plan: Plan
+    model: Model
+    conditioning: PromptSchedule | Sequence[torch.Tensor]
+    output: str | Path | None
+    seed: int
+    overwrite: bool = False
+    save_latents: str | Path | None = None
+    should_stop: Callable[[], bool] | None = None
+    keep_partial: bool = True
+    times: StageTimes | None = None
+    decoder: Decoder | None = None
+    outputs: Sequence[VideoOutput] = ()
+    should_finish: Callable[[], bool] | None = None
+    cut_embeds: Mapping[int, torch.Tensor] | None = None
+
+    @property
+    def schedule(self) -> PromptSchedule:
+        """The prompt of each block: ``conditioning`` itself, or the plan's segments with its embeddings."""
+        if isinstance(self.conditioning, Sequence):  # a list of embeddings (a tensor is no Sequence)
+            return FixedSchedule.for_plan(self.plan, list(self.conditioning), self.cut_embeds)
+        return self.conditioning
+
+
+def generate_video(request: VideoRequest) -> Iterator[Event]:
+    """Generate ``request.plan`` into ``request.output`` (:class:`VideoRequest` describes every field),
+    yielding events as the work proceeds.
 
     With ``model.transformer.options.overlap_decode`` each block is decoded and written on a worker
     thread while the next one is generated; ``BlockDone`` then follows one block behind.
@@ -110,92 +141,83 @@ def generate(
         InputError: plan and model do not fit (:func:`check_plan_fits`).
         longlive_cli.errors.OutputError: the output cannot be written (checked before generating).
     """
-    check_plan_fits(plan, model)
-    geometry = model.spec.geometry
+    r = request
+    check_plan_fits(r.plan, r.model)
+    geometry = r.model.spec.geometry
+    schedule = r.schedule
     # A fixed plan is embedded in the MP4 (read by `longlive report`); a live schedule's is not known yet.
-    tags = plan_metadata(plan, model.spec.name, seed) if schedule is None else None
-    schedule = schedule if schedule is not None else FixedSchedule.for_plan(plan, prompt_embeds, cut_embeds)
+    fixed = isinstance(r.conditioning, Sequence)
+    tags = plan_metadata(r.plan, r.model.spec.name, r.seed) if fixed else None
     sampler_extra: dict[str, torch.Tensor] = {}
-    if plan.image is not None:  # image-to-video: read and encode the image before any output is opened
+    if r.plan.image is not None:  # image-to-video: read and encode the image before any output is opened
         from .images import encode_image, load_image
 
-        with stage(times, "image"):
-            image = load_image(plan.image, plan.width, plan.height)
-            sampler_extra["image_latent"] = encode_image(model.vae, image)
+        with stage(r.times, "image"):
+            image = load_image(r.plan.image, r.plan.width, r.plan.height)
+            sampler_extra["image_latent"] = encode_image(r.model.vae, image)
     kept = (
         LatentsWriter(
-            save_latents,
-            plan,
-            seed=seed,
-            model=model.spec.name,
+            r.save_latents,
+            r.plan,
+            seed=r.seed,
+            model=r.model.spec.name,
             latent_channels=geometry.latent_channels,
             spatial_stride=geometry.vae_spatial_stride,
-            overwrite=overwrite,
+            overwrite=r.overwrite,
         )
-        if save_latents is not None
+        if r.save_latents is not None
         else None
     )
     try:
-        yield from _generate(
-            plan, model, output, seed, overwrite, kept, should_stop, keep_partial, times, schedule, decoder,
-            sinks, should_finish, tags, sampler_extra,
-        )  # fmt: skip
+        yield from _run(r, schedule, kept, tags, sampler_extra)
     except BaseException:
         if kept is not None:
             kept.abort()
         raise
 
 
-def _generate(
-    plan,
-    model,
-    output,
-    seed,
-    overwrite,
-    kept,
-    should_stop,
-    keep_partial,
-    times,
-    schedule,
-    decoder,
-    sinks,
-    should_finish,
-    tags,
-    sampler_extra,
+def _run(
+    r: VideoRequest,
+    schedule: PromptSchedule,
+    kept: LatentsWriter | None,
+    tags: dict[str, str] | None,
+    sampler_extra: Mapping[str, torch.Tensor],
 ) -> Iterator[Event]:
-    """:func:`generate` past its checks; ``kept``: the latents file, or None; ``tags``: the MP4's metadata;
-    ``sampler_extra``: keyword arguments only some samplers take (``image_latent`` for image-to-video)."""
+    """:func:`generate_video` past its checks; ``kept``: the latents file, or None; ``tags``: the MP4's
+    metadata; ``sampler_extra``: keyword arguments only some samplers take (``image_latent`` for
+    image-to-video)."""
+    plan, model, output = r.plan, r.model, r.output
     geometry = model.spec.geometry
     overlap = model.transformer.options.overlap_decode
     writer: VideoWriter | _NoFile = (
         VideoWriter(
-            output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=overwrite, metadata=tags
+            output, fps=plan.fps, width=plan.width, height=plan.height, overwrite=r.overwrite, metadata=tags
         )
         if output is not None
         else _NoFile()
     )
     with (
         writer,
-        _BlockSink(
-            decoder
+        _BlockOutputs(
+            r.decoder
             or make_decoder(
                 model.spec.decoder,
                 model.vae,
                 options=model.transformer.options,
                 fallbacks=model.transformer.fallbacks,
             ),
-            [writer, *sinks],
+            [writer, *r.outputs],
             overlap=overlap,
             keep=kept is not None,
-            times=times,
-        ) as sink,
+            times=r.times,
+        ) as outputs,
     ):
         started = time.perf_counter()
         frames_done = 0
 
         def done(pending: int) -> Iterator[BlockDone]:
             nonlocal frames_done
-            for block, num_frames, latents in sink.finished(pending):
+            for block, num_frames, latents in outputs.finished(pending):
                 frames_done += num_frames
                 if kept is not None and latents is not None:
                     kept.write(latents)
@@ -215,7 +237,7 @@ def _generate(
             fps=plan.fps,
             duration_s=plan.video_duration_s,
             first_prompt=plan.segments[0].text,
-            seed=seed,
+            seed=r.seed,
         )
         latent_height, latent_width = geometry.latent_size(plan.width, plan.height)
         blocks = get_sampler(model.spec.sampler.name)(
@@ -223,10 +245,10 @@ def _generate(
             schedule,
             latent_height=latent_height,
             latent_width=latent_width,
-            seed=seed,
+            seed=r.seed,
             sampler_config=model.spec.sampler,
             geometry=geometry,
-            times=times,
+            times=r.times,
             **sampler_extra,
         )
         for block in blocks:
@@ -234,11 +256,12 @@ def _generate(
                 time_s = geometry.first_video_frame(block.start_frame) / plan.fps
                 text = schedule.text(block.segment)
                 yield PromptSwitched(block=block.index, segment=block.segment, text=text, time_s=time_s)
-            sink.submit(block)
-            yield from done(sink.depth)
-            if should_stop is not None and should_stop() and block.index + 1 < plan.num_blocks:
+            outputs.submit(block)
+            yield from done(outputs.depth)
+            if r.should_stop is not None and r.should_stop() and block.index + 1 < plan.num_blocks:
                 yield from done(0)
-                partial = writer.close(partial_path(output)) if keep_partial and output is not None else None
+                keep = r.keep_partial and output is not None
+                partial = writer.close(partial_path(output)) if keep and output is not None else None
                 if partial is None:
                     writer.abort()
                 if kept is not None:
@@ -247,10 +270,10 @@ def _generate(
                     path=partial, num_video_frames=frames_done, duration_s=frames_done / plan.fps
                 )
                 return
-            if should_finish is not None and should_finish():
+            if r.should_finish is not None and r.should_finish():
                 break
         yield from done(0)
-        with stage(times, "encode"):
+        with stage(r.times, "encode"):
             path = writer.close()
         wall = time.perf_counter() - started
     if kept is not None:
@@ -258,10 +281,11 @@ def _generate(
     yield Finished(path=path, num_video_frames=frames_done, duration_s=frames_done / plan.fps, wall_s=wall)
 
 
-class FrameSink(Protocol):
-    """Anything that takes a block's video frames, uint8 ``[T, H, W, 3]`` on the CPU, in order."""
-
-    def write(self, frames: torch.Tensor) -> None: ...
+def __getattr__(name: str) -> Any:
+    if name == "FrameSink":  # the old name of VideoOutput (in __all__ before)
+        warnings.warn("pipeline.FrameSink is now pipeline.VideoOutput", DeprecationWarning, stacklevel=2)
+        return VideoOutput
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _NoFile:
@@ -283,8 +307,8 @@ class _NoFile:
         pass
 
 
-class _BlockSink:
-    """Decodes finished blocks with the VAE and appends their frames to the MP4, in order.
+class _BlockOutputs:
+    """Decodes finished blocks and feeds their frames to the outputs (the MP4 first), in order.
 
     Inline (``overlap=False``): :meth:`submit` does the work before returning. Overlapped: one
     worker thread does it while the caller generates the next block; on CUDA the worker runs on
@@ -292,7 +316,9 @@ class _BlockSink:
     waits beside the one being decoded, so memory stays bounded.
     """
 
-    def __init__(self, decoder: Decoder, writers: Sequence[FrameSink], *, overlap: bool, keep: bool, times):
+    def __init__(
+        self, decoder: Decoder, writers: Sequence[VideoOutput], *, overlap: bool, keep: bool, times: Any
+    ) -> None:
         self.decoder, self.writers, self.keep, self.times = decoder, writers, keep, times
         self.depth = 1 if overlap else 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="longlive-decode") if overlap else None
@@ -334,7 +360,7 @@ class _BlockSink:
                     writer.write(frames)
             return frames.shape[0], latents.float().cpu() if self.keep else None
 
-    def __enter__(self) -> _BlockSink:
+    def __enter__(self) -> _BlockOutputs:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -34,6 +34,8 @@ __all__ = [
     "safetensors_header",
     "stored_dtype",
     "text_stored_dtype",
+    "transformer_dtype",
+    "vae_dtype",
 ]
 
 DTYPE_NAMES = ("bf16", "fp16", "float32")
@@ -90,10 +92,23 @@ def choose_dtypes(
     Raises:
         ValueError: an unknown dtype name.
     """
-    transformer = ("bf16" if device == "cuda" else "float32") if dtype == "auto" else _check(dtype, "dtype")
+    transformer = transformer_dtype(device, dtype)
     text = (text_stored or "float32") if text_dtype == "auto" else _check(text_dtype, "text dtype")
-    vae = "float32" if device == "cpu" else transformer
-    return PartDtypes(text_encoder=text, transformer=transformer, vae=vae)
+    return PartDtypes(text_encoder=text, transformer=transformer, vae=vae_dtype(device, transformer))
+
+
+def transformer_dtype(device: str, dtype: str = "auto") -> str:
+    """The transformer's rule: ``dtype`` (``--dtype``), or for ``auto`` bf16 on CUDA and float32 on the CPU.
+
+    Raises:
+        ValueError: an unknown dtype name.
+    """
+    return ("bf16" if device == "cuda" else "float32") if dtype == "auto" else _check(dtype, "dtype")
+
+
+def vae_dtype(device: str, transformer: str) -> str:
+    """The VAE's rule: float32 on the CPU, the ``transformer``'s dtype on CUDA."""
+    return "float32" if device == "cpu" else transformer
 
 
 def stored_dtype(path: str | Path) -> str | None:

@@ -200,6 +200,8 @@ def resolve_device(device: str) -> str:
 
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "float32": torch.float32}
+#: The name of each dtype of :data:`DTYPES` (:mod:`longlive_cli.precision`'s names).
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
@@ -209,13 +211,14 @@ def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
     Raises:
         InputError: an unknown name.
     """
+    from .precision import transformer_dtype
+
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype == "auto":
-        return torch.bfloat16 if device == "cuda" else torch.float32
-    if dtype not in DTYPES:
-        raise InputError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+    try:
+        return DTYPES[transformer_dtype(device, dtype)]  # the rule is precision.py's
+    except (ValueError, TypeError):
+        raise InputError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}") from None
 
 
 class StageTimes:

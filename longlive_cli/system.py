@@ -14,7 +14,15 @@ import subprocess
 from importlib import metadata, util
 from pathlib import Path
 
-__all__ = ["cuda_unusable_reason", "describe", "driver_version", "gpus", "torch_build"]
+__all__ = [
+    "cpu_name",
+    "cuda_unusable_reason",
+    "describe",
+    "driver_version",
+    "gpus",
+    "hardware",
+    "torch_build",
+]
 
 #: The oldest driver each CUDA major version runs on (NVIDIA's CUDA compatibility tables: 12.x with minor
 #: version compatibility from 525.60.13, 13.x from 580).
@@ -111,3 +119,35 @@ def describe() -> list[str]:
     found = gpus()
     lines += [f"GPU: {g}" for g in found] or ["GPU: none found (nvidia-smi)"]
     return lines
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`) and its logical cores."""
+    import os
+    import platform
+
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{name} ({os.cpu_count() or '?'} logical cores)"
+
+
+def hardware(device: str = "cpu") -> dict[str, str | None]:
+    """What a benchmark ran on: ``{"cpu", "gpu", "driver", "torch", "cuda"}``. ``gpu``: the GPU used on a
+    ``cuda`` run (name and memory, from ``nvidia-smi``; the first listed), else None; ``cuda``: the CUDA
+    version torch was built for (None: a CPU build)."""
+    build = torch_build()
+    found = gpus() if device == "cuda" else []
+    return {
+        "cpu": cpu_name(),
+        "gpu": found[0] if found else None,
+        "driver": driver_version(),
+        "torch": build["version"],
+        "cuda": build["cuda"],
+    }

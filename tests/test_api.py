@@ -149,7 +149,7 @@ def test_the_sampler_asks_the_schedule_one_block_at_a_time(tiny, tmp_path):
     # A live prompt source must learn block b's prompt only after block b - 1 is out.
     plan = tiny.plan(LIGHTHOUSE_STORY)
     tiny.encode_prompts([plan])
-    fixed = FixedSchedule.for_plan(plan, [tiny._embeds[s.text] for s in plan.segments])
+    fixed = FixedSchedule.for_plan(plan, tiny.prompts.segment_embeddings(plan))
     log = []
 
     class Recording:
@@ -166,7 +166,9 @@ def test_the_sampler_asks_the_schedule_one_block_at_a_time(tiny, tmp_path):
             return fixed.text(segment)
 
     model = tiny.load()
-    events = pipeline.generate(plan, model, [], tmp_path / "r.mp4", seed=1, schedule=Recording())
+    events = pipeline.generate_video(
+        pipeline.VideoRequest(plan, model, Recording(), tmp_path / "r.mp4", seed=1)
+    )
     for event in events:
         if isinstance(event, BlockDone):
             log.append(("done", event.block))
@@ -193,9 +195,13 @@ def test_the_pipeline_takes_any_decoder(tiny, tmp_path):
             self.inner.reset()
 
     tiny.encode_prompts([plan])
-    embeds = [tiny._embeds[s.text] for s in plan.segments]
-    list(pipeline.generate(plan, model, embeds, tmp_path / "a.mp4", seed=3, decoder=Counting()))
-    list(pipeline.generate(plan, model, embeds, tmp_path / "b.mp4", seed=3))
+    embeds = tiny.prompts.segment_embeddings(plan)
+    list(
+        pipeline.generate_video(
+            pipeline.VideoRequest(plan, model, embeds, tmp_path / "a.mp4", 3, decoder=Counting())
+        )
+    )
+    list(pipeline.generate_video(pipeline.VideoRequest(plan, model, embeds, tmp_path / "b.mp4", seed=3)))
     assert calls == [3, 3, 3]
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
 

@@ -159,7 +159,7 @@ def test_exit_code_rules():
 
 
 def test_model_error_exits_3(boards, tmp_path):
-    result = invoke("generate", boards[0], "-o", tmp_path / "m.mp4", "--json")  # default model, offline
+    result = invoke("generate", boards[0], "-o", tmp_path / "m.mp4", "--json", "--no-memory-check")  # offline
     assert result.exit_code == EXIT_MODEL
     assert json.loads(result.stdout.splitlines()[-1])["exit_code"] == EXIT_MODEL
 

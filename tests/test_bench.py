@@ -20,11 +20,18 @@ def test_bench_prints_one_json_object_with_every_measure():
         report["weights"].startswith("random") and report["blocks"] == 8 and report["resolution"] == "128x80"
     )
     assert report["options"] == "plain" and report["fell_back"] == []
-    assert report["time_to_first_frame_s"]["cold"] > 0 and report["time_to_first_frame_s"]["warm"] > 0
+    assert report["time_to_first_frame_s"] > 0 and report["cold_start_s"] > 0
     assert (
         report["fps_steady"] > 0
         and 0 < report["block_latency_s"]["median"] <= report["block_latency_s"]["p90"]
     )
+    # The denoise loop alone is faster than the whole pipeline, which is faster than text to closed MP4.
+    assert report["fps_denoise"] > report["fps_end_to_end"] > 0 and report["text_encode_s"] > 0
+    assert report["video_frames"] / report["fps_end_to_end"] > report["text_encode_s"]
+    assert set(report["hardware"]) == {"cpu", "gpu", "driver", "torch", "cuda"}
+    assert report["hardware"]["gpu"] is None and report["hardware"]["torch"]  # a CPU run
+    assert any("warm-up" in item for item in report["excluded"])
+    assert not any("text encoding" in item for item in report["excluded"])  # tiny-random has its encoder
     assert {"denoise", "clean", "recache", "decode", "encode", "prompt"} <= set(report["stages_s"])
     assert report["peak_memory_mib"] > 0
     # On the CPU the defaults are the plain path: the same latents, bit for bit.
@@ -103,7 +110,8 @@ def test_gpu_check_bench_step_prints_its_summary_line_last():
     assert run.returncode == 0, run.stderr
     last = run.stdout.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"[\d.]+ FPS, block \d+/\d+ ms, first frame [\d.]+/[\d.]+ s, peak [\d.]+ GiB, "
+        r"[\d.]+ FPS \(denoise [\d.]+, end to end [\d.]+\), block \d+/\d+ ms, first frame [\d.]+/[\d.]+ s, "
+        r"peak [\d.]+ GiB, "
         r"[\d.]+x plain, diff \S+",
         last,
     ), last
@@ -113,3 +121,43 @@ def test_gpu_check_bench_step_prints_its_summary_line_last():
     )
     assert bad.returncode != 0 and "Traceback" not in bad.stdout + bad.stderr  # bench's message stays last
     assert "--blocks" in bad.stderr
+
+
+def test_bench_table_shows_every_figure_and_what_is_excluded():
+    from longlive_cli.bench import format_report
+
+    report = {
+        "model": "longlive-1.3b",
+        "weights": "random (the architecture only; nothing downloaded)",
+        "device": "cuda",
+        "dtype": "bfloat16",
+        "resolution": "832x480",
+        "blocks": 8,
+        "options": "compile",
+        "fell_back": [],
+        "fps_denoise": 20.5,
+        "fps_steady": 16.25,
+        "fps_end_to_end": 9.75,
+        "time_to_first_frame_s": 0.8,
+        "cold_start_s": 41.0,
+        "text_encode_s": None,
+        "block_latency_s": {"median": 0.5, "p90": 0.6},
+        "stages_s": {"denoise": 1.0},
+        "peak_memory_mib": 100,
+        "excluded": ["the warm-up run", "text encoding (random weights)"],
+        "hardware": {"cpu": "x (2 logical cores)", "gpu": "H100, 80 GB", "driver": "580.1", "torch": "2.13.0",
+                     "cuda": "13.0"},
+    }  # fmt: skip
+    table = format_report(report)
+    for text in (
+        "20.50 video frames / s",
+        "16.25",
+        "9.75",
+        "0.800 s warm, 41.000 s cold",
+        "H100, 80 GB",
+        "CUDA 13.0",
+        "excluded",
+        "the warm-up run; text encoding (random weights)",
+        "not measured",
+    ):
+        assert text in table, text  # fmt: skip

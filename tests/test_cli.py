@@ -70,7 +70,7 @@ def test_quiet_prints_only_the_summary(story, tmp_path):
 
 def test_default_model_fails_clearly_without_weights_and_writes_nothing(story, tmp_path):
     out = tmp_path / "real.mp4"
-    result = invoke("generate", story, "-o", out)
+    result = invoke("generate", story, "-o", out, "--no-memory-check")  # the check comes before the fetch
     assert result.exit_code == EXIT_MODEL
     assert "--model tiny-random" in result.stderr and "Traceback" not in result.output
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["fox.yaml"]
@@ -166,7 +166,7 @@ def test_prompt_embeddings_stay_shared_per_unique_prompt(tmp_path):
         "duration: 3s\nprompts:\n  - {at: 0s, text: fox}\n  - {at: 1s, text: snow}\n  - {at: 2s, text: fox}\n"
     )
     ll.encode_prompts([plan])
-    moved = [ll._embeds[s.text] for s in plan.segments]
+    moved = [ll.prompt_embedding(s.text) for s in plan.segments]
     assert moved[0] is moved[2]  # one copy for the repeated prompt
     assert moved[1] is not moved[0] and moved[0].device.type == "cpu"
 

@@ -57,7 +57,7 @@ def test_hit_never_loads_the_encoder_and_gives_the_same_embeddings(count_loads):
     second.encode_prompts([second.plan(LIGHTHOUSE_STORY)])
     assert len(count_loads) == 1  # every prompt cached: the encoder was not loaded
     for seg in plan.segments:
-        a, b = first._embeds[seg.text], second._embeds[seg.text]
+        a, b = first.prompt_embedding(seg.text), second.prompt_embedding(seg.text)
         assert a.shape == b.shape and a.shape[0] == 1 and a.shape[2] == 32 and torch.equal(a, b)
 
     third = new_tiny()  # one new prompt: a miss loads the encoder, for that prompt only
@@ -134,8 +134,10 @@ def test_key_follows_the_encoder_folder_of_a_model_spec(tmp_path, count_loads):
 
     ll = LongLive.from_pretrained(str(spec), device="cpu")
     assert ll.dtypes["text_encoder"] == torch.bfloat16
-    ll.encode_prompts([ll.plan(LIGHTHOUSE_STORY)])
-    assert len(count_loads) == 1 and {e.dtype for e in ll._embeds.values()} == {torch.bfloat16}
+    plan = ll.plan(LIGHTHOUSE_STORY)
+    ll.encode_prompts([plan])
+    dtypes = {ll.prompt_embedding(s.text).dtype for s in plan.segments}
+    assert len(count_loads) == 1 and dtypes == {torch.bfloat16}
     again = LongLive.from_pretrained(str(spec), device="cpu")
     again.encode_prompts([again.plan(LIGHTHOUSE_STORY)])
     assert len(count_loads) == 1
@@ -154,11 +156,11 @@ def test_damaged_entry_is_refused_with_a_warning_and_recomputed(damage, count_lo
     first = new_tiny()
     plan = first.plan(LIGHTHOUSE_STORY)
     first.encode_prompts([plan])
-    cache = first._embedding_cache("cpu", torch.float32)
+    cache = first.prompts.cache
     assert cache is not None
     text = plan.segments[0].text
     path, other = cache.path(text), cache.path(plan.segments[1].text)
-    good = first._embeds[text]
+    good = first.prompt_embedding(text)
     if damage == "garbage":
         path.write_bytes(b"\0 not safetensors" * 10)
     elif damage == "truncated":
@@ -173,7 +175,7 @@ def test_damaged_entry_is_refused_with_a_warning_and_recomputed(damage, count_lo
     with caplog.at_level(logging.WARNING, logger="longlive_cli"):
         second.encode_prompts([second.plan(LIGHTHOUSE_STORY)])
     assert "unusable" in caplog.text and path.name in caplog.text
-    assert len(count_loads) == 2 and torch.equal(second._embeds[text], good)  # recomputed
+    assert len(count_loads) == 2 and torch.equal(second.prompt_embedding(text), good)  # recomputed
     hit = cache.get(text)  # and rewritten whole
     assert hit is not None and torch.equal(hit[0], good)
 
@@ -194,9 +196,9 @@ def test_live_session_keeps_one_encoder_and_encodes_through_the_cache(count_load
     a = ll.encode_prompt("a red kite over the sea")
     assert a.shape[:1] == (1,) and a.shape[2] == 32 and len(count_loads) == 1
     ll.encode_prompt("a blue kite over the sea")  # the kept encoder: no second load
-    assert len(count_loads) == 1 and ll._text is not None
+    assert len(count_loads) == 1 and ll.prompts.kept is not None
     ll.release_text_encoder()
-    assert ll._text is None
+    assert ll.prompts.kept is None
     other = new_tiny()
     assert torch.equal(other.encode_prompt("a red kite over the sea"), a) and len(count_loads) == 1  # cached
 

@@ -38,7 +38,9 @@ def test_events_and_streamed_frames_equal_one_shot_decode(model, tmp_path, monke
 
     monkeypatch.setattr(pipeline.VideoWriter, "write", spy)
     events = []
-    for event in pipeline.generate(plan, model, embeds, tmp_path / "out.mp4", seed=9):
+    for event in pipeline.generate_video(
+        pipeline.VideoRequest(plan, model, embeds, tmp_path / "out.mp4", seed=9)
+    ):
         events.append(event)
         if isinstance(event, BlockDone):
             # Frames of a block reach the writer before the next block is generated.
@@ -70,7 +72,7 @@ def test_events_and_streamed_frames_equal_one_shot_decode(model, tmp_path, monke
 def test_plan_must_fit_the_model(model, tmp_path):
     plan = make_plan(parse_storyboard(LIGHTHOUSE_STORY), dataclasses.replace(WAN21, frames_per_block=1))
     with pytest.raises(ValueError, match="blocks of 1 latent frames"):
-        next(pipeline.generate(plan, model, [], tmp_path / "x.mp4", seed=0))
+        next(pipeline.generate_video(pipeline.VideoRequest(plan, model, [], tmp_path / "x.mp4", seed=0)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -85,7 +87,9 @@ def test_save_latents_streams_to_its_file_block_by_block(model, tmp_path):
     embeds = [torch.randn(1, 5, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
     lat = tmp_path / "lat.safetensors"
     sizes, blocks = [], []
-    for event in pipeline.generate(plan, model, embeds, tmp_path / "out.mp4", seed=9, save_latents=lat):
+    for event in pipeline.generate_video(
+        pipeline.VideoRequest(plan, model, embeds, tmp_path / "out.mp4", seed=9, save_latents=lat)
+    ):
         if isinstance(event, BlockDone):
             (part,) = _temp_files(tmp_path)  # written under a temporary name while generating
             sizes.append(part.stat().st_size)
@@ -117,16 +121,19 @@ def test_latents_of_a_video_ended_early_and_of_an_interrupted_one(model, tmp_pat
     done = []
     finish = lambda: len(done) >= 2  # noqa: E731 - `:quit` after the second block
     lat = tmp_path / "lat.safetensors"
-    for event in pipeline.generate(
+    request = pipeline.VideoRequest(
         plan, model, embeds, tmp_path / "a.mp4", seed=9, save_latents=lat, should_finish=finish
-    ):
+    )
+    for event in pipeline.generate_video(request):
         done += [event] if isinstance(event, BlockDone) else []
     latents, saved = read_latents(lat)
     assert latents.shape[1] == 6 and saved["num_latent_frames"] == plan.num_latent_frames  # header rewritten
     stop = tmp_path / "stop.safetensors"
     events = list(
-        pipeline.generate(
-            plan, model, embeds, tmp_path / "b.mp4", seed=9, save_latents=stop, should_stop=lambda: True
+        pipeline.generate_video(
+            pipeline.VideoRequest(
+                plan, model, embeds, tmp_path / "b.mp4", seed=9, save_latents=stop, should_stop=lambda: True
+            )
         )
     )
     assert type(events[-1]).__name__ == "Interrupted" and not stop.exists()

@@ -210,7 +210,7 @@ def run(model, tmp_path, name, **kwargs):
     g = torch.Generator().manual_seed(2)
     embeds = [torch.randn(1, 512, 32, generator=g) for _ in plan.segments]
     out = tmp_path / name
-    events = list(pipeline.generate(plan, model, embeds, out, seed=4, **kwargs))
+    events = list(pipeline.generate_video(pipeline.VideoRequest(plan, model, embeds, out, seed=4, **kwargs)))
     return plan, out, events
 
 

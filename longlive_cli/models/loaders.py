@@ -227,10 +227,12 @@ def load_model(
     """
     from diffusers import WanTransformer3DModel
 
+    from ..precision import vae_dtype as vae_rule
+    from ..runtime import DTYPE_NAMES, DTYPES
     from .transformer import CausalWanTransformer
 
     if vae_dtype is None:
-        vae_dtype = torch.float32 if torch.device(device).type == "cpu" else dtype
+        vae_dtype = DTYPES[vae_rule(torch.device(device).type, DTYPE_NAMES[dtype])]
     keep = tuple(WanTransformer3DModel._keep_in_fp32_modules or ())
     if spec.base is None:
         wan = _tiny_transformer(spec)

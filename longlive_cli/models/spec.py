@@ -904,8 +904,15 @@ def fetch_components(spec: ModelSpec, parts: list[Component], *, offline: bool) 
 
 
 def cache_root() -> Path:
-    """The project's cache folder: ``$LONGLIVE_CACHE`` or ``~/.cache/longlive-cli``."""
-    return Path(os.environ.get("LONGLIVE_CACHE") or Path.home() / ".cache" / "longlive-cli")
+    """The project's cache folder: ``$LONGLIVE_CACHE``, else the platform's user cache folder for
+    ``longlive`` (``platformdirs.user_cache_dir``: ``$XDG_CACHE_HOME/longlive``, by default
+    ``~/.cache/longlive``, on Linux; ``~/Library/Caches/longlive`` on macOS; under ``%LOCALAPPDATA%`` on
+    Windows)."""
+    if os.environ.get("LONGLIVE_CACHE"):
+        return Path(os.environ["LONGLIVE_CACHE"]).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("longlive", appauthor=False))
 
 
 def converted_cache_dir() -> Path:
