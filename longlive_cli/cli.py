@@ -214,6 +214,14 @@ PromptOpt = Annotated[str | None, typer.Option(help="The first prompt (else the 
 PromptsFromOpt = Annotated[
     Path | None, typer.Option(help="Read prompts from this FIFO or growing file instead of stdin.")
 ]
+FromStartOpt = Annotated[
+    bool,
+    typer.Option(
+        "--from-start",
+        help="With --prompts-from a regular file: read it from its first line (else only lines added after "
+        "the start, as tail -f).",
+    ),
+]
 RealtimeOpt = Annotated[
     bool, typer.Option("--realtime", help="Let the stream's frames out at the video's fps.")
 ]
@@ -432,6 +440,7 @@ def live(
     prompt: PromptOpt = None,
     prompts_from: PromptsFromOpt = None,
     duration: DurationOpt = None,
+    from_start: FromStartOpt = False,
     realtime: RealtimeOpt = False,
     events_file: EventsFileOpt = None,
     save_session: SaveSessionOpt = None,
@@ -466,20 +475,18 @@ def live(
     standard input finishes the video without --duration, and only ends the reading with it.
     """
     from .batch import JsonLines, StopSignals
-    from .live import LiveOptions, check_targets
+    from .live import LiveOptions, check_options
+    from .models.spec import resolve_spec
 
-    setup_logging(quiet=quiet, debug=debug)
+    setup_logging(quiet=quiet or json_out, debug=debug)
     with _errors_to_exit(debug):
-        check_targets(output, stream, json_out)
         if scheme is not None and not int8:
             raise InputError("--scheme goes with --int8")
-        events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
-        events = events or (JsonLines() if json_out else None)
         speed = _speed(locals())
         opts = LiveOptions(
             output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
         )
-        opts.rope = rope.value if rope is not None else None
+        opts.rope, opts.from_start = _value(rope), from_start
         load: dict[str, Any] = {
             "model": model,
             "device": device.value,
@@ -488,68 +495,115 @@ def live(
             "offline": offline,
         }
         load["int8"] = (scheme or Scheme.w8a8).value if int8 else None
-        load["rope"] = rope.value if rope is not None else None
+        load["rope"] = _value(rope)
         load["loras"] = lora or ()
-        load["decoder"] = decoder.value if decoder is not None else None
+        load["decoder"] = _value(decoder)
+        # Every option is checked before anything is loaded (or any file created).
+        spec = resolve_spec(model, _value(rope), lora or (), _value(decoder))
+        outputs = {"--events": events_file, "--save-latents": save_latents}
+        check_options(opts, spec.geometry, json_to_stdout=json_out, outputs=outputs)
         with StopSignals() as stop:
-            code = _run_live(opts, load, save_latents, stop, events, quiet)
+            events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
+            events = events or (JsonLines() if json_out else None)
+            code = _run_live(opts, load, save_latents, stop, events, quiet=quiet or json_out, spec=spec)
     raise typer.Exit(code)
 
 
 def _run_live(
-    opts: Any, load: dict[str, Any], save_latents: Path | None, stop: Any, events: Any, quiet: bool
+    opts: Any,
+    load: dict[str, Any],
+    save_latents: Path | None,
+    stop: Any,
+    events: Any,
+    *,
+    quiet: bool,
+    spec: Any,
 ) -> int:
-    """Load, start the session, render its events; the exit code (130/143 after Ctrl-C/SIGTERM)."""
+    """Start reading prompts, load, start the session, render its events; the exit code (130/143 after
+    Ctrl-C/SIGTERM, 4 when the only output, the stream, failed)."""
     from .api import LongLive
-    from .events import Interrupted, PromptSwitched
-    from .live import (
+    from .errors import OutputError
+    from .events import Aborted
+    from .live import NO_FIRST_PROMPT, StoppedBeforeFirstPrompt, close_session, open_prompts, start_session
+
+    reader = open_prompts(
+        opts, spec.geometry, stopping=stop.requested, transitions=spec.sampler.name == "longlive"
+    )
+    session = None
+    try:
+        if opts.prompt is None and reader.eof.wait(0.2) and not reader.schedule.has_prompt():
+            raise InputError(NO_FIRST_PROMPT)  # e.g. < /dev/null: known before loading anything
+        ll = LongLive.from_pretrained(load.pop("model"), **load)
+        ll.load()
+        try:
+            session, _ = start_session(ll, opts, stopping=stop.requested, reader=reader)
+        except StoppedBeforeFirstPrompt as err:
+            typer.echo(f"stopped: {err}", err=True)
+            return stop.exit_code
+        interrupted, stream_error = _render_live(session, opts, save_latents, stop, events, quiet)
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: abandon at once
+        if events:
+            events.event(Aborted(stop.exit_code))
+        typer.echo("aborted: the unfinished video was removed", err=True)
+        return stop.exit_code
+    finally:
+        if session is not None:
+            close_session(session)
+            session.ll.release_text_encoder()
+        reader.stop()
+    if interrupted:
+        return stop.exit_code
+    if stream_error is not None and opts.recording is None:
+        raise OutputError(f"{stream_error}; nothing was recorded (no -o)")
+    return 0
+
+
+def _render_live(
+    session: Any, opts: Any, save_latents: Path | None, stop: Any, events: Any, quiet: bool
+) -> tuple[bool, str | None]:
+    """Render a session's events; (stopped by Ctrl-C/SIGTERM, why the stream ended early or None)."""
+    from .events import (
+        Interrupted,
         PromptReceived,
         PromptShown,
         PromptSuperseded,
         SessionSummary,
         StreamBehind,
-        close_session,
-        start_session,
+        StreamClosed,
     )
+    from .events import Event as PipelineEvent
     from .progress import make_reporter
+    from .terminal import printable
 
-    ll = LongLive.from_pretrained(load.pop("model"), **load)
-    ll.load()
-    session, _reader = start_session(ll, opts, stopping=stop.requested)
-    interrupted = False
-    try:
-        with make_reporter(quiet=quiet) as reporter:
-            for event in session.run(
-                should_stop=stop.requested, save_latents=save_latents, overwrite=opts.force
-            ):
-                if events:
-                    events.event(event)
-                if isinstance(event, PromptReceived):
-                    typer.echo(f"received: {event.text}", err=True)
-                elif isinstance(event, PromptSuperseded):
-                    typer.echo(f"superseded before it was shown: {event.text}", err=True)
-                elif isinstance(event, PromptShown) and not quiet:
-                    typer.echo(
-                        f"prompt on screen at block {event.block}, {event.latency_s:.2f} s after it arrived "
-                        f"(text encoder {event.encode_s:.2f} s)",
-                        err=True,
-                    )
-                elif isinstance(event, StreamBehind) and not quiet:
-                    typer.echo(f"stream behind real time at {event.video_s:.2f} s of video", err=True)
-                elif isinstance(event, SessionSummary):
-                    typer.echo(_live_summary(event), err=True)
-                elif isinstance(event, Interrupted):
-                    interrupted = True
-                    kept = f"kept {event.path}" if event.path else "nothing kept"
-                    typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
-                if isinstance(event, (PromptSwitched, Interrupted)) or type(event).__module__.endswith(
-                    "events"
-                ):
-                    reporter.handle(event)
-    finally:
-        close_session(session)
-        ll.release_text_encoder()
-    return stop.exit_code if interrupted else 0
+    interrupted, stream_error = False, None
+    with make_reporter(quiet=quiet) as reporter:
+        for event in session.run(should_stop=stop.requested, save_latents=save_latents, overwrite=opts.force):
+            if events:
+                events.event(event)
+            if isinstance(event, PromptReceived):
+                typer.echo(f"received: {printable(event.text)}", err=True)
+            elif isinstance(event, PromptSuperseded):
+                more = f" (and {event.count - 1} before it)" if event.count > 1 else ""
+                typer.echo(f"superseded before it was shown: {printable(event.text)}{more}", err=True)
+            elif isinstance(event, PromptShown) and not quiet:
+                typer.echo(
+                    f"prompt on screen at block {event.block}, {event.latency_s:.2f} s after it arrived "
+                    f"(text encoder {event.encode_s:.2f} s)",
+                    err=True,
+                )
+            elif isinstance(event, StreamBehind) and not quiet:
+                typer.echo(f"stream behind real time at {event.video_s:.2f} s of video", err=True)
+            elif isinstance(event, StreamClosed):
+                stream_error = event.reason
+            elif isinstance(event, SessionSummary):
+                typer.echo(_live_summary(event), err=True)
+            elif isinstance(event, Interrupted):
+                interrupted = True
+                kept = f"kept {event.path}" if event.path else "nothing kept"
+                typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
+            if isinstance(event, PipelineEvent) and not (stream_error and opts.recording is None):
+                reporter.handle(event)
+    return interrupted, stream_error
 
 
 def _live_summary(event: Any) -> str:
