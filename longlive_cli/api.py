@@ -618,7 +618,9 @@ class LongLive:
         from .pipeline import generate as run_pipeline
 
         texts = [t for s in plan.segments for t in s.texts]
-        if self._model is None or (prompt_embeds is None and any(t not in self._embeds for t in texts)):
+        # A live session (``schedule``) encodes with the encoder it placed and memory-checked itself.
+        unencoded = schedule is None and prompt_embeds is None and any(t not in self._embeds for t in texts)
+        if self._model is None or unencoded:
             self.check_memory([plan])
         if prompt_embeds is None and schedule is None:
             from .blending import segment_embedding

@@ -551,7 +551,7 @@ def _run_live(
             close_session(session)
             session.ll.release_text_encoder()
         reader.stop()
-    if interrupted:
+    if interrupted or stop.requested():  # a stop after the last block: the video is whole, still 130/143
         return stop.exit_code
     if stream_error is not None and opts.recording is None:
         raise OutputError(f"{stream_error}; nothing was recorded (no -o)")
@@ -562,6 +562,7 @@ def _render_live(
     session: Any, opts: Any, save_latents: Path | None, stop: Any, events: Any, quiet: bool
 ) -> tuple[bool, str | None]:
     """Render a session's events; (stopped by Ctrl-C/SIGTERM, why the stream ended early or None)."""
+    from .events import Event as PipelineEvent
     from .events import (
         Interrupted,
         PromptReceived,
@@ -571,7 +572,6 @@ def _render_live(
         StreamBehind,
         StreamClosed,
     )
-    from .events import Event as PipelineEvent
     from .progress import make_reporter
     from .terminal import printable
 

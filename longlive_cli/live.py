@@ -61,6 +61,7 @@ from .fileio import atomic_output
 from .geometry import WAN21, Geometry
 from .schedule import Transition, transition_weight
 from .storyboard import Plan, StoryboardError
+from .terminal import printable
 from .storyboard.schema import BLENDS, MAX_PROMPT_CHARS, check_transition, transition_blocks
 
 __all__ = [
@@ -156,7 +157,8 @@ class LiveSchedule:
         if self._encode is not None and not self.closed and not prompt.encoding_started:
             prompt.encoding_started = True
             future = self._pool.submit(self._timed_encode, prompt)
-            future.add_done_callback(lambda f, p=prompt: _chain(f, p.embedding))
+            target = prompt.embedding
+            future.add_done_callback(lambda done: _chain(done, target))
 
     def submit(self, text: str) -> None:
         """A new prompt: start encoding it now; it takes effect at the next block that starts (after the
@@ -313,7 +315,7 @@ def _chain(source: Future, target: Future) -> None:
     if source.cancelled():
         target.cancel()
     elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
+        target.set_exception(source.exception())
     else:
         target.set_result(source.result())
 
@@ -432,7 +434,7 @@ class PromptReader:
                 if dropping:
                     dropping = False
                     log.warning(
-                        "ignored a line of more than %d bytes (prompts are at most %d characters); shorten it",
+                        "ignored a line of over %d bytes (a prompt has at most %d characters); shorten it",
                         MAX_LINE_BYTES,
                         MAX_PROMPT_CHARS,
                     )
@@ -466,6 +468,8 @@ class PromptReader:
                 "ignored a prompt of %d characters (the limit is %d); shorten it", len(line), MAX_PROMPT_CHARS
             )
         else:
+            if self.schedule.paused:  # no block runs, so no event would echo it before :resume
+                log.info("received while paused (it shows after :resume): %s", printable(line))
             self.schedule.side_events.append(PromptReceived(line, time.monotonic()))
             self.schedule.submit(line)
 

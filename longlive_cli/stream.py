@@ -126,18 +126,18 @@ class StreamSink:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
-        said = self.ffmpeg_error()
-        if said:  # ffmpeg failed by itself (a bad target): its own words
-            reason = f"the stream {self.target} failed: ffmpeg: {said}"
-        else:
-            reason = f"the stream {self.target} stopped ({type(err).__name__}: the consumer went away)"
-        self.error = reason
+        self.error = reason = self._reason(self.ffmpeg_error(), type(err).__name__)
         if self.on_closed is not None:
             self.on_closed(reason)
 
+    def _reason(self, said: str, what: str) -> str:
+        if not said or "Broken pipe" in said:
+            return f"the stream {self.target} stopped ({what}: the consumer went away)"
+        return f"the stream {self.target} failed: ffmpeg: {said}"  # a bad target: ffmpeg's own words
+
     def ffmpeg_error(self) -> str:
-        """The last lines ffmpeg wrote on its standard error once it has exited (empty while it runs or when it
-        said nothing)."""
+        """The last lines ffmpeg wrote on its standard error once it has exited (empty while it runs, or when
+        it said nothing)."""
         if self._proc.poll() is None:
             return ""
         with contextlib.suppress(OSError, ValueError):
@@ -166,8 +166,7 @@ class StreamSink:
                 f"the stream {self.target}: ffmpeg did not finish within 30 s; killed"
             ) from None
         if code != 0:
-            said = self.ffmpeg_error() or f"exit status {code}"
-            self.error = f"the stream {self.target} failed: ffmpeg: {said}"
+            self.error = self._reason(self.ffmpeg_error(), f"ffmpeg exit status {code}")
             if self.on_closed is not None:
                 self.on_closed(self.error)
 
