@@ -61,8 +61,8 @@ from .fileio import atomic_output
 from .geometry import WAN21, Geometry
 from .schedule import Transition, transition_weight
 from .storyboard import Plan, StoryboardError
-from .terminal import printable
 from .storyboard.schema import BLENDS, MAX_PROMPT_CHARS, check_transition, transition_blocks
+from .terminal import printable
 
 __all__ = [
     "LiveOptions",

@@ -134,6 +134,10 @@ class LoraSpec:
         return self.source if self.scale == 1.0 else f"{self.source}:{self.scale:g}"
 
 
+#: File names that end a weight file (a ``--lora`` value ending ``<file>:<not a number>`` is a bad scale).
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+
+
 def parse_lora(value: str) -> LoraSpec:
     """``SOURCE[:SCALE]`` (the ``--lora`` form) as a :class:`LoraSpec`.
 
@@ -142,7 +146,8 @@ def parse_lora(value: str) -> LoraSpec:
     (``owner/repo:loras/style.safetensors``).
 
     Raises:
-        ValueError: an empty source, or a scale that is not finite.
+        ValueError: an empty source, a scale that is not finite, or one that is not a number after a weight
+            file's name (``style.pt:abc``).
     """
     value = str(value).strip()
     source, scale = value, 1.0
@@ -151,7 +156,11 @@ def parse_lora(value: str) -> LoraSpec:
         try:
             scale = float(tail)
         except ValueError:
-            pass
+            if head.strip().lower().endswith(WEIGHT_SUFFIXES):  # `style.pt:abc`: a scale meant, not a path
+                raise ValueError(
+                    f"LoRA {value!r}: the scale {tail.strip()!r} is not a number; write SOURCE:SCALE with a "
+                    "number, e.g. style.safetensors:0.8"
+                ) from None
         else:
             source = head.strip()
     if not source:
@@ -648,14 +657,36 @@ def fetch_components(spec: ModelSpec, parts: list[Component], *, offline: bool) 
 
     Raises:
         longlive_cli.hub.WeightsUnavailableError: a part cannot be had (names it and the ways out).
+        WeightFileError: a part is a FIFO, a device, a folder where a file is expected, empty, or a cut
+            safetensors file (:func:`~longlive_cli.models.weightfiles.check_weight_path`).
     """
     if spec.name in PRESETS:  # and the LoRAs --lora added to it
         model = spec.name + "".join(f" --lora {lora}" for lora in spec.loras[len(PRESETS[spec.name].loras) :])
     else:
         model = f"--model {spec.name}"
-    return {
-        p.role: fetch(p.source, offline=offline, folder=p.folder, size=p.size, model=model) for p in parts
-    }
+    from .weightfiles import check_weight_path
+
+    paths = {}
+    for p in parts:
+        path = fetch(p.source, offline=offline, folder=p.folder, size=p.size, model=model)
+        # What a local path really is, and whether its safetensors are whole, before any loader opens it.
+        paths[p.role] = check_weight_path(path, ROLE_NAMES.get(p.role.split(".")[0], p.role), folder=p.folder)
+    return paths
+
+
+#: A part's role (:func:`components`) in messages.
+ROLE_NAMES = {
+    "text_encoder": "text encoder",
+    "tokenizer": "tokenizer",
+    "quantized": "quantized transformer",
+    "transformer_config": "transformer config",
+    "generator": "generator checkpoint",
+    "lora": "LoRA checkpoint",
+    "transformer": "transformer",
+    "user_lora": "LoRA",
+    "decoder": "decoder weights",
+    "vae": "VAE",
+}
 
 
 def cache_root() -> Path:
