@@ -368,10 +368,53 @@ def load_spec(path: str | Path) -> ModelSpec:
         )
     except (TypeError, ValueError) as err:
         raise ModelUnavailableError(f"{path}: {err}") from None
+    problem = _number_problem(sampler, geometry)
+    if problem is not None:
+        raise ModelUnavailableError(f"{path}: {problem}")
     try:
         return with_rope(spec, sampler.rope)
     except ValueError as err:
         raise ModelUnavailableError(f"{path}: {err}") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number_problem(sampler: SamplerConfig, geometry: Geometry) -> str | None:
+    """What is wrong with a spec file's numbers, in words (None: nothing), so that a bad value is reported
+    when the spec is read (exit 3), not when generation or a storyboard meets it."""
+    width_height = geometry.native_resolution
+    multiple = geometry.pixel_multiple
+    if len(width_height) != 2 or not all(
+        _is_int(v) and multiple <= v <= 4096 and v % multiple == 0 for v in width_height
+    ):
+        return (
+            f"native_resolution: {list(width_height)} is not [width, height] in pixels, each a multiple of "
+            f"{multiple} from {multiple} to 4096 (Wan2.1: [832, 480])"
+        )
+    if not _is_int(sampler.local_attn_size) or sampler.local_attn_size < 1:
+        return f"local_attn_size: {sampler.local_attn_size!r} must be a positive number of latent frames (12)"
+    if not _is_int(sampler.sink_size) or not 0 <= sampler.sink_size < sampler.local_attn_size:
+        return (
+            f"sink_size: {sampler.sink_size!r} must be a whole number of latent frames from 0 to "
+            f"local_attn_size - 1 ({sampler.local_attn_size - 1}); LongLive uses 3"
+        )
+    steps = sampler.denoising_steps
+    if not steps or not all(_is_int(t) and 0 < t <= sampler.num_train_timesteps for t in steps):
+        return (
+            f"denoising_steps: {list(steps)} must be timesteps from 1 to num_train_timesteps "
+            f"({sampler.num_train_timesteps}), e.g. [1000, 750, 500, 250]"
+        )
+    shift = sampler.timestep_shift
+    if (
+        isinstance(shift, bool)
+        or not isinstance(shift, int | float)
+        or not shift > 0
+        or shift == float("inf")
+    ):
+        return f"timestep_shift: {shift!r} must be a positive number (5.0)"
+    return None
 
 
 def _check_sources(path: Path, spec_kw: dict[str, Any]) -> None:
