@@ -35,6 +35,33 @@ from .models.spec import DEFAULT_MODEL
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_MODEL", "EXIT_OUTPUT", "EXIT_PARTIAL", "app", "main"]
 
+
+class _Command(typer.core.TyperCommand):
+    """A command whose help is shown as written: ``[`` escaped for Rich (else ``[default: ...]`` in a help
+    string is read as markup and vanishes), no value placeholder on a flag (``--force``, not
+    ``--force <bool>``) and ``PATH``/``TEXT``/``N`` for the others, unless an option names its own
+    (``metavar=``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            self.help = self.help.replace("[", "\\[")
+        for param in self.params:
+            if isinstance(param, typer.core.TyperOption | typer.core.TyperArgument) and param.help:
+                param.help = param.help.replace("[", "\\[")
+            if not isinstance(param, typer.core.TyperOption) or param.metavar is not None:
+                continue
+            kind = param.type_descriptor
+            if param.is_flag:
+                param.metavar = ""
+            elif kind.is_path:
+                param.metavar = "PATH"
+            elif kind.annotation is int:
+                param.metavar = "N"
+            elif kind.annotation is str:
+                param.metavar = "TEXT"
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -150,9 +177,12 @@ OutputOpt = Annotated[
 SeedOpt = Annotated[int | None, typer.Option(help="Noise seed; overrides the storyboards'.", min=0)]
 SeedOffsetOpt = Annotated[int, typer.Option(help="Added to every seed (for variants).", min=0)]
 ResolutionOpt = Annotated[
-    str | None, typer.Option(help="WxH in pixels, multiples of 16; overrides [default: model's native].")
+    str | None,
+    typer.Option(metavar="WxH", help="WxH in pixels, multiples of 16; overrides [default: model's native]."),
 ]
-DurationOpt = Annotated[str | None, typer.Option(help="Video length (e.g. 30s, 1:30); overrides.")]
+DurationOpt = Annotated[
+    str | None, typer.Option(metavar="TIME", help="Video length (e.g. 30s, 1:30); overrides.")
+]
 ShardOpt = Annotated[str | None, typer.Option(help="K/N: generate only the K-th of N deterministic slices.")]
 FailFastOpt = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed storyboard.")]
 KeepPartialOpt = Annotated[
@@ -208,11 +238,18 @@ MemoryCheckOpt = Annotated[
 RecordingOpt = Annotated[Path | None, typer.Option("-o", "--output", help="Record the session to this MP4.")]
 StreamOpt = Annotated[
     str | None,
-    typer.Option(help="Stream MPEG-TS as it is made: - (stdout), udp://, srt://, rtmp://, a .ts path."),
+    typer.Option(
+        metavar="TARGET",
+        help="Stream MPEG-TS as it is made: - (stdout), udp://, srt://, rtmp://, a .ts path.",
+    ),
 ]
 PromptOpt = Annotated[str | None, typer.Option(help="The first prompt (else the first line read).")]
 PromptsFromOpt = Annotated[
-    Path | None, typer.Option(help="Read prompts from this FIFO or growing file instead of stdin.")
+    Path | None,
+    typer.Option(
+        help="Read prompts from this FIFO or file instead of stdin; a file is followed from its end, as "
+        "tail -f (--from-start: from its first line)."
+    ),
 ]
 FromStartOpt = Annotated[
     bool,
@@ -226,6 +263,25 @@ RealtimeOpt = Annotated[
     bool, typer.Option("--realtime", help="Let the stream's frames out at the video's fps.")
 ]
 EventsFileOpt = Annotated[Path | None, typer.Option("--events", help="Write the JSON events to this file.")]
+LiveSeedOpt = Annotated[
+    int | None,
+    typer.Option(help="Noise seed [default: a random one, written in the session storyboard].", min=0),
+]
+LiveResolutionOpt = Annotated[
+    str | None,
+    typer.Option(metavar="WxH", help="WxH in pixels, multiples of 16 [default: the model's native]."),
+]
+LiveDurationOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TIME",
+        help="Planned length (e.g. 30s, 1:30) [default: the model's longest, at most 1 h; without "
+        "--duration the end of standard input finishes the video].",
+    ),
+]
+LiveSaveLatentsOpt = Annotated[
+    Path | None, typer.Option(help="Also save the session's latents (safetensors) for `longlive decode`.")
+]
 SaveSessionOpt = Annotated[
     Path | None, typer.Option(help="The session storyboard [default: the recording's name with .yaml].")
 ]
@@ -283,13 +339,15 @@ def _errors_to_exit(debug: bool) -> Iterator[None]:
             import traceback
 
             traceback.print_exception(err)
+        from .terminal import printable
+
         message = str(err) if isinstance(err, LongLiveError) else f"{type(err).__name__}: {err}"
-        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"error: {printable(message, newlines=True)}", err=True)
         raise typer.Exit(exit_code_for(err)) from None
 
 
 # --------------------------------------------------------------------------- generate
-@app.command()
+@app.command(cls=_Command)
 def generate(
     storyboards: StoryboardsArg,
     output: OutputOpt = None,
@@ -433,13 +491,13 @@ def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: boo
 
 
 # --------------------------------------------------------------------------- live
-@app.command()
+@app.command(cls=_Command)
 def live(
     output: RecordingOpt = None,
     stream: StreamOpt = None,
     prompt: PromptOpt = None,
     prompts_from: PromptsFromOpt = None,
-    duration: DurationOpt = None,
+    duration: LiveDurationOpt = None,
     from_start: FromStartOpt = False,
     realtime: RealtimeOpt = False,
     events_file: EventsFileOpt = None,
@@ -448,9 +506,9 @@ def live(
     rope: RopeOpt = None,
     lora: LoraOpt = None,
     decoder: DecoderOpt = None,
-    seed: SeedOpt = None,
-    resolution: ResolutionOpt = None,
-    save_latents: SaveLatentsOpt = None,
+    seed: LiveSeedOpt = None,
+    resolution: LiveResolutionOpt = None,
+    save_latents: LiveSaveLatentsOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     int8: Int8Opt = False,
@@ -471,8 +529,10 @@ def live(
 ) -> None:
     """Steer a video while it is made: prompts one per line (stdin or --prompts-from), recorded, streamed.
 
-    Each new line switches the prompt at the next block. Commands: :quit, :pause, :resume, :help. The end of
-    standard input finishes the video without --duration, and only ends the reading with it.
+    Each new line switches the prompt at the next block. Commands: :quit (finish here), :pause / :resume,
+    :transition 2s [linear|slerp] (the next prompt blends in over 2 s), :help. The end of standard input
+    finishes the video without --duration, and only ends the reading with it. Exit codes: 0 done, 2 bad
+    option or no first prompt, 3 model, 4 output, 130/143 Ctrl-C/SIGTERM.
     """
     from .batch import JsonLines, StopSignals
     from .live import LiveOptions, check_options
@@ -625,7 +685,7 @@ def _live_summary(event: Any) -> str:
 
 
 # --------------------------------------------------------------------------- bench
-@app.command()
+@app.command(cls=_Command)
 def bench(
     model: ModelOpt = "tiny-random",
     resolution: ResolutionOpt = None,
@@ -695,7 +755,7 @@ def _speed(params: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the other commands
-@app.command()
+@app.command(cls=_Command)
 def validate(
     storyboards: Annotated[
         list[str], typer.Argument(help="Storyboard YAML files; - for stdin.", show_default=False)
@@ -713,6 +773,7 @@ def validate(
     from .models.spec import resolve_spec
     from .plans import plan_storyboard
     from .storyboard import StoryboardError, format_plan
+    from .terminal import printable
 
     setup_logging(quiet=quiet, debug=debug)
     with _errors_to_exit(debug):
@@ -728,7 +789,7 @@ def validate(
             )
         except StoryboardError as err:
             failed += 1
-            typer.echo(f"error: {err}", err=True)
+            typer.echo(f"error: {printable(str(err), newlines=True)}", err=True)
             if events:
                 location = {"file": err.path, "line": err.line, "column": err.column, "field": err.field}
                 events.emit("invalid", storyboard=path, message=str(err), **location)
@@ -742,7 +803,7 @@ def validate(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
-@app.command()
+@app.command(cls=_Command)
 def quantize(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Model folder to write (usable as --model).")
@@ -779,7 +840,7 @@ def quantize(
         typer.echo(f"Wrote {output} (use it as --model {output})", err=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 def download(
     model: Annotated[str, typer.Argument(help="Model preset or spec file.")] = DEFAULT_MODEL,
     offline: Annotated[
@@ -836,7 +897,7 @@ def download(
             )
 
 
-@app.command()
+@app.command(cls=_Command)
 def cache(
     action: Annotated[CacheAction, typer.Argument(help="list the caches or clear them.")] = CacheAction.list,
     what: Annotated[
@@ -869,7 +930,7 @@ def cache(
         typer.echo(f"total {human_bytes(sum(f.size for f in folders))}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def decode(
     latents: Annotated[Path, typer.Argument(help="Latents file from `generate --save-latents`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="MP4 to write.")],
@@ -907,7 +968,7 @@ def decode(
         typer.echo(f"Wrote {path}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def info(debug: DebugOpt = False) -> None:
     """Show the version, the torch build, cuDNN, NVIDIA driver, GPUs, each part's precision rule, the cache
     folder (without importing torch), and the presets."""

@@ -15,10 +15,10 @@ __all__ = ["printable"]
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def printable(text: str) -> str:
+def printable(text: str, *, newlines: bool = False) -> str:
     """``text`` with every control character (C0, DEL, C1) and bidirectional control escaped as Python
     writes it (``\\x1b``, ``\\x00``, ``\\u202e``); a backslash stays as it is, other characters (emoji,
-    accents, any script) too.
+    accents, any script) too. ``newlines``: keep line breaks (a message of several lines).
 
     >>> printable("a\\x1b[2Jb")
     'a\\\\x1b[2Jb'
@@ -27,7 +27,9 @@ def printable(text: str) -> str:
         return text
     out = []
     for char in text:
-        if char in _BIDI or unicodedata.category(char) == "Cc":
+        if newlines and char == "\n":
+            out.append(char)
+        elif char in _BIDI or unicodedata.category(char) == "Cc":
             code = ord(char)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:
