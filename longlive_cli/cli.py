@@ -10,6 +10,7 @@ never import torch.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator
 from enum import Enum
@@ -934,7 +935,14 @@ def cache(
 def decode(
     latents: Annotated[Path, typer.Argument(help="Latents file from `generate --save-latents`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="MP4 to write.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model whose decoder decodes.")] = DEFAULT_MODEL,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model whose decoder decodes [default: the model the latents were made with].",
+        ),
+    ] = None,
     decoder: DecoderOpt = None,
     device: DeviceOpt = Device.auto,
     force: ForceOpt = False,
@@ -945,7 +953,7 @@ def decode(
     setup_logging(debug=debug)
     with _errors_to_exit(debug):
         from .decoders import make_decoder
-        from .latents import open_latents
+        from .latents import latents_model, open_latents
         from .models.loaders import load_decoder_only
         from .models.spec import resolve_spec
         from .pipeline import decode_to_video
@@ -953,8 +961,13 @@ def decode(
         from .video import check_output
 
         check_output(output, overwrite=force)
-        spec = resolve_spec(model, decoder=decoder.value if decoder is not None else None)
         z, plan = open_latents(latents)
+        made_with = latents_model(latents)
+        if model is not None and made_with is not None and model != made_with:
+            logging.getLogger("longlive_cli").warning(
+                "%s was made with %s; decoding with %s's decoder as asked", latents, made_with, model
+            )
+        spec = resolve_spec(model or made_with or DEFAULT_MODEL, decoder=_value(decoder))
         network = load_decoder_only(spec, device=resolve_device(device.value), offline=offline)
         fpb = plan.get("frames_per_block", spec.geometry.frames_per_block)
         path = decode_to_video(
