@@ -180,7 +180,8 @@ def load_text_encoder(
     except ModelUnavailableError:
         raise
     except Exception as err:  # transformers, safetensors and torch.load each raise their own kinds
-        raise ModelUnavailableError(f"cannot load the text encoder from {encoder}: {err}") from None
+        where = _weights_in(encoder) if encoder.is_dir() else encoder
+        raise ModelUnavailableError(f"cannot load the text encoder {where}: {err}") from None
 
 
 def load_tokenizer(folder: Path):
@@ -194,8 +195,9 @@ def load_tokenizer(folder: Path):
     try:
         return AutoTokenizer.from_pretrained(str(folder))
     except Exception as err:  # OSError, ValueError, JSONDecodeError, UnicodeDecodeError, tokenizers' own
+        where = folder / "tokenizer.json" if (folder / "tokenizer.json").is_file() else folder
         raise ModelUnavailableError(
-            f"cannot load the tokenizer from {folder}: {type(err).__name__}: {err}. Download it again."
+            f"cannot load the tokenizer {where}: {type(err).__name__}: {err}. Download it again."
         ) from None
 
 
