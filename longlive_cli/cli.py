@@ -47,20 +47,30 @@ class _Command(typer.core.TyperCommand):
         super().__init__(*args, **kwargs)
         if self.help:
             self.help = self.help.replace("[", "\\[")
-        for param in self.params:
-            if isinstance(param, typer.core.TyperOption | typer.core.TyperArgument) and param.help:
-                param.help = param.help.replace("[", "\\[")
-            if not isinstance(param, typer.core.TyperOption) or param.metavar is not None:
-                continue
-            kind = param.type_descriptor
-            if param.is_flag:
-                param.metavar = ""
-            elif kind.is_path:
-                param.metavar = "PATH"
-            elif kind.annotation is int:
-                param.metavar = "N"
-            elif kind.annotation is str:
-                param.metavar = "TEXT"
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # with --help, which Click adds here
+        for param in params:
+            if not getattr(param, "_longlive_tidy", False):
+                _tidy(param)
+        return params
+
+
+def _tidy(param: Any) -> None:
+    param._longlive_tidy = True
+    if isinstance(param, typer.core.TyperOption | typer.core.TyperArgument) and param.help:
+        param.help = param.help.replace("[", "\\[")
+    if not isinstance(param, typer.core.TyperOption) or param.metavar is not None:
+        return
+    kind = getattr(param, "type_descriptor", None)
+    if param.is_flag:
+        param.metavar = ""
+    elif kind is not None and kind.is_path:
+        param.metavar = "PATH"
+    elif kind is not None and kind.annotation is int:
+        param.metavar = "N"
+    elif kind is not None and kind.annotation is str:
+        param.metavar = "TEXT"
 
 
 app = typer.Typer(
