@@ -29,7 +29,7 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 class Live:
     """A running `longlive live` with JSON events on a file we follow."""
 
-    def __init__(self, tmp: Path, *args: str, stdout=subprocess.DEVNULL, events: str = "events.jsonl") -> None:
+    def __init__(self, tmp: Path, *args: str, stdout=subprocess.DEVNULL, events: str = "events.jsonl"):
         self.events_path = tmp / events
         self.proc = subprocess.Popen(
             [*CMD, *TINY, "--events", str(self.events_path), *args],
