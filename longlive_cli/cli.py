@@ -592,7 +592,6 @@ def _run_live(
 ) -> int:
     """Start reading prompts, load, start the session, render its events; the exit code (130/143 after
     Ctrl-C/SIGTERM, 4 when the only output, the stream, failed)."""
-    from .api import LongLive
     from .errors import OutputError
     from .events import Aborted
     from .live import NO_FIRST_PROMPT, StoppedBeforeFirstPrompt, close_session, open_prompts, start_session
@@ -604,6 +603,8 @@ def _run_live(
     try:
         if opts.prompt is None and reader.eof.wait(0.2) and not reader.schedule.has_prompt():
             raise InputError(NO_FIRST_PROMPT)  # e.g. < /dev/null: known before loading anything
+        from .api import LongLive  # torch: only now
+
         ll = LongLive.from_pretrained(load.pop("model"), **load)
         ll.load()
         try:

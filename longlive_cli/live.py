@@ -39,9 +39,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-
-import torch
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import EXIT_SIGINT, InputError, LongLiveError
 from .events import (
@@ -63,6 +61,9 @@ from .schedule import Transition, transition_weight
 from .storyboard import Plan, StoryboardError
 from .storyboard.schema import BLENDS, MAX_PROMPT_CHARS, check_transition, transition_blocks
 from .terminal import printable
+
+if TYPE_CHECKING:  # torch only for annotations: the checks before loading stay light
+    import torch
 
 __all__ = [
     "LiveOptions",
@@ -389,7 +390,8 @@ class PromptReader:
                 if ended:
                     self.eof.set()
                     if self.end_on_eof and not self._done():
-                        log.info("end of input: finishing after the current block")
+                        if self.schedule.has_prompt():  # else: no first prompt, an error said by the caller
+                            log.info("end of input: finishing after the current block")
                         self.schedule.finish()
             elif stat.S_ISFIFO(os.stat(self.source).st_mode):
                 # Our own write end: the FIFO never reports EOF, so writers can come and go.
@@ -592,9 +594,18 @@ class LiveSession:
         yield self.summary(last)
 
     def _side_events(self) -> Iterator[Any]:
+        """What happened since the last pipeline event; the prompts passed over in that time are one
+        :class:`PromptSuperseded` (a burst of lines gives one message, not one each)."""
+        batch = []
         while self.schedule.side_events:
-            event = self.schedule.side_events.pop(0)
-            if isinstance(event, PromptReceived):
+            batch.append(self.schedule.side_events.pop(0))
+        superseded = [e for e in batch if isinstance(e, PromptSuperseded)]
+        for event in batch:
+            if isinstance(event, PromptSuperseded):
+                if event is not superseded[-1]:
+                    continue
+                event = PromptSuperseded(event.text, sum(e.count for e in superseded))
+            elif isinstance(event, PromptReceived):
                 event = PromptReceived(event.text, event.at_s - self.schedule.started)
             yield event
 
