@@ -736,7 +736,6 @@ def check_options(
         InputError: a bad option value, a missing or unusable ``--prompts-from``, two outputs on one path.
         OutputError: an output exists without ``force``, or its folder is missing or not writable.
     """
-    from .plans import plan_storyboard
     from .video import check_output
 
     check_targets(opts.recording, opts.stream, json_to_stdout)
@@ -753,12 +752,24 @@ def check_options(
             )
         check_output(path, overwrite=opts.force)
     check_prompt_source(opts.prompts_from)
-    placeholder = {"duration": live_duration(geometry), "prompts": [{"at": 0, "text": "-"}]}
-    plan_storyboard(
-        placeholder,
+    _plan(opts, geometry, "-", seed=0)
+
+
+def _plan(opts: LiveOptions, geometry: Geometry, first: str, *, seed: int) -> Plan:
+    """The session's plan: ``first`` at 0 s for the planned length (``--duration``, else
+    :func:`live_duration`) at ``--resolution``.
+
+    Raises:
+        StoryboardError: a bad ``--duration`` or ``--resolution`` (named as the option).
+    """
+    from .plans import plan_storyboard
+
+    storyboard = {"duration": live_duration(geometry), "prompts": [{"at": 0, "text": first}]}
+    return plan_storyboard(
+        storyboard,
         geometry,
         name="<live session>",
-        seed=0,
+        seed=seed,
         resolution=opts.resolution,
         duration=opts.duration,
     )
@@ -808,7 +819,8 @@ def open_prompts(
         InputError: ``--prompts-from`` is unusable (:func:`check_prompt_source`).
     """
     check_prompt_source(opts.prompts_from)
-    schedule = LiveSchedule(None, 0, stopping, geometry)
+    # The planned length is known before the first prompt: `:transition` is bounded by it from the start.
+    schedule = LiveSchedule(None, _plan(opts, geometry, "-", seed=0).num_blocks, stopping, geometry)
     reader = PromptReader(
         schedule,
         source=opts.prompts_from,
@@ -836,7 +848,6 @@ def start_session(
         without ``force`` or cannot be written. StoppedBeforeFirstPrompt: ``stopping()`` became true first.
     """
     from .api import resolve_seed
-    from .plans import plan_storyboard
     from .storyboard import parse_resolution
     from .stream import RealtimePacer, StreamSink
 
@@ -859,15 +870,7 @@ def start_session(
         if stopping():
             raise StoppedBeforeFirstPrompt("stopped before a first prompt came: nothing was made")
         raise InputError(NO_FIRST_PROMPT)
-    storyboard = {"duration": live_duration(geometry), "prompts": [{"at": 0, "text": first}]}
-    plan = plan_storyboard(
-        storyboard,
-        geometry,
-        name="<live session>",
-        seed=resolve_seed(opts.seed),
-        resolution=opts.resolution,
-        duration=opts.duration,
-    )
+    plan = _plan(opts, geometry, first, seed=resolve_seed(opts.seed))
     schedule.num_blocks = plan.num_blocks
     sinks: list[Any] = []
     if opts.stream is not None:
