@@ -550,6 +550,7 @@ class LiveSession:
         self.session_path, self.schedule = session_path, schedule
         self.latencies: list[float] = []
         self.reader: PromptReader | None = None
+        self.session_saved = False  # the session storyboard's last write succeeded
 
     def run(
         self, *, should_stop: Callable[[], bool], keep_partial: bool = True, **stream_kwargs: Any
@@ -621,7 +622,7 @@ class LiveSession:
             latency_median_s=statistics.median(lat) if lat else None,
             latency_max_s=max(lat) if lat else None,
             generation_fps=fps,
-            session_path=self.session_path,
+            session_path=self.session_path if self.session_saved else None,
             text_encoder_bytes=self.ll.text_encoder_bytes,
         )
 
@@ -652,10 +653,15 @@ class LiveSession:
                 f"# the session stopped at {stopped_at_s:.2f} s of the planned {plan.duration_s:g} s: "
                 f"the first {stopped_at_s:.2f} s of `longlive generate` are the session\n"
             )
-        with contextlib.suppress(OSError), atomic_output(self.session_path) as tmp:
-            tmp.write_text(
-                header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
-            )
+        try:
+            with atomic_output(self.session_path) as tmp:
+                tmp.write_text(
+                    header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+                )
+            self.session_saved = True
+        except OSError as err:  # the video goes on; the summary does not name a file that is not there
+            log.warning("cannot write the session storyboard %s: %s", self.session_path, err.strerror or err)
+            self.session_saved = False
 
 
 def check_targets(recording: Path | None, stream: str | None, json_to_stdout: bool) -> None:
