@@ -237,3 +237,24 @@ def test_help_keeps_brackets_names_values_and_lists_the_live_commands():
     assert "(one storyboard)" not in live and "--from-start" in live
     assert "[auto: bf16 on CUDA, float32 on CPU]" in generate
     assert "<bool>" not in live and "<bool>" not in generate and "<str>" not in live
+
+
+def test_a_session_storyboard_that_cannot_be_written_is_not_named_in_the_summary(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from longlive_cli.live import LiveSession
+    from longlive_cli.plans import plan_storyboard
+
+    (tmp_path / "a-file").write_text("")
+    plan = plan_storyboard({"duration": 1, "prompts": [{"at": 0, "text": "x"}]}, WAN21, seed=1)
+    schedule = LiveSchedule(CountingEncoder(delay=0), plan.num_blocks, lambda: False)
+    ll = SimpleNamespace(geometry=WAN21, text_encoder_bytes=0)
+    bad = tmp_path / "a-file" / "s.yaml"  # its folder is a file: no one can write there, root neither
+    session = LiveSession(ll, plan, recording=None, sinks=[], session_path=bad, schedule=schedule)
+    session.save_session()
+    assert session.summary(None).session_path is None and "cannot write the session storyboard" in caplog.text
+    good = LiveSession(
+        ll, plan, recording=None, sinks=[], session_path=tmp_path / "s.yaml", schedule=schedule
+    )
+    good.save_session()
+    assert good.summary(None).session_path == tmp_path / "s.yaml"
