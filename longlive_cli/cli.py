@@ -550,7 +550,8 @@ def live(
     from .models.spec import resolve_spec
 
     setup_logging(quiet=quiet or json_out, debug=debug)
-    with _errors_to_exit(debug):
+    # Ctrl-C / SIGTERM are a stop request from here on, also during the checks and the load.
+    with _errors_to_exit(debug), StopSignals() as stop:
         if scheme is not None and not int8:
             raise InputError("--scheme goes with --int8")
         speed = _speed(locals())
@@ -573,10 +574,9 @@ def live(
         spec = resolve_spec(model, _value(rope), lora or (), _value(decoder))
         outputs = {"--events": events_file, "--save-latents": save_latents}
         check_options(opts, spec.geometry, json_to_stdout=json_out, outputs=outputs)
-        with StopSignals() as stop:
-            events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
-            events = events or (JsonLines() if json_out else None)
-            code = _run_live(opts, load, save_latents, stop, events, quiet=quiet or json_out, spec=spec)
+        events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
+        events = events or (JsonLines() if json_out else None)
+        code = _run_live(opts, load, save_latents, stop, events, quiet=quiet or json_out, spec=spec)
     raise typer.Exit(code)
 
 
@@ -603,6 +603,9 @@ def _run_live(
     try:
         if opts.prompt is None and reader.eof.wait(0.2) and not reader.schedule.has_prompt():
             raise InputError(NO_FIRST_PROMPT)  # e.g. < /dev/null: known before loading anything
+        if stop.requested():  # Ctrl-C / SIGTERM during the checks: nothing to load
+            typer.echo("stopped before loading: nothing was made", err=True)
+            return stop.exit_code
         from .api import LongLive  # torch: only now
 
         ll = LongLive.from_pretrained(load.pop("model"), **load)

@@ -404,6 +404,8 @@ class PromptReader:
                 self._pump(fd, follow=True)
         except OSError as err:
             log.error("cannot read prompts from %s: %s", self.source or "standard input", err.strerror or err)
+        except Exception as err:  # never a thread traceback on the user's terminal
+            log.error("stopped reading prompts from %s: %s", self.source or "standard input", err)
         finally:
             if own:
                 os.close(fd)
