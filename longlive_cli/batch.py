@@ -424,7 +424,10 @@ class BatchRun:
             job.code = stop.exit_code
 
     def job_aborted(self, job: Job, code: int) -> None:
+        """``job`` was abandoned by a second Ctrl-C / SIGTERM (its unfinished video removed): recorded, and a
+        JSON ``aborted`` line (as ``longlive live``'s :class:`~longlive_cli.events.Aborted`)."""
         job.status, job.code = Status.interrupted, code
+        self._emit("aborted", storyboard=job.name, exit_code=code)
 
     def report(self, job: Job, err: BaseException) -> None:
         """``job`` failed with ``err``: logged, recorded, and a JSON ``error`` line."""

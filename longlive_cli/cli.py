@@ -26,7 +26,6 @@ from .errors import (
     EXIT_MODEL,
     EXIT_OUTPUT,
     EXIT_PARTIAL,
-    EXIT_SIGINT,
     InputError,
     LongLiveError,
     exit_code_for,
@@ -489,7 +488,7 @@ def _generate_jobs(run: Any, *, seed_offset: int, keep_partial: bool, quiet: boo
                             typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
                 run.job_ended(job, stop)
             except KeyboardInterrupt:
-                run.job_aborted(job, EXIT_SIGINT)
+                run.job_aborted(job, stop.exit_code)
                 typer.echo("aborted: the unfinished video was removed", err=True)
             except (OutputError, GenerationError) as err:
                 run.report(job, err)

@@ -122,3 +122,25 @@ def test_ctrl_c_while_ffmpeg_starts_leaves_no_temporary_file(tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         VideoWriter(tmp_path / "o.mp4", fps=16, width=64, height=48)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_aborted_by_a_second_ctrl_c_has_its_json_event(capsys):
+    import json
+
+    from longlive_cli.batch import BatchRun, Job
+    from longlive_cli.models.spec import resolve_model
+
+    job = Job(name="s.yaml", output=None)
+    run = BatchRun(
+        [job],
+        model="tiny-random",
+        spec=resolve_model("tiny-random"),
+        save_latents=None,
+        overrides={},
+        force=False,
+        batch=False,
+        json_out=True,
+    )
+    run.job_aborted(job, 143)
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert line == {"event": "aborted", "storyboard": "s.yaml", "exit_code": 143}
