@@ -974,6 +974,8 @@ def decode(
         from .video import check_output
 
         check_output(output, overwrite=force)
+        if model is not None:  # a model that does not exist is exit 3 whatever the file
+            resolve_spec(model, decoder=_value(decoder))
         z, plan = open_latents(latents)
         made_with = latents_model(latents)
         if model is not None and made_with is not None and model != made_with:

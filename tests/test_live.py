@@ -3,6 +3,7 @@ input at chosen moments, its JSON events read back."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -84,13 +85,15 @@ def test_a_prompt_lands_on_the_first_block_started_after_it_arrives_and_the_sess
     live.send("a lighthouse at dusk")
     live.wait_for(lambda e: e["event"] == "block_done" and e["block"] == 1)
     live.send(":pause")
-    # Held: no block_done for a while, so the generator waits inside the schedule before block last + 1
-    # (two quiet windows of 1.5 s: a block can take over a second on a loaded machine).
-    count, quiet = -1, 0
-    while quiet < 2:
-        quiet = quiet + 1 if count == len(live.of("block_done")) else 0
-        count = len(live.of("block_done"))
-        time.sleep(1.5)
+    # Held: no block_done for three times the longest block so far, so the generator waits inside the
+    # schedule before block last + 1 (a block takes from 0.2 s to seconds, as busy as the machine is).
+    times = [e["elapsed_s"] for e in live.of("block_done")]
+    window = max(1.0, 3 * max(b - a for a, b in itertools.pairwise(times)))
+    count, since = -1, time.monotonic()
+    while time.monotonic() - since < window:
+        if count != len(live.of("block_done")):
+            count, since = len(live.of("block_done")), time.monotonic()
+        time.sleep(0.1)
     last_done = live.of("block_done")[-1]["block"]
     live.send("a lighthouse in a storm")
     live.send(":resume")
