@@ -612,7 +612,7 @@ def _run_live(
         try:
             session, _ = start_session(ll, opts, stopping=stop.requested, reader=reader)
         except StoppedBeforeFirstPrompt as err:
-            typer.echo(f"stopped: {err}", err=True)
+            typer.echo(str(err), err=True)
             return stop.exit_code
         interrupted, stream_error = _render_live(session, opts, save_latents, stop, events, quiet)
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: abandon at once
