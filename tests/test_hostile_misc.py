@@ -144,3 +144,14 @@ def test_a_run_aborted_by_a_second_ctrl_c_has_its_json_event(capsys):
     run.job_aborted(job, 143)
     line = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert line == {"event": "aborted", "storyboard": "s.yaml", "exit_code": 143}
+
+
+# --------------------------------------------------------------------------- item 12
+def test_validate_and_dry_run_print_escape_sequences_escaped(tmp_path):
+    story = tmp_path / "s.yaml"
+    story.write_text('duration: 1s\nprompts:\n  - {at: 0s, text: "a \\e]0;pwned\\a fox \\e[2J \\0 end"}\n')
+    for args in (["validate", str(story)], ["generate", str(story), "--dry-run"]):
+        result = invoke(*args, *TINY[:2])
+        assert result.exit_code == EXIT_OK, result.output
+        assert "\x1b" not in result.output and "\x00" not in result.output and "\x07" not in result.output
+        assert "a \\x1b]0;pwned\\x07 fox \\x1b[2J \\x00 end" in result.stdout
