@@ -803,17 +803,23 @@ class LongLive:
 
 
 def _local_paths(spec: ModelSpec) -> dict[str, Path]:
-    """The local path of each of ``spec``'s parts that is there now (nothing is downloaded).
+    """The local path of each of ``spec``'s parts that is there now (nothing is downloaded), each checked
+    for what it is (:func:`~longlive_cli.models.weightfiles.check_weight_path`).
 
     Raises:
         longlive_cli.hub.WeightsUnavailableError: a local (not Hub) source does not exist (exit 3).
+        longlive_cli.models.weightfiles.WeightFileError: a part is a FIFO, a device, empty or cut (exit 3).
     """
+    from .models.spec import ROLE_NAMES
+    from .models.weightfiles import check_weight_path
+
     paths = {}
     for part in components(spec):
         if part.source.repo is None:  # a local file: missing is an error now, not a download later
             paths.update(fetch_components(spec, [part], offline=True))
         elif (path := find_local(part.source, folder=part.folder)) is not None:
-            paths[part.role] = path
+            what = ROLE_NAMES.get(part.role.split(".")[0], part.role)
+            paths[part.role] = check_weight_path(path, what, folder=part.folder)
     return paths
 
 

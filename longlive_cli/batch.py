@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,37 @@ def exit_code(jobs: Sequence[Job]) -> int:
     return failed[0].code
 
 
+def check_distinct_outputs(jobs: Sequence[Job], save_latents: Path | None = None) -> None:
+    """Before anything is made: no two storyboards write the same video, and no output replaces an input
+    storyboard (``generate a.yaml -o a.yaml --force``).
+
+    Raises:
+        InputError: naming both storyboards (or the storyboard and the output) and what to do.
+    """
+    inputs = {Path(job.name).expanduser().absolute(): job.name for job in jobs if job.name != STDIN}
+    seen: dict[Path, str] = {}
+    outputs = [(job.name, job.output) for job in jobs]
+    if save_latents is not None:
+        outputs.append(("--save-latents", save_latents))
+    for name, output in outputs:
+        where = Path(output).expanduser().absolute()
+        if where in seen:
+            raise InputError(
+                f"{seen[where]} and {name} would both write {output}; rename one of them, or generate them "
+                "into different folders"
+            )
+        seen[where] = name
+        same = inputs.get(where) or next(
+            (n for p, n in inputs.items() if where.exists() and p.exists() and os.path.samefile(p, where)),
+            None,
+        )
+        if same is not None:
+            raise InputError(
+                f"the output {output} of {name} is the storyboard {same} itself; an output must not "
+                "replace an input: choose another -o"
+            )
+
+
 class BatchRun:
     """The jobs of one ``longlive generate``: planned and checked before anything heavy is loaded, then
     generated one after another with one model. Messages go to the log; with ``json_out`` every step is
@@ -166,9 +198,10 @@ class BatchRun:
         out_path = Path(output) if output is not None else None
         if batch and save_latents is not None:
             raise InputError("--save-latents works with one storyboard at a time")
+        jobs = [Job(name=name, output=output_for(name, out_path, batch=batch)) for name in storyboards]
+        check_distinct_outputs(jobs, save_latents)
         if batch and out_path is not None and not out_path.exists() and not dry_run:
             out_path.mkdir(parents=True)
-        jobs = [Job(name=name, output=output_for(name, out_path, batch=batch)) for name in storyboards]
         run = cls(
             jobs,
             model=model,
@@ -318,7 +351,10 @@ class BatchRun:
             job.code = stop.exit_code
 
     def job_aborted(self, job: Job, code: int) -> None:
+        """``job`` was abandoned by a second Ctrl-C / SIGTERM (its unfinished video removed): recorded, and a
+        JSON ``aborted`` line (as ``longlive live``'s :class:`~longlive_cli.events.Aborted`)."""
         job.status, job.code = Status.interrupted, code
+        self._emit("aborted", storyboard=job.name, exit_code=code)
 
     def report(self, job: Job, err: BaseException) -> None:
         """``job`` failed with ``err``: logged, recorded, and a JSON ``error`` line."""

@@ -42,6 +42,43 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_MODEL", "EXIT_OUTPUT", "EXIT_PARTIAL", "app", "main"]
 
+
+class _Command(typer.core.TyperCommand):
+    """A command whose help is shown as written: ``[`` escaped for Rich (else ``[default: ...]`` in a help
+    string is read as markup and vanishes), no value placeholder on a flag (``--force``, not
+    ``--force <bool>``) and ``PATH``/``TEXT``/``N`` for the others, unless an option names its own
+    (``metavar=``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            self.help = self.help.replace("[", "\\[")
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # with --help, which Click adds here
+        for param in params:
+            if not getattr(param, "_longlive_tidy", False):
+                _tidy(param)
+        return params
+
+
+def _tidy(param: Any) -> None:
+    param._longlive_tidy = True
+    if isinstance(param, typer.core.TyperOption | typer.core.TyperArgument) and param.help:
+        param.help = param.help.replace("[", "\\[")
+    if not isinstance(param, typer.core.TyperOption) or param.metavar is not None:
+        return
+    kind = getattr(param, "type_descriptor", None)
+    if param.is_flag:
+        param.metavar = ""
+    elif kind is not None and kind.is_path:
+        param.metavar = "PATH"
+    elif kind is not None and kind.annotation is int:
+        param.metavar = "N"
+    elif kind is not None and kind.annotation is str:
+        param.metavar = "TEXT"
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -161,13 +198,17 @@ OutputOpt = Annotated[
 SeedOpt = Annotated[int | None, typer.Option(help="Noise seed; overrides the storyboards'.", min=0)]
 SeedOffsetOpt = Annotated[int, typer.Option(help="Added to every seed (for variants).", min=0)]
 ResolutionOpt = Annotated[
-    str | None, typer.Option(help="WxH in pixels, multiples of 16; overrides [default: model's native].")
+    str | None,
+    typer.Option(metavar="WxH", help="WxH in pixels, multiples of 16; overrides [default: model's native]."),
 ]
-DurationOpt = Annotated[str | None, typer.Option(help="Video length (e.g. 30s, 1:30); overrides.")]
+DurationOpt = Annotated[
+    str | None, typer.Option(metavar="TIME", help="Video length (e.g. 30s, 1:30); overrides.")
+]
 ImageOpt = Annotated[
     str | None,
     typer.Option(
-        help="PNG/JPEG that starts the video (image-to-video, LongLive 2.0 models); overrides image:."
+        metavar="PATH",
+        help="PNG/JPEG that starts the video (image-to-video, LongLive 2.0 models); overrides image:.",
     ),
 ]
 ShardOpt = Annotated[str | None, typer.Option(help="K/N: generate only the K-th of N deterministic slices.")]
@@ -239,16 +280,50 @@ WithReportOpt = Annotated[
 RecordingOpt = Annotated[Path | None, typer.Option("-o", "--output", help="Record the session to this MP4.")]
 StreamOpt = Annotated[
     str | None,
-    typer.Option(help="Stream MPEG-TS as it is made: - (stdout), udp://, srt://, rtmp://, a .ts path."),
+    typer.Option(
+        metavar="TARGET",
+        help="Stream MPEG-TS as it is made: - (stdout), udp://, srt://, rtmp://, a .ts path.",
+    ),
 ]
 PromptOpt = Annotated[str | None, typer.Option(help="The first prompt (else the first line read).")]
 PromptsFromOpt = Annotated[
-    Path | None, typer.Option(help="Read prompts from this FIFO or growing file instead of stdin.")
+    Path | None,
+    typer.Option(
+        help="Read prompts from this FIFO or file instead of stdin; a file is followed from its end, as "
+        "tail -f (--from-start: from its first line)."
+    ),
+]
+FromStartOpt = Annotated[
+    bool,
+    typer.Option(
+        "--from-start",
+        help="With --prompts-from a regular file: read it from its first line (else only lines added after "
+        "the start, as tail -f).",
+    ),
 ]
 RealtimeOpt = Annotated[
     bool, typer.Option("--realtime", help="Let the stream's frames out at the video's fps.")
 ]
 EventsFileOpt = Annotated[Path | None, typer.Option("--events", help="Write the JSON events to this file.")]
+LiveSeedOpt = Annotated[
+    int | None,
+    typer.Option(help="Noise seed [default: a random one, written in the session storyboard].", min=0),
+]
+LiveResolutionOpt = Annotated[
+    str | None,
+    typer.Option(metavar="WxH", help="WxH in pixels, multiples of 16 [default: the model's native]."),
+]
+LiveDurationOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TIME",
+        help="Planned length (e.g. 30s, 1:30) [default: the model's longest, at most 1 h; without "
+        "--duration the end of standard input finishes the video].",
+    ),
+]
+LiveSaveLatentsOpt = Annotated[
+    Path | None, typer.Option(help="Also save the session's latents (safetensors) for `longlive decode`.")
+]
 SaveSessionOpt = Annotated[
     Path | None, typer.Option(help="The session storyboard [default: the recording's name with .yaml].")
 ]
@@ -306,13 +381,15 @@ def _errors_to_exit(debug: bool) -> Iterator[None]:
             import traceback
 
             traceback.print_exception(err)
+        from .terminal import printable
+
         message = str(err) if isinstance(err, LongLiveError) else f"{type(err).__name__}: {err}"
-        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"error: {printable(message, newlines=True)}", err=True)
         raise typer.Exit(exit_code_for(err)) from None
 
 
 # --------------------------------------------------------------------------- generate
-@app.command("generate")
+@app.command("generate", cls=_Command)
 def generate_command(
     storyboards: StoryboardsArg,
     output: OutputOpt = None,
@@ -453,7 +530,7 @@ def _generate_jobs(
                             _report_beside(event.path, plan, force=run.force, quiet=quiet, events=run.events)
                 run.job_ended(job, stop)
             except KeyboardInterrupt:
-                run.job_aborted(job, EXIT_SIGINT)
+                run.job_aborted(job, stop.exit_code)
                 typer.echo("aborted: the unfinished video was removed", err=True)
             except (OutputError, GenerationError) as err:
                 run.report(job, err)
@@ -466,13 +543,14 @@ def _generate_jobs(
 
 
 # --------------------------------------------------------------------------- live
-@app.command()
+@app.command(cls=_Command)
 def live(
     output: RecordingOpt = None,
     stream: StreamOpt = None,
     prompt: PromptOpt = None,
     prompts_from: PromptsFromOpt = None,
-    duration: DurationOpt = None,
+    duration: LiveDurationOpt = None,
+    from_start: FromStartOpt = False,
     realtime: RealtimeOpt = False,
     events_file: EventsFileOpt = None,
     save_session: SaveSessionOpt = None,
@@ -480,9 +558,9 @@ def live(
     rope: RopeOpt = None,
     lora: LoraOpt = None,
     decoder: DecoderOpt = None,
-    seed: SeedOpt = None,
-    resolution: ResolutionOpt = None,
-    save_latents: SaveLatentsOpt = None,
+    seed: LiveSeedOpt = None,
+    resolution: LiveResolutionOpt = None,
+    save_latents: LiveSaveLatentsOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     quantize: QuantizeOpt = None,
@@ -505,26 +583,27 @@ def live(
 ) -> None:
     """Steer a video while it is made: prompts one per line (stdin or --prompts-from), recorded, streamed.
 
-    Each new line switches the prompt at the next block. Commands: :quit, :pause, :resume, :help. The end of
-    standard input finishes the video without --duration, and only ends the reading with it.
+    Each new line switches the prompt at the next block. Commands: :quit (finish here), :pause / :resume,
+    :transition 2s [linear|slerp] (the next prompt blends in over 2 s), :help. The end of standard input
+    finishes the video without --duration, and only ends the reading with it. Exit codes: 0 done, 2 bad
+    option or no first prompt, 3 model, 4 output, 130/143 Ctrl-C/SIGTERM.
     """
     from .jsonl import JsonLines
-    from .live import LiveOptions, check_targets
+    from .live import LiveOptions, check_options
+    from .models.spec import resolve_spec
     from .signals import StopSignals
 
-    setup_logging(quiet=quiet, debug=debug)
-    with _errors_to_exit(debug):
-        check_targets(output, stream, json_out)
+    setup_logging(quiet=quiet or json_out, debug=debug)
+    # Ctrl-C / SIGTERM are a stop request from here on, also during the checks and the load.
+    with _errors_to_exit(debug), StopSignals() as stop:
         if with_report:
             _check_report_target(output, force)
         quantization = _quantization(quantize, int8, scheme)
-        events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
-        events = events or (JsonLines() if json_out else None)
         speed = _speed(locals())
         opts = LiveOptions(
             output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
         )
-        opts.rope = rope.value if rope is not None else None
+        opts.rope, opts.from_start = _value(rope), from_start
         load: dict[str, Any] = {
             "model": model,
             "device": device.value,
@@ -533,11 +612,16 @@ def live(
             "offline": offline,
         }
         load["int8"] = quantization
-        load["rope"] = rope.value if rope is not None else None
+        load["rope"] = _value(rope)
         load["loras"] = lora or ()
         load["decoder"] = decoder
-        with StopSignals() as stop:
-            code = _run_live(opts, load, save_latents, stop, events, quiet)
+        # Every option is checked before anything is loaded (or any file created).
+        spec = resolve_spec(model, _value(rope), lora or (), decoder)
+        outputs = {"--events": events_file, "--save-latents": save_latents}
+        check_options(opts, spec.geometry, json_to_stdout=json_out, outputs=outputs)
+        events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
+        events = events or (JsonLines() if json_out else None)
+        code = _run_live(opts, load, save_latents, stop, events, quiet=quiet or json_out, spec=spec)
         if with_report and code == 0 and output is not None and output.is_file():
             session = opts.save_session or output.with_suffix(".yaml")
             story = session if session.is_file() else None
@@ -551,59 +635,99 @@ def _run_live(
     save_latents: Path | None,
     stop: StopSignals,
     events: JsonLines | None,
+    *,
     quiet: bool,
+    spec: Any,
 ) -> int:
-    """Load, start the session, render its events; the exit code (130/143 after Ctrl-C/SIGTERM)."""
-    from .api import LongLive
-    from .events import Interrupted, PromptSwitched
-    from .live import (
+    """Start reading prompts, load, start the session, render its events; the exit code (130/143 after
+    Ctrl-C/SIGTERM, 4 when the only output, the stream, failed)."""
+    from .errors import OutputError
+    from .events import Aborted
+    from .live import NO_FIRST_PROMPT, StoppedBeforeFirstPrompt, close_session, open_prompts, start_session
+    from .registry import sampler_info
+
+    transitions = sampler_info(spec.sampler.name).transitions
+    reader = open_prompts(opts, spec.geometry, stopping=stop.requested, transitions=transitions)
+    session = None
+    try:
+        if opts.prompt is None and reader.eof.wait(0.2) and not reader.schedule.has_prompt():
+            raise InputError(NO_FIRST_PROMPT)  # e.g. < /dev/null: known before loading anything
+        if stop.requested():  # Ctrl-C / SIGTERM during the checks: nothing to load
+            typer.echo("stopped before loading: nothing was made", err=True)
+            return stop.exit_code
+        from .api import LongLive  # torch: only now
+
+        ll = LongLive.from_pretrained(load.pop("model"), **load)
+        ll.load()
+        try:
+            session, _ = start_session(ll, opts, stopping=stop.requested, reader=reader)
+        except StoppedBeforeFirstPrompt as err:
+            typer.echo(str(err), err=True)
+            return stop.exit_code
+        interrupted, stream_error = _render_live(session, opts, save_latents, stop, events, quiet)
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: abandon at once
+        if events:
+            events.event(Aborted(stop.exit_code))
+        typer.echo("aborted: the unfinished video was removed", err=True)
+        return stop.exit_code
+    finally:
+        if session is not None:
+            close_session(session)
+            session.ll.release_text_encoder()
+        reader.stop()
+    if interrupted or stop.requested():  # a stop after the last block: the video is whole, still 130/143
+        return stop.exit_code
+    if stream_error is not None and opts.recording is None:
+        raise OutputError(f"{stream_error}; nothing was recorded (no -o)")
+    return 0
+
+
+def _render_live(
+    session: Any, opts: Any, save_latents: Path | None, stop: Any, events: Any, quiet: bool
+) -> tuple[bool, str | None]:
+    """Render a session's events; (stopped by Ctrl-C/SIGTERM, why the stream ended early or None)."""
+    from .events import Event as PipelineEvent
+    from .events import (
+        Interrupted,
         PromptReceived,
         PromptShown,
         PromptSuperseded,
         SessionSummary,
         StreamBehind,
-        close_session,
-        start_session,
+        StreamClosed,
     )
     from .progress import make_reporter
+    from .terminal import printable
 
-    ll = LongLive.from_pretrained(load.pop("model"), **load)
-    ll.load()
-    session, _reader = start_session(ll, opts, stopping=stop.requested)
-    interrupted = False
-    try:
-        with make_reporter(quiet=quiet) as reporter:
-            for event in session.run(
-                should_stop=stop.requested, save_latents=save_latents, overwrite=opts.force
-            ):
-                if events:
-                    events.event(event)
-                if isinstance(event, PromptReceived):
-                    typer.echo(f"received: {event.text}", err=True)
-                elif isinstance(event, PromptSuperseded):
-                    typer.echo(f"superseded before it was shown: {event.text}", err=True)
-                elif isinstance(event, PromptShown) and not quiet:
-                    typer.echo(
-                        f"prompt on screen at block {event.block}, {event.latency_s:.2f} s after it arrived "
-                        f"(text encoder {event.encode_s:.2f} s)",
-                        err=True,
-                    )
-                elif isinstance(event, StreamBehind) and not quiet:
-                    typer.echo(f"stream behind real time at {event.video_s:.2f} s of video", err=True)
-                elif isinstance(event, SessionSummary):
-                    typer.echo(_live_summary(event), err=True)
-                elif isinstance(event, Interrupted):
-                    interrupted = True
-                    kept = f"kept {event.path}" if event.path else "nothing kept"
-                    typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
-                if isinstance(event, (PromptSwitched, Interrupted)) or type(event).__module__.endswith(
-                    "events"
-                ):
-                    reporter.handle(event)
-    finally:
-        close_session(session)
-        ll.release_text_encoder()
-    return stop.exit_code if interrupted else 0
+    interrupted, stream_error = False, None
+    with make_reporter(quiet=quiet) as reporter:
+        for event in session.run(should_stop=stop.requested, save_latents=save_latents, overwrite=opts.force):
+            if events:
+                events.event(event)
+            if isinstance(event, PromptReceived):
+                typer.echo(f"received: {printable(event.text)}", err=True)
+            elif isinstance(event, PromptSuperseded):
+                more = f" (and {event.count - 1} before it)" if event.count > 1 else ""
+                typer.echo(f"superseded before it was shown: {printable(event.text)}{more}", err=True)
+            elif isinstance(event, PromptShown) and not quiet:
+                typer.echo(
+                    f"prompt on screen at block {event.block}, {event.latency_s:.2f} s after it arrived "
+                    f"(text encoder {event.encode_s:.2f} s)",
+                    err=True,
+                )
+            elif isinstance(event, StreamBehind) and not quiet:
+                typer.echo(f"stream behind real time at {event.video_s:.2f} s of video", err=True)
+            elif isinstance(event, StreamClosed):
+                stream_error = event.reason
+            elif isinstance(event, SessionSummary):
+                typer.echo(_live_summary(event), err=True)
+            elif isinstance(event, Interrupted):
+                interrupted = True
+                kept = f"kept {event.path}" if event.path else "nothing kept"
+                typer.echo(f"stopped after {event.duration_s:.2f} s of video: {kept}", err=True)
+            if isinstance(event, PipelineEvent) and not (stream_error and opts.recording is None):
+                reporter.handle(event)
+    return interrupted, stream_error
 
 
 def _live_summary(event: Any) -> str:
@@ -625,7 +749,7 @@ def _live_summary(event: Any) -> str:
 
 
 # --------------------------------------------------------------------------- report
-@app.command("report")
+@app.command("report", cls=_Command)
 def report_command(
     video: Annotated[Path, typer.Argument(help="The video to report on (MP4).", show_default=False)],
     storyboard: Annotated[
@@ -721,7 +845,7 @@ def _report_beside(
 
 
 # --------------------------------------------------------------------------- bench
-@app.command()
+@app.command(cls=_Command)
 def bench(
     model: ModelOpt = "tiny-random",
     resolution: ResolutionOpt = None,
@@ -816,7 +940,7 @@ def _speed(params: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the other commands
-@app.command()
+@app.command(cls=_Command)
 def validate(
     storyboards: Annotated[
         list[str], typer.Argument(help="Storyboard YAML files; - for stdin.", show_default=False)
@@ -834,6 +958,7 @@ def validate(
     from .models.spec import resolve_spec
     from .plans import plan_storyboard
     from .storyboard import StoryboardError, format_plan
+    from .terminal import printable
 
     setup_logging(quiet=quiet, debug=debug)
     with _errors_to_exit(debug):
@@ -849,7 +974,7 @@ def validate(
             )
         except StoryboardError as err:
             failed += 1
-            typer.echo(f"error: {err}", err=True)
+            typer.echo(f"error: {printable(str(err), newlines=True)}", err=True)
             if events:
                 location = {"file": err.path, "line": err.line, "column": err.column, "field": err.field}
                 events.emit("invalid", storyboard=path, message=str(err), **location)
@@ -863,7 +988,7 @@ def validate(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
-@app.command()
+@app.command(cls=_Command)
 def quantize(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Model folder to write (usable as --model).")
@@ -911,7 +1036,7 @@ def quantize(
         typer.echo(f"Wrote {output} (use it as --model {output})", err=True)
 
 
-@app.command("download")
+@app.command("download", cls=_Command)
 def download_command(
     model: Annotated[str, typer.Argument(help="Model preset or spec file.")] = DEFAULT_MODEL,
     offline: Annotated[
@@ -961,7 +1086,7 @@ def download_command(
             )
 
 
-@app.command()
+@app.command(cls=_Command)
 def cache(
     action: Annotated[CacheAction, typer.Argument(help="list the caches or clear them.")] = CacheAction.list,
     what: Annotated[
@@ -994,7 +1119,7 @@ def cache(
         typer.echo(f"total {human_bytes(sum(f.size for f in folders))}")
 
 
-@app.command("decode")
+@app.command("decode", cls=_Command)
 def decode_command(
     latents: Annotated[Path, typer.Argument(help="Latents file from `generate --save-latents`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="MP4 to write.")],
@@ -1027,7 +1152,7 @@ def decode_command(
         typer.echo(f"Wrote {path}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def info(debug: DebugOpt = False) -> None:
     """Show the version, the torch build, cuDNN, NVIDIA driver, GPUs, each part's precision rule, the cache
     folder (without importing torch), and the presets."""

@@ -87,4 +87,72 @@ class Interrupted:
     duration_s: float
 
 
+# --------------------------------------------------------------------------- `longlive live`'s own
+@dataclass(frozen=True)
+class PromptReceived:
+    """A prompt line arrived (``at_s``: wall seconds since the session started)."""
+
+    text: str
+    at_s: float
+
+
+@dataclass(frozen=True)
+class PromptSuperseded:
+    """A newer prompt arrived before ``text`` was shown, so it never will be (nor encoded, when its turn had
+    not come); ``count`` prompts were passed over in one burst, ``text`` the last of them."""
+
+    text: str
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class PromptShown:
+    """The first frames under the prompt switched to at ``block`` are decoded and written, ``latency_s``
+    wall seconds after its line arrived; ``encode_s`` of them went to the text encoder (on its worker thread,
+    so it adds to the latency only where the block waited for it)."""
+
+    block: int
+    latency_s: float
+    encode_s: float
+
+
+@dataclass(frozen=True)
+class StreamBehind:
+    """``--realtime``: the stream's buffer ran dry after ``video_s`` seconds of video (generation is slower
+    than real time); the stream waits for the next frame."""
+
+    video_s: float
+
+
+@dataclass(frozen=True)
+class StreamClosed:
+    """The live stream ended before the session (its consumer went away); the recording goes on."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """The end of a session: prompt-to-frame latency over its switches (None without a switch), generation
+    FPS (video frames per wall second), where the session storyboard is, and the memory the text encoder
+    kept loaded for the session took (bytes of its weights; 0 when every prompt came from a cache)."""
+
+    switches: int
+    latency_median_s: float | None
+    latency_max_s: float | None
+    generation_fps: float
+    session_path: Path | None
+    text_encoder_bytes: int
+
+
+@dataclass(frozen=True)
+class Aborted:
+    """The run was abandoned at once (a second Ctrl-C / SIGTERM): the unfinished video was removed, nothing
+    was kept; the command exits ``exit_code`` (130 or 143)."""
+
+    exit_code: int
+
+
 Event = GenerationStarted | PromptSwitched | BlockDone | Finished | Interrupted
+#: What a live session yields besides the pipeline's :data:`Event`.
+LiveEvent = PromptReceived | PromptSuperseded | PromptShown | StreamBehind | StreamClosed | SessionSummary

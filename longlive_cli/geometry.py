@@ -139,7 +139,7 @@ class Geometry:
 
 def relative_rope(geometry: Geometry) -> Geometry:
     """``geometry`` for the same model with relative RoPE: no temporal table (the index is a frame's rank in
-    the attention window, DESIGN.md "Relative RoPE") and :data:`RELATIVE_MAX_S` as the longest plan."""
+    the attention window, docs/design.md "Relative RoPE") and :data:`RELATIVE_MAX_S` as the longest plan."""
     return replace(geometry, rope_max_latent_frames=None, max_trained_s=RELATIVE_MAX_S)
 
 

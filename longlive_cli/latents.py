@@ -181,6 +181,41 @@ class LatentsView:
         return self._data[index]
 
 
+def _check_regular(path: str | Path) -> None:
+    """A latents file must be a regular file (a FIFO would block the reader, a device never end).
+
+    Raises:
+        InputError: missing, or not a regular file (says what it is).
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        raise InputError(f"cannot read latents file {path}: {err.strerror}") from None
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise InputError(
+            f"latents file {path} is {what}; give a file from `longlive generate --save-latents`"
+        )
+
+
+def latents_model(path: str | Path) -> str | None:
+    """The model a latents file was made with (its ``model`` metadata), or None when it does not say.
+
+    Raises:
+        InputError: as :func:`open_latents`.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    _check_regular(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("model") or None
+    except (SafetensorError, OSError) as err:
+        raise InputError(f"cannot read latents file {path}: {err}") from None
+
+
 def open_latents(path: str | Path) -> tuple[LatentsView, dict]:
     """Open a file written by :func:`write_latents` or :class:`LatentsWriter` without reading its data:
     ``(view, plan as a dict)`` (``longlive decode`` reads block by block, so memory does not grow with the
@@ -191,6 +226,7 @@ def open_latents(path: str | Path) -> tuple[LatentsView, dict]:
     """
     from safetensors import SafetensorError, safe_open
 
+    _check_regular(path)
     try:
         f = safe_open(str(path), framework="pt")
         meta = f.metadata() or {}

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-__all__ = ["quiet_noisy_imports", "quiet_third_party", "setup_logging"]
+__all__ = ["quiet_noisy_imports", "quiet_progress_bars", "quiet_third_party", "setup_logging"]
 
 _NOISY = ("torchao", "diffusers.quantizers.torchao.torchao_quantizer", "torch.utils._pytree")
 _installed: logging.Handler | None = None
@@ -69,3 +69,20 @@ def setup_logging(*, quiet: bool = False, debug: bool = False) -> None:
     logger.propagate = False
     _installed = handler
     quiet_third_party()
+    if quiet:
+        quiet_progress_bars()
+
+
+def quiet_progress_bars() -> None:
+    """No third-party progress bars (transformers' "Loading weights", Hub downloads) for ``--quiet``: the
+    Hub's switch, read by transformers when imported, set in the environment and, for libraries already
+    imported, turned off in place."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()

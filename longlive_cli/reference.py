@@ -99,7 +99,7 @@ def naive_rolling_forcing(
     attention_frames: int = 21,
     geometry: Geometry = WAN21,
 ) -> Iterator[torch.Tensor]:
-    """Rolling Forcing (DESIGN.md "Rolling Forcing reference semantics") by recomputation, single prompt.
+    """Rolling Forcing (docs/design.md "Rolling Forcing reference semantics") by recomputation, single prompt.
 
     Yields each block's final x0 ``[1, 3, 16, h, w]`` in block order. No cache: every window's pass is
     one uncached forward over an explicit list of key frames, each a (frame, latent, RoPE position):
@@ -192,7 +192,7 @@ def naive_relative_video(
     sampler_config: SamplerConfig = SamplerConfig(rope="relative"),
     geometry: Geometry = WAN21,
 ) -> Iterator[torch.Tensor]:
-    """Single-prompt LongLive with relative RoPE (DESIGN.md "Relative RoPE reference semantics") by
+    """Single-prompt LongLive with relative RoPE (docs/design.md "Relative RoPE reference semantics") by
     recomputation, without a cache; yields each block's x0 ``[1, F, 16, h, w]``.
 
     Every pass is one uncached forward over an explicit list of rows (a latent frame, its timestep, its

@@ -204,7 +204,7 @@ class DecoderInfo:
         return _resolve("decoder", self.name, self.network)
 
 
-# The built-in components. Sources: DESIGN.md / the samplers' and decoders' module docs.
+# The built-in components. Sources: docs/design.md / the samplers' and decoders' module docs.
 _SAMPLERS: dict[str, SamplerInfo] = {
     "longlive": SamplerInfo(
         "longlive",

@@ -60,6 +60,7 @@ class StreamSink:
         self.target, self.width, self.height = target, width, height
         self.on_closed = on_closed
         self.alive = True
+        self.error: str | None = None  # why the stream ended early, if it did
         gop = max(1, round(fps))
         cmd = h264_command(
             width=width,
@@ -90,30 +91,58 @@ class StreamSink:
             self._stdin.write(memoryview(data).cast("B"))  # type: ignore[arg-type]
             self._stdin.flush()
         except (BrokenPipeError, ValueError, OSError) as err:
-            self._ended(f"the stream {self.target} stopped ({type(err).__name__}: the consumer went away)")
+            self._ended(err)
 
-    def _ended(self, reason: str) -> None:
+    def _ended(self, err: BaseException) -> None:
         self.alive = False
         with contextlib.suppress(OSError):
             self._stdin.close()
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
+        self.error = reason = self._reason(self.ffmpeg_error(), type(err).__name__)
         if self.on_closed is not None:
             self.on_closed(reason)
 
+    def _reason(self, said: str, what: str) -> str:
+        if not said or "Broken pipe" in said:
+            return f"the stream {self.target} stopped ({what}: the consumer went away)"
+        return f"the stream {self.target} failed: ffmpeg: {said}"  # a bad target: ffmpeg's own words
+
+    def ffmpeg_error(self) -> str:
+        """The last lines ffmpeg wrote on its standard error once it has exited (empty while it runs, or when
+        it said nothing)."""
+        if self._proc.poll() is None:
+            return ""
+        with contextlib.suppress(OSError, ValueError):
+            text = self._stderr.read().decode("utf-8", "replace").strip()
+            return " / ".join(text.splitlines()[-3:])
+        return ""
+
     def close(self) -> None:
-        """Flush and end the stream (waits for ffmpeg, at most 30 s)."""
+        """Flush and end the stream (waits for ffmpeg, at most 30 s). A failure of ffmpeg found here (it could
+        not write the target) is told to ``on_closed`` as any early end.
+
+        Raises:
+            OutputError: ffmpeg did not end within 30 s (it is killed).
+        """
         if not self.alive:
             return
         self.alive = False
         with contextlib.suppress(OSError, ValueError):
             self._stdin.close()
         try:
-            self._proc.wait(timeout=30)
+            code = self._proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+            raise OutputError(
+                f"the stream {self.target}: ffmpeg did not finish within 30 s; killed"
+            ) from None
+        if code != 0:
+            self.error = self._reason(self.ffmpeg_error(), f"ffmpeg exit status {code}")
+            if self.on_closed is not None:
+                self.on_closed(self.error)
 
 
 class RealtimePacer:

@@ -182,9 +182,6 @@ class VideoWriter:
 
         self.path = check_output(path, overwrite=overwrite)
 
-        self.temp_path = self._create_temp_file()
-        # Lives as long as ffmpeg does (closed in close()/abort()), so no `with` block.
-        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         cmd = h264_command(
             width=self.width,
             height=self.height,
@@ -194,25 +191,37 @@ class VideoWriter:
             # the format from; the temp file was created empty by us, exclusively.
             output=[
                 *[arg for key, value in (metadata or {}).items() for arg in ("-metadata", f"{key}={value}")],
-                *["-movflags", "+faststart", "-f", "mp4", "-y", str(self.temp_path)],
+                *["-movflags", "+faststart", "-f", "mp4", "-y"],
             ],
         )
+        self.temp_path = self._create_temp_file()
+        proc: subprocess.Popen | None = None
+        # Lives as long as ffmpeg does (closed in close()/abort()), so no `with` block.
+        stderr: IO[bytes] | None = None
         try:
-            self._proc = subprocess.Popen(
+            stderr = self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+            cmd.append(str(self.temp_path))
+            proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
                 **_popen_isolation(),
             )
-        except OSError as err:
-            self._stderr.close()
+            assert proc.stdin is not None  # stdin=PIPE
+            self._proc, self._stdin = proc, proc.stdin
+            self._state = "open"
+        except BaseException as err:  # also Ctrl-C while ffmpeg starts: no stray temporary file is left
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            if stderr is not None:
+                stderr.close()
             self.temp_path.unlink(missing_ok=True)
             self._state = "aborted"
-            raise OutputError(f"Could not start ffmpeg ({cmd[0]}): {err}") from err
-        assert self._proc.stdin is not None  # stdin=PIPE
-        self._stdin: IO[bytes] = self._proc.stdin
-        self._state = "open"
+            if isinstance(err, OSError):
+                raise OutputError(f"Could not start ffmpeg ({cmd[0]}): {err}") from err
+            raise
 
     def _create_temp_file(self) -> Path:
         try:

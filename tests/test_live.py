@@ -3,6 +3,7 @@ input at chosen moments, its JSON events read back."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -29,8 +30,8 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 class Live:
     """A running `longlive live` with JSON events on a file we follow."""
 
-    def __init__(self, tmp: Path, *args: str, stdout=subprocess.DEVNULL) -> None:
-        self.events_path = tmp / "events.jsonl"
+    def __init__(self, tmp: Path, *args: str, stdout=subprocess.DEVNULL, events: str = "events.jsonl"):
+        self.events_path = tmp / events
         self.proc = subprocess.Popen(
             [*CMD, *TINY, "--events", str(self.events_path), *args],
             stdin=subprocess.PIPE,
@@ -84,11 +85,15 @@ def test_a_prompt_lands_on_the_first_block_started_after_it_arrives_and_the_sess
     live.send("a lighthouse at dusk")
     live.wait_for(lambda e: e["event"] == "block_done" and e["block"] == 1)
     live.send(":pause")
-    # Held: no block_done for a while, so the generator waits inside the schedule before block last + 1.
-    count = -1
-    while count != len(live.of("block_done")):
-        count = len(live.of("block_done"))
-        time.sleep(1.0)
+    # Held: no block_done for three times the longest block so far, so the generator waits inside the
+    # schedule before block last + 1 (a block takes from 0.2 s to seconds, as busy as the machine is).
+    times = [e["elapsed_s"] for e in live.of("block_done")]
+    window = max(1.0, 3 * max(b - a for a, b in itertools.pairwise(times)))
+    count, since = -1, time.monotonic()
+    while time.monotonic() - since < window:
+        if count != len(live.of("block_done")):
+            count, since = len(live.of("block_done")), time.monotonic()
+        time.sleep(0.1)
     last_done = live.of("block_done")[-1]["block"]
     live.send("a lighthouse in a storm")
     live.send(":resume")
@@ -186,7 +191,7 @@ def test_eof_without_duration_finishes_with_it_continues(tmp_path):
     assert code == 0, stderr
     frames = read_video_info(tmp_path / "a.mp4")["frames"]
     assert 9 <= frames < 957 and (tmp_path / "a.yaml").read_text().count("stopped at") == 1
-    full = Live(tmp_path, "-o", str(tmp_path / "b.mp4"), "--duration", "4s")
+    full = Live(tmp_path, "-o", str(tmp_path / "b.mp4"), "--duration", "4s", events="full.jsonl")
     full.send("a red fox")
     code, stderr = full.finish()
     assert code == 0, stderr

@@ -48,7 +48,7 @@ WAN = {
     "transformer_config": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers:transformer/config.json",
     "vae": "Wan-AI/Wan2.1-T2V-1.3B:Wan2.1_VAE.pth",
 }
-# Verified against the official repositories (see longlive_cli/models/spec.py and README "Models").
+# Verified against the official repositories (see longlive_cli/models/spec.py and docs/models.md).
 GENERATORS = {
     "rolling-forcing": ("TencentARC/RollingForcing:checkpoints/rolling_forcing_dmd.pt", "generator_ema"),
     "causal-forcing-long": ("zhuhz22/Causal-Forcing:chunkwise/longvideo.pt", "generator_ema"),

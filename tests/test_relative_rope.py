@@ -1,7 +1,7 @@
 """Relative RoPE (``rope: relative``): the rank rule, its oracles, switches, the length limit, the parity
 command.
 
-The rule (DESIGN.md "Relative RoPE reference semantics"): keys are cached without RoPE; in every pass a
+The rule (docs/design.md "Relative RoPE reference semantics"): keys are cached without RoPE; in every pass a
 frame's temporal RoPE index is its rank among the cached frames it attends to (sink first, then the window
 in frame order), queries included. Checked against two oracles in :mod:`longlive_cli.reference`: explicit
 key lists at rank positions through the uncached transformer (no cache at all, a few blocks), and the

@@ -281,7 +281,7 @@ class RelativeWrite(CacheWrite):
 
 
 class RelativeKVCache(KVCache):
-    """The sink + window KV cache with relative RoPE (DESIGN.md "Relative RoPE reference semantics"; NVlabs/
+    """The sink + window KV cache with relative RoPE (docs/design.md "Relative RoPE reference semantics"; NVlabs/
     LongLive ``wan/modules/causal_model_infinity.py``, "block-relativistic RoPE").
 
     Same slots, eviction and re-cache behaviour as :class:`KVCache`, but keys are stored **without** RoPE, and

@@ -172,17 +172,76 @@ def load_text_encoder(
     encoder, tokenizer = paths["text_encoder"], paths["tokenizer"]
     dtype = dtype or text_encoder_stored_dtype(spec, paths)
     try:
+        tok = load_tokenizer(tokenizer)
         if encoder.is_file():
-            return TextEncoder.from_wan_checkpoint(encoder, tokenizer, torch_dtype=dtype, device=device)
-        text = TextEncoder.from_pretrained(encoder.parent, subfolder_encoder=encoder.name, torch_dtype=dtype)
-        if tokenizer != encoder.parent / "tokenizer":
-            from transformers import AutoTokenizer
-
-            text = TextEncoder(text.text_encoder, AutoTokenizer.from_pretrained(tokenizer))
+            return TextEncoder.from_wan_checkpoint(encoder, tok, torch_dtype=dtype, device=device)
+        text = TextEncoder(load_umt5_folder(encoder, dtype), tok)
         _place(text.text_encoder, device, dtype)
         return text
-    except (OSError, ValueError) as err:
-        raise ModelUnavailableError(f"cannot load the text encoder from {encoder}: {err}") from None
+    except ModelUnavailableError:
+        raise
+    except Exception as err:  # transformers, safetensors and torch.load each raise their own kinds
+        where = _weights_in(encoder) if encoder.is_dir() else encoder
+        raise ModelUnavailableError(f"cannot load the text encoder {where}: {err}") from None
+
+
+def load_tokenizer(folder: Path):
+    """``AutoTokenizer.from_pretrained(folder)`` (local files only here: fetched before).
+
+    Raises:
+        ModelUnavailableError: the folder holds no usable tokenizer (names the folder and what was wrong).
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except Exception as err:  # OSError, ValueError, JSONDecodeError, UnicodeDecodeError, tokenizers' own
+        where = folder / "tokenizer.json" if (folder / "tokenizer.json").is_file() else folder
+        raise ModelUnavailableError(
+            f"cannot load the tokenizer {where}: {type(err).__name__}: {err}. Download it again."
+        ) from None
+
+
+def _weights_in(folder: Path) -> str:
+    """The weight file(s) of a Hugging Face model folder, for messages."""
+    files = sorted(p.name for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    return str(folder / files[0]) if len(files) == 1 else f"{folder} ({', '.join(files) or 'no weight file'})"
+
+
+def load_umt5_folder(folder: Path, dtype: torch.dtype | None):
+    """A transformers ``UMT5EncoderModel`` folder, loaded strictly: every weight the model has must be in the
+    file and every tensor of the file must be one of the model's (transformers itself would fill missing
+    weights with random numbers and only warn).
+
+    Raises:
+        ModelUnavailableError: missing, unexpected or mis-shaped weights (names the file and the first key
+            of each), or a file transformers cannot read.
+    """
+    import transformers
+    from packaging.version import Version
+    from transformers import UMT5EncoderModel
+
+    kwargs: dict = {"output_loading_info": True}
+    if dtype is not None:  # transformers renamed `torch_dtype` to `dtype` in 4.56
+        kwargs["dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"] = dtype
+    model, info = UMT5EncoderModel.from_pretrained(str(folder), **kwargs)
+    problems = []
+    kinds = (
+        ("missing_keys", "missing"),
+        ("unexpected_keys", "unexpected"),
+        ("mismatched_keys", "of another shape"),
+    )
+    for name, what in kinds:
+        keys = sorted(str(k if isinstance(k, str) else k[0]) for k in info.get(name) or ())
+        if keys:
+            problems.append(f"{len(keys)} weights {what} (first: {keys[0]})")
+    if problems:
+        raise ModelUnavailableError(
+            f"text encoder {_weights_in(folder)} does not fit UMT5: {'; '.join(problems)}. It is not a "
+            "Wan2.1 UMT5 text encoder; download the right file"
+        )
+    model.requires_grad_(False)
+    return model.eval()
 
 
 def converted_cache_file(spec: ModelSpec, paths: Mapping[str, Path], dtype: torch.dtype) -> Path | None:

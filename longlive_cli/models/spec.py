@@ -14,11 +14,11 @@ tokenizer and the VAE from the original ``Wan-AI/Wan2.1-T2V-1.3B`` repo (the pat
 ``longlive-1.3b-infinite`` is the same release with relative RoPE (NVlabs/LongLive
 ``configs/longlive_inference_infinity.yaml``, ``use_infinite_attention: true``: same generator, LoRA, window,
 sink and steps): the temporal RoPE index of a frame is its rank in the attention window, so videos are not
-limited by the 1024-entry table (DESIGN.md "Relative RoPE reference semantics").
+limited by the 1024-entry table (docs/design.md "Relative RoPE reference semantics").
 
 The other presets are the released checkpoints of the same family, each read from its official file
 and entry, on the same Wan2.1-T2V-1.3B files (sources checked against the authors' repositories and
-model cards; the README's "Models" lists them with sizes and licences):
+model cards; docs/models.md lists them with sizes and licences):
 
 * ``rolling-forcing``: TencentARC/RollingForcing a1477d0 README ("Download checkpoints",
   ``huggingface-cli download TencentARC/RollingForcing checkpoints/rolling_forcing_dmd.pt``) and
@@ -178,6 +178,10 @@ class LoraSpec:
         return self.source if self.scale == 1.0 else f"{self.source}:{self.scale:g}"
 
 
+#: File names that end a weight file (a ``--lora`` value ending ``<file>:<not a number>`` is a bad scale).
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+
+
 def parse_lora(value: str) -> LoraSpec:
     """``SOURCE[:SCALE]`` (the ``--lora`` form) as a :class:`LoraSpec`.
 
@@ -186,7 +190,8 @@ def parse_lora(value: str) -> LoraSpec:
     (``owner/repo:loras/style.safetensors``).
 
     Raises:
-        ValueError: an empty source, or a scale that is not finite.
+        ValueError: an empty source, a scale that is not finite, or one that is not a number after a weight
+            file's name (``style.pt:abc``).
     """
     value = str(value).strip()
     source, scale = value, 1.0
@@ -195,7 +200,11 @@ def parse_lora(value: str) -> LoraSpec:
         try:
             scale = float(tail)
         except ValueError:
-            pass
+            if head.strip().lower().endswith(WEIGHT_SUFFIXES):  # `style.pt:abc`: a scale meant, not a path
+                raise ValueError(
+                    f"LoRA {value!r}: the scale {tail.strip()!r} is not a number; write SOURCE:SCALE with a "
+                    "number, e.g. style.safetensors:0.8"
+                ) from None
         else:
             source = head.strip()
     if not source:
@@ -424,6 +433,9 @@ def load_spec(path: str | Path) -> ModelSpec:
         )
     except (TypeError, ValueError) as err:
         raise ModelUnavailableError(f"{path}: {err}") from None
+    problem = _number_problem(sampler, geometry)
+    if problem is not None:
+        raise ModelUnavailableError(f"{path}: {problem}")
     try:
         return with_rope(spec, sampler.rope)
     except ValueError as err:
@@ -457,6 +469,46 @@ def _spec_architecture(path: Path, spec_kw: dict[str, Any], sampler_kw: dict[str
             f"{path}: sampler: {sampler} does not run architecture {name} (it runs {arch.sampler})"
         )
     return arch
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number_problem(sampler: SamplerConfig, geometry: Geometry) -> str | None:
+    """What is wrong with a spec file's numbers, in words (None: nothing), so that a bad value is reported
+    when the spec is read (exit 3), not when generation or a storyboard meets it."""
+    width_height = geometry.native_resolution
+    multiple = geometry.pixel_multiple
+    if len(width_height) != 2 or not all(
+        _is_int(v) and multiple <= v <= 4096 and v % multiple == 0 for v in width_height
+    ):
+        return (
+            f"native_resolution: {list(width_height)} is not [width, height] in pixels, each a multiple of "
+            f"{multiple} from {multiple} to 4096 (Wan2.1: [832, 480])"
+        )
+    if not _is_int(sampler.local_attn_size) or sampler.local_attn_size < 1:
+        return f"local_attn_size: {sampler.local_attn_size!r} must be a positive number of latent frames (12)"
+    if not _is_int(sampler.sink_size) or not 0 <= sampler.sink_size < sampler.local_attn_size:
+        return (
+            f"sink_size: {sampler.sink_size!r} must be a whole number of latent frames from 0 to "
+            f"local_attn_size - 1 ({sampler.local_attn_size - 1}); LongLive uses 3"
+        )
+    steps = sampler.denoising_steps
+    if not steps or not all(_is_int(t) and 0 < t <= sampler.num_train_timesteps for t in steps):
+        return (
+            f"denoising_steps: {list(steps)} must be timesteps from 1 to num_train_timesteps "
+            f"({sampler.num_train_timesteps}), e.g. [1000, 750, 500, 250]"
+        )
+    shift = sampler.timestep_shift
+    if (
+        isinstance(shift, bool)
+        or not isinstance(shift, int | float)
+        or not shift > 0
+        or shift == float("inf")
+    ):
+        return f"timestep_shift: {shift!r} must be a positive number (5.0)"
+    return None
 
 
 def _check_sources(path: Path, spec_kw: dict[str, Any]) -> None:
@@ -893,14 +945,36 @@ def fetch_components(spec: ModelSpec, parts: list[Component], *, offline: bool) 
 
     Raises:
         longlive_cli.hub.WeightsUnavailableError: a part cannot be had (names it and the ways out).
+        WeightFileError: a part is a FIFO, a device, a folder where a file is expected, empty, or a cut
+            safetensors file (:func:`~longlive_cli.models.weightfiles.check_weight_path`).
     """
     if spec.name in PRESETS:  # and the LoRAs --lora added to it
         model = spec.name + "".join(f" --lora {lora}" for lora in spec.loras[len(PRESETS[spec.name].loras) :])
     else:
         model = f"--model {spec.name}"
-    return {
-        p.role: fetch(p.source, offline=offline, folder=p.folder, size=p.size, model=model) for p in parts
-    }
+    from .weightfiles import check_weight_path
+
+    paths = {}
+    for p in parts:
+        path = fetch(p.source, offline=offline, folder=p.folder, size=p.size, model=model)
+        # What a local path really is, and whether its safetensors are whole, before any loader opens it.
+        paths[p.role] = check_weight_path(path, ROLE_NAMES.get(p.role.split(".")[0], p.role), folder=p.folder)
+    return paths
+
+
+#: A part's role (:func:`components`) in messages.
+ROLE_NAMES = {
+    "text_encoder": "text encoder",
+    "tokenizer": "tokenizer",
+    "quantized": "quantized transformer",
+    "transformer_config": "transformer config",
+    "generator": "generator checkpoint",
+    "lora": "LoRA checkpoint",
+    "transformer": "transformer",
+    "user_lora": "LoRA",
+    "decoder": "decoder weights",
+    "vae": "VAE",
+}
 
 
 def cache_root() -> Path:

@@ -164,7 +164,7 @@ class TextEncoder:
     def from_wan_checkpoint(
         cls,
         pth_path: str | Path,
-        tokenizer_path: str | Path,
+        tokenizer_path: str | Path | PreTrainedTokenizerFast,
         *,
         config: Any = None,  # UMT5Config | dict | None
         torch_dtype: torch.dtype | None = None,
@@ -185,8 +185,8 @@ class TextEncoder:
         file into it (bf16 → fp32 is exact). Tensors are cast and moved one at a time, so ``device="cuda"``
         never holds a float32 copy in host memory. ``attn_implementation`` as in :meth:`from_pretrained`
         (None: transformers' default, the same as :meth:`from_pretrained` gets). The tokenizer is
-        ``AutoTokenizer.from_pretrained(tokenizer_path)`` (Wan2.1 ``HuggingfaceTokenizer``); local folders
-        need no network.
+        ``AutoTokenizer.from_pretrained(tokenizer_path)`` (Wan2.1 ``HuggingfaceTokenizer``; or
+        ``tokenizer_path`` is a tokenizer already loaded); local folders need no network.
 
         Raises:
             FileNotFoundError: ``pth_path`` does not exist.
@@ -242,7 +242,10 @@ class TextEncoder:
             )
         model.set_input_embeddings(model.shared)  # one embedding module again, as after from_pretrained
         model.requires_grad_(False)
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
+        if isinstance(tokenizer_path, str | Path):
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
+        else:  # a tokenizer already loaded
+            tokenizer = tokenizer_path
         return cls(model, tokenizer, max_length=max_length)
 
     def save_pretrained(self, folder: str | Path) -> None:

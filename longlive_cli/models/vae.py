@@ -91,9 +91,9 @@ def load_vae(
 
     Raises:
         FileNotFoundError: ``source`` does not exist, or a folder has no ``config.json`` (nor ``vae/``).
-        ValueError: ``config`` given with a folder; a single file is not a flat tensor dict, has an
-            unknown suffix, or its converted keys / shapes do not fit the model (missing and unexpected
-            keys named, with the file).
+        ValueError: ``config`` given with a folder; a folder's or a single file's weights do not fit the
+            model (missing, unexpected or mis-shaped keys named, with the file); a single file is not a flat
+            tensor dict or has an unknown suffix.
     """
     path = Path(source)
     if path.is_dir():
@@ -105,10 +105,13 @@ def load_vae(
         kwargs: dict = {"low_cpu_mem_usage": False}
         if torch_dtype is not None:
             kwargs["torch_dtype"] = torch_dtype
+        kwargs["output_loading_info"] = True  # diffusers fills missing weights at random and only warns
         if (path / "config.json").is_file():
-            vae = AutoencoderKLWan.from_pretrained(str(path), **kwargs)
+            vae, info = AutoencoderKLWan.from_pretrained(str(path), **kwargs)
+            _check_loading_info(info, path)
         elif (path / "vae" / "config.json").is_file():
-            vae = AutoencoderKLWan.from_pretrained(str(path), subfolder="vae", **kwargs)
+            vae, info = AutoencoderKLWan.from_pretrained(str(path), subfolder="vae", **kwargs)
+            _check_loading_info(info, path / "vae")
         else:
             raise FileNotFoundError(
                 f"{path}: neither config.json nor vae/config.json found; pass a diffusers AutoencoderKLWan "
@@ -121,6 +124,30 @@ def load_vae(
     if device is not None:
         vae = vae.to(device)
     return vae.eval().requires_grad_(False)
+
+
+def _check_loading_info(info: dict, folder: Path) -> None:
+    """Strict loading for a diffusers folder: no weight of the model missing from the file, none of the file
+    left over, none of another shape.
+
+    Raises:
+        ValueError: naming the folder's weight file and the first key of each kind.
+    """
+    problems = []
+    for name, what in (
+        ("missing_keys", "missing"),
+        ("unexpected_keys", "unexpected"),
+        ("mismatched_keys", "of another shape"),
+    ):
+        keys = sorted(str(k if isinstance(k, str) else k[0]) for k in info.get(name) or ())
+        if keys:
+            problems.append(f"{len(keys)} weights {what} (first: {keys[0]})")
+    if problems:
+        files = sorted(p.name for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+        raise ValueError(
+            f"VAE {folder / files[0] if len(files) == 1 else folder} does not fit AutoencoderKLWan: "
+            f"{'; '.join(problems)}. It is not a Wan2.1 VAE; download the right file"
+        )
 
 
 def _vae_from_single_file(path: Path, *, config: dict | None, dtype: torch.dtype) -> AutoencoderKLWan:

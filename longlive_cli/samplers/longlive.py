@@ -2,7 +2,7 @@
 
 Source: NVlabs/LongLive v1.0 ``pipeline/interactive_causal_inference.py`` (block loop, clean
 context pass, ``_recache_after_switch``), ``utils/scheduler.py`` (``FlowMatchScheduler``) and
-``utils/wan_wrapper.py`` (flow -> x0 in float64). DESIGN.md "Reference semantics" lists the rules.
+``utils/wan_wrapper.py`` (flow -> x0 in float64). docs/design.md "Reference semantics" lists the rules.
 
 Latents are ``[1, F, 16, h, w]`` (batch, latent frames, channels, height/8, width/8).
 """

@@ -3,7 +3,7 @@
 Source: NVlabs/LongLive ``main`` 7860ad9 ``pipeline/causal_diffusion_inference.py`` (``_inference_inner``:
 the block loop at lines 532-699, the solver at 892-913), ``configs/inference.yaml`` and
 ``inference.py:606-609``
-(the noise). DESIGN.md "LongLive 2.0 reference semantics" lists the rules. Per block ``b`` (latent frames
+(the noise). docs/design.md "LongLive 2.0 reference semantics" lists the rules. Per block ``b`` (latent frames
 ``8b .. 8b + 7``):
 
 1. the block's noise is its slice of one ``randn([1, F, 48, h, w])`` for the whole video (drawn here block by

@@ -3,7 +3,7 @@
 Source: TencentARC/RollingForcing a1477d0, ``pipeline/rolling_forcing_inference.py``
 (``inference_rolling_forcing``), ``wan/modules/causal_model.py`` (``CausalWanSelfAttention.forward``:
 anchor block, working cache, clean-cache update) and ``utils/wan_wrapper.py`` (flow -> x0 in float64).
-DESIGN.md "Rolling Forcing reference semantics" states the rules; in short, with S denoising steps and
+docs/design.md "Rolling Forcing reference semantics" states the rules; in short, with S denoising steps and
 ``nb`` blocks of 3 latent frames:
 
 * **Windows** ``w = 0 .. nb+S-2`` hold blocks ``max(0, w-S+1) .. min(nb-1, w)``; block ``b`` is at step

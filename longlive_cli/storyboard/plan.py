@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..geometry import WAN21, Geometry
+from ..terminal import printable
 from .errors import StoryboardError
 from .schema import (
     PromptSpec,
@@ -279,7 +280,7 @@ def format_plan(plan: Plan, *, text_width: int = 60) -> str:
         f"{'#':>4}  {'requested':>10}  {'effective':>10}  {'block':>5}  {'frames':>6}  prompt",
     ]
     for seg in plan.segments:
-        text = " ".join(seg.text.split())
+        text = printable(" ".join(seg.text.split()))  # control characters escaped, not sent to the terminal
         if len(text) > text_width:
             text = text[: max(text_width - 3, 0)] + "..."
         lines.append(
