@@ -1,20 +1,20 @@
-"""The model architectures this project runs, as data: numbers, sampler and what each one can do.
+"""The model architectures this project runs, as data: numbers, latent space and sampler.
 
 A model spec names its architecture (spec key ``architecture``; presets set it): ``longlive-1.0``
-(Wan2.1-T2V-1.3B
-made causal, LongLive 1.0 and its relatives: 16 fps, 3 latent frames per block) or ``longlive-2.0``
-(Wan2.2-TI2V-5B made causal, LongLive 2.0: 24 fps, 8 latent frames per block, shots, image input). Each
-:class:`Architecture` carries its :class:`~longlive_cli.geometry.Geometry`, the :class:`LatentSpace` its
-latents live in (a decoder must read that space), its sampler and the sampler settings it defaults to.
-What a storyboard may ask (prompt switches, transitions, shots, image input, relative RoPE) is declared by
-the sampler (:class:`longlive_cli.registry.SamplerInfo`), and every check reads that declaration.
+(Wan2.1-T2V-1.3B made causal, LongLive 1.0 and its relatives: 16 fps, 3 latent frames per block) or
+``longlive-2.0`` (Wan2.2-TI2V-5B made causal, LongLive 2.0: 24 fps, 8 latent frames per block, shots, image
+input). Each :class:`Architecture` carries its :class:`~longlive_cli.geometry.Geometry`, the
+:class:`LatentSpace` its latents live in (a decoder must read that space), its sampler and the sampler
+settings it defaults to. What a storyboard may ask (prompt switches, transitions, shots, image input,
+relative RoPE) is declared by the sampler (:class:`longlive_cli.registry.SamplerInfo`), and every check reads
+that declaration.
 
 Sources for ``longlive-2.0``: NVlabs/LongLive ``main`` 7860ad9, ``configs/inference.yaml``
-(``num_frame_per_block
-8``, ``local_attn_size 32``, ``sink_size 8``, ``multi_shot_sink true``, ``multi_shot_rope_offset 8``,
-``sampling_steps 4``, ``timestep_shift 5.0``), ``pipeline/causal_diffusion_inference.py:100-111`` (the
-``scene_cut_prefix``, ``multi_shot_sink`` and ``shot_clean_recache`` options), ``utils/dataset.py``
-(``DEFAULT_SCENE_CUT_PREFIX``) and ``wan_5b/configs/wan_ti2v_5B.py`` (the backbone).
+(``num_frame_per_block 8``, ``local_attn_size 32``, ``sink_size 8``, ``multi_shot_sink true``,
+``multi_shot_rope_offset 8``, ``sampling_steps 4``, ``timestep_shift 5.0``),
+``pipeline/causal_diffusion_inference.py:100-111`` (the ``scene_cut_prefix``, ``multi_shot_sink`` and
+``shot_clean_recache`` options), ``utils/dataset.py`` (``DEFAULT_SCENE_CUT_PREFIX``) and
+``wan_5b/configs/wan_ti2v_5B.py`` (the backbone).
 
 Torch-free (``longlive validate`` reads it).
 """

@@ -97,8 +97,8 @@ def cuda_unusable_reason(build: dict[str, str | None] | None = None, driver: str
         return (
             f"a GPU is present but PyTorch {build['version']} is built for CUDA {build['cuda']}, which needs "
             f"NVIDIA driver >= {need[0]}; this machine's driver is {driver}. Update the driver, or install a "
-            "torch built for an older CUDA (torch 2.10's CUDA 12.8 build runs on drivers >= 525; see docs/install.md, "
-            "'GPU install')."
+            "torch built for an older CUDA (torch 2.10's CUDA 12.8 build runs on drivers >= 525; see "
+            "docs/install.md, 'GPU install')."
         )
     return (
         f"a GPU is present (driver {driver or 'unknown'}) but PyTorch {build['version']} "

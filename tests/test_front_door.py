@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import LIGHTHOUSE_STORY, mp4_frames
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import longlive_cli
@@ -162,7 +164,9 @@ def test_one_call_with_a_fast_decoder(story, tmp_path):
 # ---------------------------------------------------------------------- issue 20 item 14: API inputs
 def test_loras_as_one_string_is_one_lora(tmp_path):
     lora = tmp_path / "x.safetensors"
-    lora.write_bytes(b"")  # only its name matters until it is loaded
+    save_file(
+        {"unused": torch.zeros(1)}, str(lora)
+    )  # a whole safetensors file; its keys matter only when merged
     ll = LongLive.from_pretrained("tiny-random", device="cpu", loras=str(lora))
     assert [(x.source, x.scale) for x in ll.spec.loras] == [(str(lora), 1.0)]
     with pytest.raises(ModelError, match=r"missing\.safetensors"):

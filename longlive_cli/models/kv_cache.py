@@ -281,8 +281,8 @@ class RelativeWrite(CacheWrite):
 
 
 class RelativeKVCache(KVCache):
-    """The sink + window KV cache with relative RoPE (docs/design.md "Relative RoPE reference semantics"; NVlabs/
-    LongLive ``wan/modules/causal_model_infinity.py``, "block-relativistic RoPE").
+    """The sink + window KV cache with relative RoPE (docs/design.md "Relative RoPE reference semantics";
+    NVlabs/LongLive ``wan/modules/causal_model_infinity.py``, "block-relativistic RoPE").
 
     Same slots, eviction and re-cache behaviour as :class:`KVCache`, but keys are stored **without** RoPE, and
     every pass rotates what it attends to by *rank*: the frames held, sorted (the sink first, then the window

@@ -120,19 +120,17 @@ class SamplerConfig:
     (:func:`longlive_cli.registry.sampler_info`; spec-file key ``sampler``). ``rope`` is the temporal RoPE
     index (:data:`ROPE_NAMES`): ``absolute`` (the latent frame) or ``relative`` (the frame's rank among the
     cached frames it attends to; LongLive's sampler only). ``transition_recache``: when the KV cache is
-    re-cached during a transition (:data:`TRANSITION_RECACHE`): ``every`` block whose conditioning changes (N
-    + 1 re-caches for an N-block transition, as Scope does at every step), ``first`` (one, at the switch, as a
-    hard switch), or ``none``.
+    re-cached during a transition (:data:`TRANSITION_RECACHE`): ``every`` block whose conditioning changes
+    (N + 1 re-caches for an N-block transition, as Scope does at every step), ``first`` (one, at the switch,
+    as a hard switch), or ``none``.
 
     LongLive 2.0 (``name: longlive2``; NVlabs/LongLive ``main`` ``configs/inference.yaml``):
-    ``sampling_steps``
-    flow-UniPC steps with ``timestep_shift`` (``denoising_steps`` is not read); ``multi_shot_sink`` pins the
-    first block of each shot as a second sink behind the global one; ``shot_clean_recache`` resets the cache
-    to
-    [global sink | the shot's first block] at a cut; ``scene_cut_prefix`` is prepended to the first block's
-    prompt
-    of each new shot; ``shot_rope_offset`` latent frames are added to the temporal RoPE index per shot
-    (``multi_shot_rope_offset``). LongLive 1.0's samplers ignore these.
+    ``sampling_steps`` flow-UniPC steps with ``timestep_shift`` (``denoising_steps`` is not read);
+    ``multi_shot_sink`` pins the first block of each shot as a second sink behind the global one;
+    ``shot_clean_recache`` resets the cache to [global sink | the shot's first block] at a cut;
+    ``scene_cut_prefix`` is prepended to the first block's prompt of each new shot; ``shot_rope_offset``
+    latent frames are added to the temporal RoPE index per shot (``multi_shot_rope_offset``). LongLive 1.0's
+    samplers ignore these.
 
     Raises:
         ValueError: an unknown ``rope`` or ``transition_recache``.
