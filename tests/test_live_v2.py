@@ -50,7 +50,7 @@ def _generate(tmp: Path, story: Path) -> torch.Tensor:
 
 
 def test_cut_starts_a_new_shot_and_the_session_storyboard_reproduces_it(tmp_path):
-    # The lines arrive while the model loads: "a storm" is in line when block 0 starts, so it lands on block 1.
+    # The lines arrive while the model loads: "a storm" waits in line and lands on block 1.
     live = _live(tmp_path, ":cut\na storm at sea\n")
     assert live.returncode == 0, live.stderr.decode()
     assert "the next prompt starts a new shot" in live.stderr.decode()
