@@ -324,6 +324,14 @@ LiveDurationOpt = Annotated[
 LiveSaveLatentsOpt = Annotated[
     Path | None, typer.Option(help="Also save the session's latents (safetensors) for `longlive decode`.")
 ]
+LiveImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="PATH",
+        help="PNG/JPEG that starts the session (image-to-video, LongLive 2.0 models); kept as image: in the "
+        "session storyboard.",
+    ),
+]
 SaveSessionOpt = Annotated[
     Path | None, typer.Option(help="The session storyboard [default: the recording's name with .yaml].")
 ]
@@ -437,20 +445,12 @@ def generate_command(
     setup_logging(quiet=quiet or json_out, debug=debug)
     with _errors_to_exit(debug):
         quantization = _quantization(quantize, int8, scheme)
-        run = BatchRun.prepare(
-            storyboards,
-            output=output,
-            model=model,
-            shard=shard,
-            save_latents=save_latents,
-            overrides={"seed": seed, "resolution": resolution, "duration": duration, "image": image},
-            force=force,
-            dry_run=dry_run,
-            json_out=json_out,
-            rope=_value(rope),
-            loras=lora or (),
-            decoder=decoder,
+        overrides = {"seed": seed, "resolution": resolution, "duration": duration, "image": image}
+        where: dict[str, Any] = dict(output=output, model=model, shard=shard, save_latents=save_latents)
+        how: dict[str, Any] = dict(
+            force=force, dry_run=dry_run, json_out=json_out, rope=_value(rope), decoder=decoder
         )
+        run = BatchRun.prepare(storyboards, overrides=overrides, loras=lora or (), **where, **how)
         run.with_report = with_report
     run.plan_all(fail_fast=fail_fast, on_plan=_print_plan if dry_run else None)
     if dry_run and run.jobs and not json_out:
@@ -458,9 +458,10 @@ def generate_command(
             _print_precision(model, device.value, dtype.value, text_dtype.value)
     if run.finished or dry_run:
         _finish(run)
-    speed = _speed(locals())
-    load: dict[str, Any] = {"device": device.value, "dtype": dtype.value, "text_dtype": text_dtype.value}
-    load |= {"offline": offline, "embed_cache": embed_cache, "memory_check": memory_check, "options": speed}
+    load: dict[str, Any] = dict(device=device.value, dtype=dtype.value, text_dtype=text_dtype.value)
+    load |= dict(
+        offline=offline, embed_cache=embed_cache, memory_check=memory_check, options=_speed(locals())
+    )
     try:
         run.load(int8=quantization, **load)
     except Exception as err:
@@ -561,6 +562,7 @@ def live(
     seed: LiveSeedOpt = None,
     resolution: LiveResolutionOpt = None,
     save_latents: LiveSaveLatentsOpt = None,
+    image: LiveImageOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     quantize: QuantizeOpt = None,
@@ -584,13 +586,14 @@ def live(
     """Steer a video while it is made: prompts one per line (stdin or --prompts-from), recorded, streamed.
 
     Each new line switches the prompt at the next block. Commands: :quit (finish here), :pause / :resume,
-    :transition 2s [linear|slerp] (the next prompt blends in over 2 s), :help. The end of standard input
+    :transition 2s [linear|slerp] (the next prompt blends in over 2 s), :cut (the next prompt starts a new
+    shot; LongLive 2.0 models), :help. The end of standard input
     finishes the video without --duration, and only ends the reading with it. Exit codes: 0 done, 2 bad
     option or no first prompt, 3 model, 4 output, 130/143 Ctrl-C/SIGTERM.
     """
     from .jsonl import JsonLines
     from .live import LiveOptions, check_options
-    from .models.spec import resolve_spec
+    from .models.spec import check_image, resolve_spec
     from .signals import StopSignals
 
     setup_logging(quiet=quiet or json_out, debug=debug)
@@ -603,30 +606,32 @@ def live(
         opts = LiveOptions(
             output, stream, realtime, prompt, prompts_from, duration, seed, resolution, save_session, force
         )
-        opts.rope, opts.from_start = _value(rope), from_start
-        load: dict[str, Any] = {
-            "model": model,
-            "device": device.value,
-            "dtype": dtype.value,
-            "options": speed,
-            "offline": offline,
-        }
-        load["int8"] = quantization
-        load["rope"] = _value(rope)
-        load["loras"] = lora or ()
-        load["decoder"] = decoder
+        opts.rope, opts.from_start, opts.image = _value(rope), from_start, image
+        load: dict[str, Any] = dict(
+            model=model, device=device.value, dtype=dtype.value, options=speed, offline=offline
+        )
+        load |= dict(int8=quantization, rope=_value(rope), loras=lora or (), decoder=decoder)
         # Every option is checked before anything is loaded (or any file created).
         spec = resolve_spec(model, _value(rope), lora or (), decoder)
+        check_image(spec, image is not None)
         outputs = {"--events": events_file, "--save-latents": save_latents}
         check_options(opts, spec.geometry, json_to_stdout=json_out, outputs=outputs)
         events = JsonLines(open(events_file, "w", encoding="utf-8")) if events_file else None  # noqa: SIM115
         events = events or (JsonLines() if json_out else None)
         code = _run_live(opts, load, save_latents, stop, events, quiet=quiet or json_out, spec=spec)
-        if with_report and code == 0 and output is not None and output.is_file():
-            session = opts.save_session or output.with_suffix(".yaml")
-            story = session if session.is_file() else None
-            _report_beside(output, None, force=force, quiet=quiet, storyboard=story, events=events)
+        if with_report and code == 0:
+            _report_live(opts, quiet=quiet, events=events)
     raise typer.Exit(code)
+
+
+def _report_live(opts: LiveOptions, *, quiet: bool, events: JsonLines | None) -> None:
+    """``live --with-report``: the report beside the finished recording, with the session storyboard."""
+    output = opts.recording
+    if output is None or not output.is_file():
+        return
+    session = opts.session_path
+    story = session if session is not None and session.is_file() else None
+    _report_beside(output, None, force=opts.force, quiet=quiet, storyboard=story, events=events)
 
 
 def _run_live(
@@ -646,8 +651,10 @@ def _run_live(
     from .live import NO_FIRST_PROMPT, StoppedBeforeFirstPrompt, close_session, open_prompts, start_session
     from .registry import sampler_info
 
-    transitions = sampler_info(spec.sampler.name).transitions
-    reader = open_prompts(opts, spec.geometry, stopping=stop.requested, transitions=transitions)
+    info = sampler_info(spec.sampler.name)
+    reader = open_prompts(
+        opts, spec.geometry, stopping=stop.requested, transitions=info.transitions, shots=info.shots
+    )
     session = None
     try:
         if opts.prompt is None and reader.eof.wait(0.2) and not reader.schedule.has_prompt():

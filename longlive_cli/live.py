@@ -6,7 +6,8 @@ The pieces:
   reopened whenever its writer closes it, or a regular file followed as it grows). Each line is decoded
   (UTF-8), checked (not empty, at most :data:`~longlive_cli.storyboard.schema.MAX_PROMPT_CHARS` characters)
   and either handed to the schedule as a prompt or run as a command (``:quit``, ``:pause``, ``:resume``,
-  ``:transition 2s [linear|slerp]`` for the next prompt, ``:help``). A bad line gets one message on standard
+  ``:transition 2s [linear|slerp]`` for the next prompt, ``:cut``: the next prompt starts a new shot,
+  LongLive 2.0 models, ``:help``). A bad line gets one message on standard
   error and is ignored.
 * :class:`LiveSchedule` is the :class:`~longlive_cli.schedule.PromptSchedule` the sampler asks before each
   block. A prompt that arrived before block ``b`` starts is in force from block ``b`` (the same re-cache as a
@@ -86,7 +87,8 @@ LIVE_UNBOUNDED_S = 3600.0
 HELP = (
     "type a prompt and press Enter to switch to it at the next block; commands: :quit (finish the video "
     "here), :pause / :resume (hold and continue generating; the cache is kept), :transition 2s "
-    "[linear|slerp] (the next prompt blends in over 2 s), :help"
+    "[linear|slerp] (the next prompt blends in over 2 s), :cut (the next prompt starts a new shot; "
+    "LongLive 2.0 models), :help"
 )
 
 
@@ -102,6 +104,8 @@ class _Prompt:
     )
     blend: str = "linear"
     transition_blocks: int = 0
+    cut: bool = False  # `:cut` given before it: it starts a new shot (LongLive 2.0)
+    cut_embedding: torch.Tensor | None = field(repr=False, default=None)  # scene-cut prefix + text
     encoding_started: bool = False
     cancelled: bool = False  # passed over by a newer prompt: never shown, not encoded
 
@@ -115,6 +119,11 @@ class LiveSchedule:
         num_blocks: the planned length in blocks.
         stopping: polled while paused and while waiting for the first prompt; True ends the wait (Ctrl-C).
         geometry: the model's numbers (a transition's seconds -> blocks).
+
+    A prompt given a cut (``:cut`` before its line) starts a new shot, as a storyboard's ``cut: true`` does:
+    :meth:`cut_embedding` answers :func:`~longlive_cli.schedule.shot_cut` with the embedding of
+    ``scene_cut_prefix + text`` (encoded with the bare text, on the same worker) for its first block. A cut
+    on a prompt passed over by a newer one before its block goes to the newer one.
 
     A prompt given a transition (``:transition 2s`` before its line) blends in from the prompt before it over
     the blocks that start within that time, as a storyboard's ``transition:`` does; a prompt that arrives
@@ -134,6 +143,8 @@ class LiveSchedule:
         self._encode, self.num_blocks, self._stopping = encode, num_blocks, stopping
         self.geometry = geometry
         self.next_transition: tuple[float, str] | None = None  # for the next prompt line (`:transition`)
+        self.next_cut = False  # the next prompt line starts a new shot (`:cut`)
+        self.scene_cut_prefix = ""  # the model's (attach_encoder)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="longlive-encode")
         self._lock = threading.Condition()
         self._pending: list[_Prompt] = []
@@ -147,10 +158,11 @@ class LiveSchedule:
         self._block_asked = -1  # the last block the sampler asked about
         self.started = time.monotonic()  # the session's clock starts when prompts can first arrive
 
-    def attach_encoder(self, encode: Callable[[str], torch.Tensor]) -> None:
-        """The model is loaded: encode the prompts waiting in line (only those that can be shown)."""
+    def attach_encoder(self, encode: Callable[[str], torch.Tensor], *, scene_cut_prefix: str = "") -> None:
+        """The model is loaded: encode the prompts waiting in line (only those that can be shown).
+        ``scene_cut_prefix``: the text before a new shot's first prompt (the model's sampler config)."""
         with self._lock:
-            self._encode = encode
+            self._encode, self.scene_cut_prefix = encode, scene_cut_prefix
             for prompt in self._pending[:1] + self._pending[1:][-1:]:
                 self._start_encoding(prompt)
 
@@ -170,6 +182,7 @@ class LiveSchedule:
             prompt.transition_s, prompt.blend = self.next_transition
             prompt.transition_blocks = transition_blocks(prompt.transition_s, self.geometry)
             self.next_transition = None
+        prompt.cut, self.next_cut = self.next_cut, False
         with self._lock:
             if self.closed:
                 log.info("the video is finished: ignored a prompt that came after it")
@@ -177,6 +190,7 @@ class LiveSchedule:
             # Before the first prompt is taken, the first waits in line with the newest one.
             keep = 0 if self._segments else 1
             if len(self._pending) > keep:
+                prompt.cut = prompt.cut or any(p.cut for p in self._pending[keep:])  # the cut carries over
                 self._supersede(self._pending[keep:])
                 del self._pending[keep:]
             self._pending.append(prompt)
@@ -209,6 +223,8 @@ class LiveSchedule:
             return None
         assert self._encode is not None
         start = time.monotonic()
+        if prompt.cut:  # a new shot's first block: the prefixed text (official `scene_cut_prefix`)
+            prompt.cut_embedding = self._encode(self.scene_cut_prefix + prompt.text)
         embedding = self._encode(prompt.text)
         prompt.encode_s = time.monotonic() - start
         return embedding
@@ -255,6 +271,9 @@ class LiveSchedule:
             if first.transition_blocks:
                 log.warning("the first prompt has nothing to blend from: no transition")
                 first.transition_s, first.transition_blocks = 0.0, 0
+            if first.cut:
+                log.warning("the first prompt starts the first shot already: no cut")
+                first.cut = False
             self._start_encoding(first)
             self._segments.append(first)
             self.switch_blocks.append(0)
@@ -292,6 +311,23 @@ class LiveSchedule:
         embedding = self._segments[segment].embedding.result()
         assert embedding is not None  # a prompt in force is never cancelled
         return embedding
+
+    def cut_embedding(self, segment: int) -> torch.Tensor | None:
+        """For a segment that starts a new shot (``:cut``), the embedding ``[1, n, text_dim]`` of
+        ``scene_cut_prefix + text`` (its first block's); None for any other segment
+        (:func:`~longlive_cli.schedule.shot_cut`)."""
+        if not self.is_cut(segment):
+            return None
+        self.embedding(segment)  # both encodings are done when the prompt's future is
+        prompt = self._segments[segment]
+        if prompt.cut_embedding is None:  # its encoding ran before the cut was known
+            assert self._encode is not None
+            prompt.cut_embedding = self._encode(self.scene_cut_prefix + prompt.text)
+        return prompt.cut_embedding
+
+    def is_cut(self, segment: int) -> bool:
+        """Segment ``segment`` starts a new shot (``:cut`` before its line)."""
+        return self._segments[segment].cut
 
     def text(self, segment: int) -> str:
         return self._segments[segment].text
@@ -346,6 +382,7 @@ class PromptReader:
             the reading.
         stdin: the binary stream used for standard input (tests); read through its file descriptor.
         transitions: ``:transition`` is accepted (the model's sampler can blend prompts block by block).
+        shots: ``:cut`` is accepted (the model's sampler declares shots: LongLive 2.0).
         from_start: a regular ``source`` is read from its first line (else only lines added after start).
     """
 
@@ -358,11 +395,12 @@ class PromptReader:
         stdin: IO[bytes] | None = None,
         transitions: bool = True,
         from_start: bool = False,
+        shots: bool = False,
     ) -> None:
         import sys
 
         self.schedule, self.source, self.end_on_eof = schedule, source, end_on_eof
-        self.transitions, self.from_start = transitions, from_start
+        self.transitions, self.from_start, self.shots = transitions, from_start, shots
         self._stdin = stdin if stdin is not None else sys.stdin.buffer
         self.eof = threading.Event()
         self._stop = threading.Event()
@@ -489,8 +527,25 @@ class PromptReader:
             log.info("%s", HELP)
         elif name == ":transition":
             self._transition(line.split()[1:])
+        elif name == ":cut":
+            self._cut(line.split()[1:])
         else:
             log.warning("unknown command %s; %s", name, HELP)
+
+    def _cut(self, args: list[str]) -> None:
+        """``:cut``: the next prompt line starts a new shot (a storyboard's ``cut: true``)."""
+        if not self.shots:
+            from .models.spec import models_declaring
+
+            log.warning(
+                ":cut: this model has no shots; a new shot needs a LongLive 2.0 model (%s); ignored",
+                models_declaring("shots"),
+            )
+        elif args:
+            log.warning(":cut takes nothing after it; type :cut, then the new shot's prompt")
+        else:
+            self.schedule.next_cut = True
+            log.info("the next prompt starts a new shot")
 
     def _transition(self, args: list[str]) -> None:
         """``:transition 2s [linear|slerp]``: the next prompt line blends in over that time (0 or ``off``:
@@ -629,26 +684,31 @@ class LiveSession:
         )
 
     def save_session(self, *, stopped_at_s: float | None = None) -> None:
-        """Write the session storyboard: seed, resolution, planned duration and every prompt at the time
-        it took effect (block start: latent frame ``3b`` -> ``at = 3b * 4 / fps``)."""
+        """Write the session storyboard: seed, resolution, planned duration, the ``--image`` (absolute path)
+        and every prompt at the time it took effect (block start: ``at = b * block_video_frames / fps``),
+        with its transition and its ``cut: true``."""
         if self.session_path is None:
             return
         import yaml
 
         plan, geometry = self.plan, self.ll.geometry
-        prompts = []
+        prompts: list[dict[str, Any]] = []
         for segment, block in enumerate(self.schedule.switch_blocks):
             at = block * geometry.block_video_frames / geometry.fps
             prompts.append({"at": f"{at:g}s", "text": self.schedule.text(segment)})
             seconds, blend = self.schedule.transition_of(segment)
             if seconds > 0:
                 prompts[-1] |= {"transition": f"{seconds:g}s", "blend": blend}
-        data = {
+            if self.schedule.is_cut(segment):
+                prompts[-1]["cut"] = True
+        data: dict[str, Any] = {
             "seed": plan.seed,
             "resolution": f"{plan.width}x{plan.height}",
             "duration": f"{plan.duration_s:g}s",
-            "prompts": prompts or [{"at": "0s", "text": plan.segments[0].text}],
         }
+        if plan.image is not None:  # absolute: the storyboard's own folder is not the session's
+            data["image"] = str(Path(plan.image).absolute())
+        data["prompts"] = prompts or [{"at": "0s", "text": plan.segments[0].text}]
         header = "# made by `longlive live`; `longlive generate` of this file makes the same latents\n"
         if stopped_at_s is not None:
             header += (
@@ -700,6 +760,7 @@ class LiveOptions:
     force: bool = False
     rope: str | None = None  # --rope: temporal RoPE in place of the model's
     from_start: bool = False  # --from-start: a regular --prompts-from file is read from its first line
+    image: str | None = None  # --image: a PNG/JPEG that starts the video (image-to-video, LongLive 2.0)
 
     @property
     def session_path(self) -> Path | None:
@@ -732,7 +793,8 @@ def check_options(
 ) -> None:
     """Check everything about a session that can be checked before loading a model: its outputs (each new,
     or ``force``; each in a writable folder; no two the same; none of them the prompt source), the prompt
-    source (an existing FIFO or file), ``--resolution`` and ``--duration``. Nothing is created.
+    source (an existing FIFO or file), ``--resolution``, ``--duration`` and ``--image`` (read and checked as
+    :func:`longlive_cli.images.load_image` does when the video starts). Nothing is created.
 
     Args:
         opts: the session's options.
@@ -741,7 +803,8 @@ def check_options(
         outputs: more files the command writes, by option name (``--events``, ``--save-latents``).
 
     Raises:
-        InputError: a bad option value, a missing or unusable ``--prompts-from``, two outputs on one path.
+        InputError: a bad option value, a missing or unusable ``--prompts-from``, two outputs on one path,
+            an ``--image`` that is not a readable PNG/JPEG.
         OutputError: an output exists without ``force``, or its folder is missing or not writable.
     """
     from .video import check_output
@@ -760,15 +823,19 @@ def check_options(
             )
         check_output(path, overwrite=opts.force)
     check_prompt_source(opts.prompts_from)
-    _plan(opts, geometry, "-", seed=0)
+    plan = _plan(opts, geometry, "-", seed=0)
+    if plan.image is not None:  # a bad image is known before anything is loaded
+        from .images import load_image
+
+        load_image(plan.image, plan.width, plan.height)
 
 
 def _plan(opts: LiveOptions, geometry: Geometry, first: str, *, seed: int) -> Plan:
     """The session's plan: ``first`` at 0 s for the planned length (``--duration``, else
-    :func:`live_duration`) at ``--resolution``.
+    :func:`live_duration`) at ``--resolution``, from ``--image`` if given.
 
     Raises:
-        StoryboardError: a bad ``--duration`` or ``--resolution`` (named as the option).
+        StoryboardError: a bad ``--duration``, ``--resolution`` or ``--image`` path (named as the option).
     """
     from .plans import plan_storyboard
 
@@ -780,6 +847,7 @@ def _plan(opts: LiveOptions, geometry: Geometry, first: str, *, seed: int) -> Pl
         seed=seed,
         resolution=opts.resolution,
         duration=opts.duration,
+        image=opts.image,
     )
 
 
@@ -817,11 +885,17 @@ def check_prompt_source(path: Path | None) -> None:
 
 
 def open_prompts(
-    opts: LiveOptions, geometry: Geometry, *, stopping: Callable[[], bool], transitions: bool = True
+    opts: LiveOptions,
+    geometry: Geometry,
+    *,
+    stopping: Callable[[], bool],
+    transitions: bool = True,
+    shots: bool = False,
 ) -> PromptReader:
     """Start reading prompts (``--prompt`` first, then standard input or ``--prompts-from``) before the model
     is loaded: lines typed while it loads wait in line, and the end of the input is seen at once. The
-    schedule gets its encoder in :func:`start_session`.
+    schedule gets its encoder in :func:`start_session`. ``transitions`` / ``shots``: ``:transition`` /
+    ``:cut`` are accepted (what the model's sampler declares, :func:`longlive_cli.registry.sampler_info`).
 
     Raises:
         InputError: ``--prompts-from`` is unusable (:func:`check_prompt_source`).
@@ -835,6 +909,7 @@ def open_prompts(
         end_on_eof=opts.duration is None,
         transitions=transitions,
         from_start=opts.from_start,
+        shots=shots,
     )
     if opts.prompt is not None:
         reader.handle(opts.prompt.encode())
@@ -865,11 +940,14 @@ def start_session(
     size = parse_resolution(opts.resolution, field="--resolution") if opts.resolution else None
     ll.text_encoder(keep=True, resolution=size or geometry.native_resolution)
     if reader is None:
+        from .registry import sampler_info
+
+        info = sampler_info(ll.spec.sampler.name)
         reader = open_prompts(
-            opts, geometry, stopping=stopping, transitions=ll.spec.sampler.name == "longlive"
+            opts, geometry, stopping=stopping, transitions=info.transitions, shots=info.shots
         )
     schedule = reader.schedule
-    schedule.attach_encoder(ll.encode_prompt)
+    schedule.attach_encoder(ll.encode_prompt, scene_cut_prefix=ll.spec.sampler.scene_cut_prefix)
     if opts.prompt is None and not schedule.has_prompt():
         log.info("type the first prompt (%s)", HELP)
     first = schedule.wait_for_first()

@@ -820,7 +820,7 @@ def check_capabilities(spec: ModelSpec, plan: PlanShape) -> None:
     check_image(spec, plan.image is not None)
 
 
-def _models_declaring(ability: str) -> str:
+def models_declaring(ability: str) -> str:
     """The presets whose sampler declares ``ability`` (a :class:`~longlive_cli.registry.SamplerInfo` flag),
     for messages that say which models accept a feature."""
     return ", ".join(n for n, s in PRESETS.items() if getattr(sampler_info(s.sampler.name), ability))
@@ -836,7 +836,7 @@ def check_shots(spec: ModelSpec, has_cuts: bool) -> None:
     from ..errors import InputError
 
     if has_cuts and not _sampler(spec).shots:
-        accept = _models_declaring("shots")
+        accept = models_declaring("shots")
         raise InputError(
             f"{spec.name} ({spec.architecture}) has no shots: cut: true needs a LongLive 2.0 model "
             f"({accept}, or a spec file with architecture: longlive-2.0). Remove the cut: keys, or pick "
@@ -854,7 +854,7 @@ def check_image(spec: ModelSpec, has_image: bool) -> None:
     from ..errors import InputError
 
     if has_image and not _sampler(spec).image_input:
-        accept = _models_declaring("image_input")
+        accept = models_declaring("image_input")
         raise InputError(
             f"{spec.name} ({spec.architecture}) takes no image: image-to-video needs a LongLive 2.0 model "
             f"({accept}, or a spec file with architecture: longlive-2.0). Remove image: / --image, or pick "
