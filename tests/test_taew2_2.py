@@ -27,6 +27,7 @@ from longlive_cli.decoders.taehv import (
     tiny_taehv,
 )
 from longlive_cli.errors import EXIT_BAD_INPUT, ModelError
+from longlive_cli.models.spec import components, resolve_spec
 from longlive_cli.registry import decoder_info
 from longlive_cli.video import read_video_info
 
@@ -102,6 +103,9 @@ def test_registry_declares_taew2_2_for_wan22_latents():
     info = decoder_info("taew2_2")
     assert info.latent_space == "wan2.2"
     assert info.weights == "lightx2v/Autoencoders:taew2_2.pth"
+    # on a 2.0 model it replaces the Wan2.2 VAE in what is fetched
+    roles = {p.role: str(p.source) for p in components(resolve_spec("longlive-2.0-5b", decoder="taew2_2"))}
+    assert roles["decoder"] == "lightx2v/Autoencoders:taew2_2.pth" and "vae" not in roles
     with torch.device("meta"):
         real = TAEHVDecoder(latent_channels=48, patch_size=2)
     shapes = _official_shapes((256, 128, 64, 64))
@@ -113,7 +117,7 @@ def test_registry_declares_taew2_2_for_wan22_latents():
 def test_strict_loader_reads_the_official_layout(tmp_path):
     path = tmp_path / "taew2_2.pth"
     sd = _official_file(path)
-    model = load_taehv(path, variant="taehv", wan22=True)
+    model = decoder_info("taew2_2").network_loader()(path)  # the registry's loader: load_taehv, Wan2.2 layout
     assert (model.latent_channels, model.patch_size, model.widths) == (48, 2, TINY_TAEHV_WIDTHS)
     for key, value in model.state_dict().items():
         assert torch.equal(value, sd[key]), key
