@@ -76,7 +76,7 @@ is needed here, so :func:`load_taehv` drops every ``encoder.*`` entry unchecked 
 too) and checks the ``decoder.*`` entries strictly; any other key is an error.
 
 Files read (for facts; the code here is written for this project, none is taken from them):
-madebyollin/taehv ``taehv.py`` (commit 115aaa7e) and ``README.md``; ModelTC/LightX2V
+madebyollin/taehv ``taehv.py`` (commit 115aaa7e; 1f14a56 for ``taew2_2``) and ``README.md``; ModelTC/LightX2V
 ``lightx2v/models/video_encoders/hf/tae.py`` and ``hf/wan/vae_tiny.py`` (commits ab443c45, 29c8504c);
 ModelTC/ComfyUI-LightVAE ``nodes.py``.
 """
