@@ -294,8 +294,8 @@ class LongLive:
                 of ``SOURCE[:SCALE]`` (a Hub reference ``owner/repo:path`` or a local file; scale 1 by
                 default) or :class:`~longlive_cli.models.spec.LoraSpec`
                 (:mod:`longlive_cli.models.user_loras` lists the formats read).
-            decoder: ``wan``, ``lightvae``, ``taehv`` or ``lighttae`` in place of the model's (None: keep it;
-                :mod:`longlive_cli.decoders`).
+            decoder: ``wan``, ``lightvae``, ``taehv`` or ``lighttae`` (Wan2.1 models), ``taew2_2`` (Wan2.2:
+                LongLive 2.0) in place of the model's (None: keep it; :mod:`longlive_cli.decoders`).
 
         Raises:
             ModelError: unknown model, bad spec file, a local weight file missing (exit 3).

@@ -236,7 +236,8 @@ DecoderOpt = Annotated[
     typer.Option(
         metavar="NAME",
         help="Decoder: wan (the Wan VAE, best), lightvae (pruned Wan VAE), taehv / lighttae (tiny and fast), "
-        "or one an installed plugin declares [default: the model's].",
+        "taew2_2 (tiny and fast, for LongLive 2.0's Wan2.2 latents), or one an installed plugin declares "
+        "[default: the model's].",
     ),
 ]
 DryRunOpt = Annotated[

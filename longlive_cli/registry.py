@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Literal, TypeVar
 
-from .architectures import ARCHITECTURES, WAN21_LATENTS, Architecture, LatentSpace
+from .architectures import ARCHITECTURES, WAN21_LATENTS, WAN22_LATENTS, Architecture, LatentSpace
 from .errors import ModelError
 
 __all__ = [
@@ -257,6 +257,16 @@ _DECODERS: dict[str, DecoderInfo] = {
         "longlive_cli.decoders.taehv:load_lighttae_network",
         weights="lightx2v/Autoencoders:lighttaew2_1.pth",
         summary="LightTAE, a TAEHV that reads de-normalised latents",
+    ),
+    # madebyollin/taehv README: "For Wan 2.2 5B, load the taew2_2 weights"; lightx2v/Autoencoders has the
+    # same file name (its file list: taew2_2.pth / .safetensors beside lighttaew2_2).
+    "taew2_2": DecoderInfo(
+        "taew2_2",
+        "longlive_cli.decoders.taehv:make_streaming_decoder",
+        "longlive_cli.decoders.taehv:load_taew2_2_network",
+        latent_space=WAN22_LATENTS.name,
+        weights="lightx2v/Autoencoders:taew2_2.pth",
+        summary="TAEHV for Wan2.2 latents (48 channels, 16x): tiny and fast, for LongLive 2.0",
     ),
 }
 _BUILTIN_SAMPLERS = tuple(_SAMPLERS)

@@ -12,7 +12,8 @@ point in the ``longlive_cli.decoders`` group is used like the built-in ones.
 
 Built in: ``wan`` and ``lightvae``:
 :class:`~longlive_cli.decoders.wan.StreamingDecoder` over an ``AutoencoderKLWan`` (the Wan VAE, the default;
-LightVAE is its channel-pruned copy, :mod:`~longlive_cli.decoders.lightvae`); ``taehv`` and ``lighttae``:
+LightVAE is its channel-pruned copy, :mod:`~longlive_cli.decoders.lightvae`); ``taehv`` and ``lighttae``
+(Wan2.1 latents) and ``taew2_2`` (Wan2.2 latents):
 :class:`~longlive_cli.decoders.taehv.StreamingTAEHVDecoder` (a small conv network with temporal memory).
 """
 

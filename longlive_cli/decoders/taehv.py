@@ -1,4 +1,4 @@
-"""TAEHV and LightTAE: tiny streaming decoders for Wan2.1 latents, for real-time preview.
+"""TAEHV and LightTAE: tiny streaming decoders for Wan2.1 and Wan2.2 latents, for real-time preview.
 
 TAEHV ("Tiny AutoEncoder for Hunyuan Video", madebyollin/taehv, MIT) has a Wan2.1 decoder, ``taew2_1.pth``;
 lightx2v's ``lighttaew2_1.pth`` (Hub ``lightx2v/Autoencoders``, Apache-2.0) has the same architecture,
@@ -54,12 +54,29 @@ then the output is clamped to [0, 1] (RGB, 0 = black). Spatially 8x (three x2 up
   NVIDIA's flashdreams ``recipes/taehv`` notes that ``lighttaew2_1.pth`` stores the stride-2 shape
   ``[2·n0, n0, 1, 1]`` at index 7; this loader applies the same rule.
 
+**Wan2.2 (``taew2_2``)**: the same network for the 48-channel, 16x-spatial Wan2.2 latents (Wan2.2-TI2V-5B,
+LongLive 2.0), published as ``taew2_2.pth`` by madebyollin/taehv (README: "For Wan 2.2 5B, load the
+``taew2_2`` weights") and in ``lightx2v/Autoencoders``. ``taehv.py`` ``TAEHV.__init__`` picks it from the
+file name (``"taew2_2" in checkpoint_path`` sets ``patch_size, latent_channels = 2, 48``); the widths
+``(256, 128, 64, 64)``, the layers, the memory and the trim are those above. What changes:
+
+* conv 1 reads 48 channels: ``decoder.1.weight [n0, 48, 3, 3]``;
+* conv 22 writes ``3 · 2² = 12`` channels, ``decoder.22.weight [12, n3, 3, 3]``, which a pixel shuffle by 2
+  (``postprocess_output_frames``: ``F.pixel_shuffle(x, patch_size)``, then the clamp to [0, 1]) turns into
+  RGB at twice the size: spatially 16x in all, as the Wan2.2 VAE;
+* no latent scale or shift either (README: "TAEHV does not use any latent scales / shifts"): it decodes the
+  pipeline's normalised Wan2.2 latents as they are (variant ``"taehv"``).
+
+Here the file cannot say which it is (the official code reads the name); the registry's ``taew2_2`` loader
+asks :func:`load_taehv` for the Wan2.2 layout, and a file of the other layout is refused by the strict key
+and shape check (``decoder.1.weight`` names the latent channels).
+
 Encoder keys: the official loaders build encoder and decoder and load the file strictly. Only the decoder
 is needed here, so :func:`load_taehv` drops every ``encoder.*`` entry unchecked (a decoder-only file loads
 too) and checks the ``decoder.*`` entries strictly; any other key is an error.
 
 Files read (for facts; the code here is written for this project, none is taken from them):
-madebyollin/taehv ``taehv.py`` (commit 115aaa7e) and ``README.md``; ModelTC/LightX2V
+madebyollin/taehv ``taehv.py`` (commit 115aaa7e; 1f14a56 for ``taew2_2``) and ``README.md``; ModelTC/LightX2V
 ``lightx2v/models/video_encoders/hf/tae.py`` and ``hf/wan/vae_tiny.py`` (commits ab443c45, 29c8504c);
 ModelTC/ComfyUI-LightVAE ``nodes.py``.
 """
@@ -82,6 +99,7 @@ from .base import StreamingCounts, check_block
 
 __all__ = [
     "TAEHV_WIDTHS",
+    "TAEW2_2_PATCH_SIZE",
     "TINY_TAEHV_WIDTHS",
     "StreamingTAEHVDecoder",
     "TAEHVDecoder",
@@ -90,6 +108,7 @@ __all__ = [
     "load_lighttae_network",
     "load_taehv",
     "load_taehv_network",
+    "load_taew2_2_network",
     "make_streaming_decoder",
     "taehv_state_dict",
     "tiny_taehv",
@@ -109,6 +128,9 @@ TINY_TAEHV_WIDTHS: tuple[int, int, int, int] = (8, 8, 4, 4)
 TAEHV_ENCODER_WIDTH = 64
 
 LATENT_CHANNELS = 16  # Wan2.1 z_dim
+WAN22_LATENT_CHANNELS = 48  # Wan2.2 z_dim
+#: Pixel-shuffle patch of ``taew2_2`` (``taehv.py``: ``patch_size = 2`` for ``taew2_2``): 8x · 2 = 16x.
+TAEW2_2_PATCH_SIZE = 2
 IMAGE_CHANNELS = 3
 TEMPORAL_UPSCALE = 4  # frames per latent frame: two stride-2 TGrows
 FRAMES_TO_TRIM = TEMPORAL_UPSCALE - 1  # taehv.py: frames_to_trim = t_upscale - 1
@@ -170,36 +192,52 @@ class TGrow(nn.Module):
 
 
 class TAEHVDecoder(nn.Module):
-    """The TAEHV decoder network for 16-channel Wan2.1 latents (key layout of the official ``TAEHV``, decoder
-    half: every parameter is ``decoder.<i>.…`` as in the table of this module's docstring).
+    """The TAEHV decoder network (key layout of the official ``TAEHV``, decoder half: every parameter is
+    ``decoder.<i>.…`` as in the table of this module's docstring), for Wan2.1 latents (16 channels, patch 1:
+    ``taew2_1``) or Wan2.2 latents (48 channels, patch 2: ``taew2_2``).
 
     Args:
         widths: ``(n0, n1, n2, n3)``, channels of the three stages and of the last conv's input; the released
             decoders use :data:`TAEHV_WIDTHS`, tests :data:`TINY_TAEHV_WIDTHS`.
         variant: ``"taehv"`` (decodes normalised latents) or ``"lighttae"`` (decodes de-normalised latents);
             read by :class:`StreamingTAEHVDecoder`, it does not change the network.
+        latent_channels: channels of the latents read by conv 1 (16 Wan2.1, 48 Wan2.2).
+        patch_size: p, the pixel-shuffle factor after conv 22, which writes ``3 · p²`` channels (1 Wan2.1,
+            2 Wan2.2: ``taehv.py`` ``postprocess_output_frames``).
 
     Raises:
-        ValueError: an unknown variant, or not four positive widths.
+        ValueError: an unknown variant, not four positive widths, or a non-positive channel count or patch.
     """
 
-    def __init__(self, widths: Sequence[int] = TAEHV_WIDTHS, *, variant: Variant = "taehv"):
+    def __init__(
+        self,
+        widths: Sequence[int] = TAEHV_WIDTHS,
+        *,
+        variant: Variant = "taehv",
+        latent_channels: int = LATENT_CHANNELS,
+        patch_size: int = 1,
+    ):
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) != 4 or min(widths) < 1:
             raise ValueError(f"widths must be four positive channel counts (n0, n1, n2, n3), got {widths}")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        if latent_channels < 1 or patch_size < 1:
+            raise ValueError(
+                f"latent_channels and patch_size must be positive, got {latent_channels}, {patch_size}"
+            )
         self.widths: tuple[int, int, int, int] = tuple(widths)  # type: ignore[assignment]
         self.variant: Variant = variant
-        self.latent_channels = LATENT_CHANNELS
+        self.latent_channels = int(latent_channels)
+        self.patch_size = int(patch_size)
         n0, n1, n2, n3 = widths
-        layers: list[nn.Module] = [_Clamp(), _conv3x3(LATENT_CHANNELS, n0), nn.ReLU()]
+        layers: list[nn.Module] = [_Clamp(), _conv3x3(self.latent_channels, n0), nn.ReLU()]
         for stage, (c_in, c_out) in enumerate(((n0, n1), (n1, n2), (n2, n3))):
             layers += [MemBlock(c_in) for _ in range(_MEMBLOCKS_PER_STAGE)]
             layers += [nn.Upsample(scale_factor=2), TGrow(c_in, _TGROW_STRIDES[stage])]
             layers.append(_conv3x3(c_in, c_out, bias=False))
-        layers += [nn.ReLU(), _conv3x3(n3, IMAGE_CHANNELS)]
+        layers += [nn.ReLU(), _conv3x3(n3, IMAGE_CHANNELS * self.patch_size**2)]
         self.decoder = nn.Sequential(*layers)
 
     def new_memory(self) -> list[Tensor | None]:
@@ -210,16 +248,16 @@ class TAEHVDecoder(nn.Module):
         """Decode one latent frame, updating ``memory`` in place.
 
         Args:
-            z: ``[B, 16, h, w]``, the decoder's input (already (de-)normalised as the weights expect), in the
-                parameters' dtype and device.
+            z: ``[B, C, h, w]`` (C = ``latent_channels``), the decoder's input (already (de-)normalised as
+                the weights expect), in the parameters' dtype and device.
             memory: from :meth:`new_memory`, carried from the previous latent frame of the same video. Slot
                 ``3·s + j`` holds the last input of MemBlock j of stage s (``[B, n_s, 2^s·h, 2^s·w]``).
 
         Returns:
-            ``[B, 4, 3, 8h, 8w]``: the 4 frames of this latent frame, in time order, RGB in [0, 1]. (The
-            caller drops the first 3 frames of a video.) Each stage's time steps are processed together as
-            one batch whose size (B, B, 2B) does not depend on how the video is split into calls, so decoding
-            block by block gives the same values as decoding the whole video at once.
+            ``[B, 4, 3, 8ph, 8pw]`` (p = ``patch_size``): the 4 frames of this latent frame, in time order,
+            RGB in [0, 1]. (The caller drops the first 3 frames of a video.) Each stage's time steps are
+            processed together as one batch whose size (B, B, 2B) does not depend on how the video is split
+            into calls, so decoding block by block gives the same values as decoding the whole video at once.
         """
         d = self.decoder
         b = z.shape[0]
@@ -262,7 +300,10 @@ class TAEHVDecoder(nn.Module):
         frames = []
         for k in range(stride):
             y = torch.relu_(d[proj](F.conv2d(x, weight[k * c : (k + 1) * c])))  # d[21] is this ReLU
-            frames.append(d[22](y).clamp(0.0, 1.0))
+            rgb = d[22](y)
+            if self.patch_size > 1:  # taehv.py postprocess_output_frames: pixel shuffle, then clamp
+                rgb = F.pixel_shuffle(rgb, self.patch_size)
+            frames.append(rgb.clamp(0.0, 1.0))
         out = torch.stack(frames, dim=1)  # [steps·B, stride, 3, H, W]; step k of t is frame t·stride+k
         _, _, c, hh, ww = out.shape
         return out.view(steps, b, stride, c, hh, ww).transpose(0, 1).reshape(b, steps * stride, c, hh, ww)
@@ -292,7 +333,8 @@ class StreamingTAEHVDecoder(StreamingCounts):
             VAE's (diffusers ``AutoencoderKLWan`` defaults, the values lightx2v's ``WanVAE_tiny`` lists).
 
     Raises:
-        ValueError: ``latents_mean`` / ``latents_std`` without 16 entries.
+        ValueError: ``latents_mean`` / ``latents_std`` without 16 entries, or a ``"lighttae"`` model that does
+            not read 16 channels (only Wan2.1 statistics are known here).
     """
 
     def __init__(
@@ -307,6 +349,10 @@ class StreamingTAEHVDecoder(StreamingCounts):
         self.model = model
         mean = torch.tensor(WAN21_LATENT_MEAN if latents_mean is None else latents_mean, dtype=torch.float32)
         std = torch.tensor(WAN21_LATENT_STD if latents_std is None else latents_std, dtype=torch.float32)
+        if model.variant == "lighttae" and model.latent_channels != LATENT_CHANNELS:
+            raise ValueError(
+                f"a lighttae decoder reads {LATENT_CHANNELS} channels, got {model.latent_channels}"
+            )
         if mean.shape != (LATENT_CHANNELS,) or std.shape != (LATENT_CHANNELS,):
             raise ValueError(
                 f"latents_mean/latents_std must have {LATENT_CHANNELS} entries, got {tuple(mean.shape)} and "
@@ -333,20 +379,22 @@ class StreamingTAEHVDecoder(StreamingCounts):
         """Decode the next block of latent frames of the current video.
 
         Args:
-            latents: ``[B, F, C, h, w]`` (batch, latent frames, channels = 16, height/8, width/8), the
-                pipeline's normalised Wan latents, any float dtype and device; ``F >= 1``.
+            latents: ``[B, F, C, h, w]`` (batch, latent frames, channels = the model's ``latent_channels``:
+                16 Wan2.1, 48 Wan2.2; height/s, width/s with s = 8 Wan2.1, 16 Wan2.2), the pipeline's
+                normalised Wan latents, any float dtype and device; ``F >= 1``.
 
         Returns:
             uint8 ``[B, T, H, W, 3]`` on CPU (batch, frames, height, width, RGB), ``T = 4F - 3`` on the first
-            call after construction/:meth:`reset` and ``4F`` afterwards, ``H = 8h``, ``W = 8w``; values
+            call after construction/:meth:`reset` and ``4F`` afterwards, ``H = s·h``, ``W = s·w``; values
             ``round(255 · x)`` of the decoder output x in [0, 1]. Only this block's new frames. (The same
             layout as ``StreamingDecoder.decode``.)
 
         Raises:
-            ValueError: ``latents`` is not 5-D, has not 16 channels on axis 2 or no frames, or its batch size
-                or latent height/width differ from earlier blocks of the same video (call :meth:`reset`).
+            ValueError: ``latents`` is not 5-D, has not the model's channels on axis 2 or no frames, or its
+                batch size or latent height/width differ from earlier blocks of the same video (call
+                :meth:`reset`).
         """
-        b, f, _, h, w = check_block(latents, LATENT_CHANNELS, self._batch_shape)
+        b, f, _, h, w = check_block(latents, self.model.latent_channels, self._batch_shape)
         param = next(self.model.parameters())
         device, dtype = param.device, param.dtype
         if self.model.variant == "lighttae":
@@ -376,9 +424,11 @@ def make_streaming_decoder(
 
 
 # ---------------------------------------------------------------------- loading
-def _expected_shapes(widths: Sequence[int]) -> dict[str, tuple[int, ...]]:
+def _expected_shapes(
+    widths: Sequence[int], latent_channels: int, patch_size: int
+) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
-        model = TAEHVDecoder(widths)
+        model = TAEHVDecoder(widths, latent_channels=latent_channels, patch_size=patch_size)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -422,12 +472,25 @@ def _first_mismatch(sd: dict[str, Tensor], expected: dict[str, tuple[int, ...]])
     return problems[min(problems, key=natural_key)], len(problems)
 
 
+#: ``wan22`` → (latent channels, patch size, latent space, the files that fit) for :func:`load_taehv`.
+_LAYOUTS: dict[bool, tuple[int, int, str, str]] = {
+    False: (
+        LATENT_CHANNELS,
+        1,
+        "Wan2.1",
+        "taew2_1.pth (variant 'taehv') or lighttaew2_1.pth (variant 'lighttae'), or their .safetensors forms",
+    ),
+    True: (WAN22_LATENT_CHANNELS, TAEW2_2_PATCH_SIZE, "Wan2.2", "taew2_2.pth or its .safetensors form"),
+}
+
+
 def load_taehv(
     path: str | Path,
     *,
     variant: Variant,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    wan22: bool = False,
 ) -> TAEHVDecoder:
     """Load a TAEHV-family decoder from its official file.
 
@@ -442,14 +505,17 @@ def load_taehv(
             file name that suggests the other variant is logged as a warning.
         device: where to put the model (None: CPU).
         dtype: parameter dtype (float32 default; bfloat16/float16 for speed on a GPU).
+        wan22: the file is ``taew2_2.pth`` (or its ``.safetensors``), the decoder for Wan2.2 latents: 48
+            latent channels, pixel-shuffle patch 2 (see the module docstring); only with variant ``"taehv"``.
 
     Returns:
         :class:`TAEHVDecoder` in eval mode, gradients off, ``.variant`` set.
 
     Raises:
-        ValueError: an unknown ``variant``.
+        ValueError: an unknown ``variant``, or ``wan22`` with variant ``"lighttae"``.
         ModelError: the file is missing, unreadable, needs arbitrary unpickling, is not a flat dict of
-            tensors, or its ``decoder.*`` entries do not fit the TAEHV decoder for 16 latent channels; the
+            tensors, or its ``decoder.*`` entries do not fit the TAEHV decoder for 16 (48 with ``wan22``)
+            latent channels; the
             message names the file and the first mismatched key (missing, unexpected or of the wrong shape)
             in natural key order.
     """
@@ -457,13 +523,14 @@ def load_taehv(
 
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    if wan22 and variant != "taehv":
+        raise ValueError("the Wan2.2 decoder (taew2_2) is variant 'taehv': it reads normalised latents")
+    channels, patch, space, files = _LAYOUTS[wan22]
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"TAEHV decoder file {path}: no such file")
     try:
-        raw = load_flat_state_dict(
-            path, "TAEHV decoder file", hint="pass taew2_1.pth or lighttaew2_1.pth (a flat state dict)"
-        )
+        raw = load_flat_state_dict(path, "TAEHV decoder file", hint=f"pass {files} (a flat state dict)")
     except CheckpointError as e:
         raise ModelError(str(e)) from e
     _warn_on_name(path, variant)
@@ -471,17 +538,16 @@ def load_taehv(
     sd = {k: v for k, v in raw.items() if not k.startswith("encoder.")}
     widths = _infer_widths(sd)
     _cut_tgrow_weights(sd, widths)
-    expected = _expected_shapes(widths)
+    expected = _expected_shapes(widths, channels, patch)
     first, count = _first_mismatch(sd, expected)
     if count:
         raise ModelError(
-            f"{path}: not a TAEHV decoder for Wan2.1 latents (official TAEHV key layout, 16 latent channels, "
-            f"widths {widths} read from the file): {first}"
-            f"{f' (and {count - 1} more mismatched keys)' if count > 1 else ''}. Pass taew2_1.pth "
-            "(variant 'taehv') or lighttaew2_1.pth (variant 'lighttae'), or their .safetensors forms."
+            f"{path}: not a TAEHV decoder for {space} latents (official TAEHV key layout, {channels} latent "
+            f"channels, widths {widths} read from the file): {first}"
+            f"{f' (and {count - 1} more mismatched keys)' if count > 1 else ''}. Pass {files}."
         )
     with torch.device("meta"):
-        model = TAEHVDecoder(widths, variant=variant)
+        model = TAEHVDecoder(widths, variant=variant, latent_channels=channels, patch_size=patch)
     model.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
     if device is not None:
         model = model.to(device)
@@ -518,17 +584,23 @@ def init_random_(model: TAEHVDecoder, seed: int) -> TAEHVDecoder:
     return model
 
 
-def tiny_taehv(seed: int = 0, *, variant: Variant = "taehv") -> TAEHVDecoder:
+def tiny_taehv(seed: int = 0, *, variant: Variant = "taehv", wan22: bool = False) -> TAEHVDecoder:
     """A :data:`TINY_TAEHV_WIDTHS` decoder with seeded random weights (:func:`init_random_`), eval mode, for
-    tests and demos."""
-    return init_random_(TAEHVDecoder(TINY_TAEHV_WIDTHS, variant=variant), seed).eval().requires_grad_(False)
+    tests and demos; ``wan22``: the ``taew2_2`` layout (48 latent channels, patch 2)."""
+    channels, patch, _, _ = _LAYOUTS[wan22]
+    model = TAEHVDecoder(TINY_TAEHV_WIDTHS, variant=variant, latent_channels=channels, patch_size=patch)
+    return init_random_(model, seed).eval().requires_grad_(False)
 
 
-def _encoder_shapes(width: int) -> dict[str, tuple[int, ...]]:
-    """Official ``TAEHV.encoder`` key → shape for Wan2.1 (``taehv.py``: conv 3 → e, ReLU, then three times
-    [TPool(e, s), strided conv e → e without bias, 3 MemBlock(e)] with s = 2, 2, 1, then conv e → 16)."""
+def _encoder_shapes(width: int, latent_channels: int, patch_size: int) -> dict[str, tuple[int, ...]]:
+    """Official ``TAEHV.encoder`` key → shape (``taehv.py``: conv 3·p² → e (after a pixel unshuffle by p),
+    ReLU, then three times [TPool(e, s), strided conv e → e without bias, 3 MemBlock(e)] with s = 2, 2, 1,
+    then conv e → C; C, p = 16, 1 for Wan2.1 and 48, 2 for Wan2.2)."""
     e = width
-    out: dict[str, tuple[int, ...]] = {"encoder.0.weight": (e, IMAGE_CHANNELS, 3, 3), "encoder.0.bias": (e,)}
+    out: dict[str, tuple[int, ...]] = {
+        "encoder.0.weight": (e, IMAGE_CHANNELS * patch_size**2, 3, 3),
+        "encoder.0.bias": (e,),
+    }
     for stage, stride in enumerate((2, 2, 1)):
         first = 2 + 5 * stage
         out[f"encoder.{first}.conv.weight"] = (e, e * stride, 1, 1)
@@ -537,8 +609,8 @@ def _encoder_shapes(width: int) -> dict[str, tuple[int, ...]]:
             for j, n_in in ((0, 2 * e), (2, e), (4, e)):
                 out[f"encoder.{i}.conv.{j}.weight"] = (e, n_in, 3, 3)
                 out[f"encoder.{i}.conv.{j}.bias"] = (e,)
-    out["encoder.17.weight"] = (LATENT_CHANNELS, e, 3, 3)
-    out["encoder.17.bias"] = (LATENT_CHANNELS,)
+    out["encoder.17.weight"] = (latent_channels, e, 3, 3)
+    out["encoder.17.bias"] = (latent_channels,)
     return out
 
 
@@ -549,8 +621,9 @@ def taehv_state_dict(
     first_tgrow_stride: int = 1,
     seed: int = 0,
 ) -> dict[str, Tensor]:
-    """A state dict in the official file layout (``taew2_1.pth`` / ``lighttaew2_1.pth``) holding ``model``'s
-    decoder weights, for writing test files with ``torch.save`` or safetensors.
+    """A state dict in the official file layout (``taew2_1.pth`` / ``lighttaew2_1.pth``, or ``taew2_2.pth``
+    for a Wan2.2 ``model``) holding ``model``'s decoder weights, for writing test files with ``torch.save``
+    or safetensors.
 
     Args:
         model: the decoder whose weights to write (``decoder.*`` keys, copied).
@@ -570,7 +643,7 @@ def taehv_state_dict(
         extra = torch.randn((w.shape[0] * (first_tgrow_stride - 1), *w.shape[1:]), generator=g) * 0.1
         sd["decoder.7.conv.weight"] = torch.cat([extra, w]).contiguous()
     if encoder_width is not None:
-        for key, shape in _encoder_shapes(encoder_width).items():
+        for key, shape in _encoder_shapes(encoder_width, model.latent_channels, model.patch_size).items():
             sd[key] = torch.randn(shape, generator=g) * 0.05
     return sd
 
@@ -585,3 +658,10 @@ def load_lighttae_network(path: str | Path | None) -> TAEHVDecoder:
     """The registry's loader for ``lighttae``: :func:`load_taehv` of ``path`` (``lighttaew2_1.pth``), or
     :func:`tiny_taehv` (seed 0) for ``path`` None."""
     return tiny_taehv(0, variant="lighttae") if path is None else load_taehv(path, variant="lighttae")
+
+
+def load_taew2_2_network(path: str | Path | None) -> TAEHVDecoder:
+    """The registry's loader for ``taew2_2`` (Wan2.2 latents): :func:`load_taehv` of ``path``
+    (``taew2_2.pth``) with ``wan22=True``, or :func:`tiny_taehv` (seed 0, ``wan22=True``) for ``path`` None
+    (``tiny-random-2``)."""
+    return tiny_taehv(0, wan22=True) if path is None else load_taehv(path, variant="taehv", wan22=True)
