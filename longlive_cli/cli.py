@@ -43,42 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_MODEL", "EXIT_OUTPUT", "EXIT_PARTIAL", "app", "main"]
 
 
-class _Command(typer.core.TyperCommand):
-    """A command whose help is shown as written: ``[`` escaped for Rich (else ``[default: ...]`` in a help
-    string is read as markup and vanishes), no value placeholder on a flag (``--force``, not
-    ``--force <bool>``) and ``PATH``/``TEXT``/``N`` for the others, unless an option names its own
-    (``metavar=``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.help:
-            self.help = self.help.replace("[", "\\[")
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        params = super().get_params(ctx)  # with --help, which Click adds here
-        for param in params:
-            if not getattr(param, "_longlive_tidy", False):
-                _tidy(param)
-        return params
-
-
-def _tidy(param: Any) -> None:
-    param._longlive_tidy = True
-    if isinstance(param, typer.core.TyperOption | typer.core.TyperArgument) and param.help:
-        param.help = param.help.replace("[", "\\[")
-    if not isinstance(param, typer.core.TyperOption) or param.metavar is not None:
-        return
-    kind = getattr(param, "type_descriptor", None)
-    if param.is_flag:
-        param.metavar = ""
-    elif kind is not None and kind.is_path:
-        param.metavar = "PATH"
-    elif kind is not None and kind.annotation is int:
-        param.metavar = "N"
-    elif kind is not None and kind.annotation is str:
-        param.metavar = "TEXT"
-
-
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -395,6 +359,42 @@ def _errors_to_exit(debug: bool) -> Iterator[None]:
         message = str(err) if isinstance(err, LongLiveError) else f"{type(err).__name__}: {err}"
         typer.echo(f"error: {printable(message, newlines=True)}", err=True)
         raise typer.Exit(exit_code_for(err)) from None
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose help is shown as written: ``[`` escaped for Rich (else ``[default: ...]`` in a help
+    string is read as markup and vanishes), no value placeholder on a flag (``--force``, not
+    ``--force <bool>``) and ``PATH``/``TEXT``/``N`` for the others, unless an option names its own
+    (``metavar=``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            self.help = self.help.replace("[", "\\[")
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # with --help, which Click adds here
+        for param in params:
+            if not getattr(param, "_longlive_tidy", False):
+                _tidy(param)
+        return params
+
+
+def _tidy(param: Any) -> None:
+    param._longlive_tidy = True
+    if isinstance(param, typer.core.TyperOption | typer.core.TyperArgument) and param.help:
+        param.help = param.help.replace("[", "\\[")
+    if not isinstance(param, typer.core.TyperOption) or param.metavar is not None:
+        return
+    kind = getattr(param, "type_descriptor", None)
+    if param.is_flag:
+        param.metavar = ""
+    elif kind is not None and kind.is_path:
+        param.metavar = "PATH"
+    elif kind is not None and kind.annotation is int:
+        param.metavar = "N"
+    elif kind is not None and kind.annotation is str:
+        param.metavar = "TEXT"
 
 
 # --------------------------------------------------------------------------- generate
