@@ -75,6 +75,8 @@ class Architecture:
         latent_space: the latents it generates in (a decoder with its own weights must read them).
         sampler: the sampler name it runs by default (:func:`longlive_cli.registry.sampler_info`).
         sampler_defaults: :class:`~longlive_cli.models.spec.SamplerConfig` keyword arguments it defaults to.
+        tiny_random: ``"module:function"`` of its tiny random model, ``build(seed) -> (transformer, vae,
+            ...)`` (``base: null`` specs such as ``tiny-random``); imported only when asked for.
         base_repo: the diffusers-layout Hub repo of the base model (configs, text encoder, tokenizer, VAE).
         official: where the official inference lives (for messages and docs).
     """
@@ -84,6 +86,7 @@ class Architecture:
     latent_space: LatentSpace
     sampler: str
     sampler_defaults: dict[str, Any] = field(default_factory=dict)
+    tiny_random: str = ""
     base_repo: str = ""
     official: str = ""
 
@@ -93,6 +96,7 @@ LONGLIVE_1 = Architecture(
     geometry=WAN21,
     latent_space=WAN21_LATENTS,
     sampler="longlive",
+    tiny_random="longlive_cli.models.loaders:build_tiny_random",
     base_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
     official="NVlabs/LongLive v1.0",
 )
@@ -101,6 +105,7 @@ LONGLIVE_2 = Architecture(
     geometry=WAN22,
     latent_space=WAN22_LATENTS,
     sampler="longlive2",
+    tiny_random="longlive_cli.models.wan22:build_tiny_random_2",
     sampler_defaults={
         "name": "longlive2",
         "local_attn_size": 32,

@@ -43,7 +43,7 @@ from . import precision
 from .api import LongLive
 from .events import BlockDone, Finished, GenerationStarted
 from .latents import read_latents
-from .models.loaders import Model, build_tiny_random, wan_1_3b_transformer_config
+from .models.loaders import Model, tiny_random_parts, wan_1_3b_transformer_config
 from .models.spec import ModelSpec, components, fetch_components, resolve_model
 from .models.transformer import CausalWanTransformer
 from .runtime import DTYPE_NAMES, DTYPES, RuntimeOptions, StageTimes, resolve_device, resolve_dtype
@@ -66,7 +66,7 @@ def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, seed: int) -
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if spec.base is None:
-            wan, vae = wan22.build_tiny_random_2(seed) if v2 else build_tiny_random(seed)[:2]
+            wan, vae = tiny_random_parts(spec, seed)
         else:
             config = wan22.wan22_5b_transformer_config() if v2 else wan_1_3b_transformer_config()
             try:

@@ -335,22 +335,25 @@ def load_model(
     return Model(spec=spec, transformer=transformer, vae=_place(vae, device, vae_dtype))
 
 
-def _tiny_transformer(spec: ModelSpec) -> WanTransformer3DModel:
-    """The tiny random transformer of a ``base: null`` spec, in its architecture's layout."""
-    if spec.architecture == "longlive-2.0":
-        from .wan22 import build_tiny_random_2
+def tiny_random_parts(spec: ModelSpec, seed: int = 0) -> tuple[WanTransformer3DModel, AutoencoderKLWan]:
+    """The tiny random transformer and VAE of a ``base: null`` spec, built by its architecture's declared
+    builder (:attr:`longlive_cli.architectures.Architecture.tiny_random`: Wan2.1's layout, or Wan2.2's with
+    48 latent channels for LongLive 2.0); identical for the same ``seed``."""
+    import importlib
 
-        return build_tiny_random_2()[0]
-    return build_tiny_random()[0]
+    from ..registry import architecture_info
+
+    module, _, function = architecture_info(spec.architecture).tiny_random.partition(":")
+    wan, vae = getattr(importlib.import_module(module), function)(seed)[:2]
+    return wan, vae
+
+
+def _tiny_transformer(spec: ModelSpec) -> WanTransformer3DModel:
+    return tiny_random_parts(spec)[0]
 
 
 def _tiny_vae(spec: ModelSpec) -> AutoencoderKLWan:
-    """The tiny random VAE of a ``base: null`` spec: Wan2.1's, or Wan2.2's (z_dim 48) for LongLive 2.0."""
-    if spec.architecture == "longlive-2.0":
-        from .wan22 import build_tiny_random_2
-
-        return build_tiny_random_2()[1]
-    return build_tiny_random()[1]
+    return tiny_random_parts(spec)[1]
 
 
 def _user_lora_files(spec: ModelSpec, paths: dict) -> list[tuple[Path, float]]:
