@@ -409,7 +409,7 @@ function applySession(session) {
   badge.textContent = session.state;
   badge.dataset.state = session.state;
   const slow = session.state === "running" && session.fps > 0 && session.fps < session.video_fps;
-  $("fps").textContent = `${session.fps.toFixed(1)} / ${session.video_fps} fps`;
+  $("fps").textContent = `${(session.fps || 0).toFixed(1)} / ${session.video_fps} fps`;
   $("fps").className = slow ? "warn" : "";
   $("ahead").textContent = fmtS(session.ahead_s, 1);
   $("behind").textContent = fmtS(session.behind_s, 1);
@@ -432,12 +432,12 @@ function applySession(session) {
 }
 
 function switchMeta(prompt, record) {
-  const parts = [`block <b>${prompt.block}</b>`, `<b>${prompt.at_s.toFixed(2)}</b> s`];
+  const parts = [`block <b>${Number(prompt.block)}</b>`, `<b>${Number(prompt.at_s).toFixed(2)}</b> s`];
   if (prompt.latency_s !== null && prompt.latency_s !== undefined) {
     parts.push(`switch <b>${prompt.latency_s.toFixed(2)}</b> s`);
   }
   if (record && record.latencyS !== null) parts.push(`on screen <b>${record.latencyS.toFixed(2)}</b> s`);
-  if (prompt.transition_s > 0) parts.push(`${prompt.blend} ${prompt.transition_s} s`);
+  if (prompt.transition_s > 0) parts.push(`${prompt.blend === "slerp" ? "slerp" : "linear"} ${Number(prompt.transition_s)} s`);
   if (prompt.cut) parts.push("cut");
   return parts.join(" · ");
 }
@@ -638,6 +638,7 @@ function selectLine(textarea, line) {
   const lines = textarea.value.split("\n");
   if (!line || line > lines.length) return;
   const start = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
+  textarea.focus();
   textarea.setSelectionRange(start, start + lines[line - 1].length);
 }
 
