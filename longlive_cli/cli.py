@@ -756,6 +756,152 @@ def _live_summary(event: Any) -> str:
     return f"{event.switches} switches, {latency}, {event.generation_fps:.1f} fps{encoder}{where}"
 
 
+# --------------------------------------------------------------------------- serve
+HostOpt = Annotated[
+    str, typer.Option(help="Address to listen on; any but 127.0.0.1/localhost/::1 needs --token.")
+]
+PortOpt = Annotated[int, typer.Option(help="TCP port (0: a free one, printed).", min=0, max=65535)]
+SessionsDirOpt = Annotated[
+    Path, typer.Option("--sessions-dir", help="Where each session's folder goes (created when missing).")
+]
+ServeSaveLatentsOpt = Annotated[
+    bool, typer.Option("--save-latents", help="Also keep each session's latents (latents.safetensors).")
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(help="Every request must carry it (or LONGLIVE_TOKEN); needed with another --host."),
+]
+OscOpt = Annotated[int | None, typer.Option(help="Also take OSC messages on this UDP port of 127.0.0.1.")]
+AheadOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="TIME", help="Generation runs at most this much video ahead of the viewers (0: no pacing)."
+    ),
+]
+
+
+@app.command(cls=_Command)
+def serve(
+    model: ModelOpt = DEFAULT_MODEL,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    sessions_dir: SessionsDirOpt = Path("longlive-sessions"),
+    save_latents: ServeSaveLatentsOpt = False,
+    token: TokenOpt = None,
+    osc: OscOpt = None,
+    ahead: AheadOpt = "2s",
+    rope: RopeOpt = None,
+    lora: LoraOpt = None,
+    decoder: DecoderOpt = None,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    quantize: QuantizeOpt = None,
+    int8: Int8Opt = False,
+    scheme: SchemeOpt = None,
+    offline: OfflineOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    compile: CompileOpt = None,
+    fused_qkv: FusedQkvOpt = None,
+    static_cache: StaticCacheOpt = None,
+    rope_cache: RopeCacheOpt = None,
+    overlap: OverlapOpt = None,
+    compile_decoder: CompileDecoderOpt = None,
+    attention: AttentionOpt = None,
+    strict_speed: StrictSpeedOpt = False,
+) -> None:
+    """A web studio and an HTTP/WebSocket/OSC API to steer live sessions and render storyboards.
+
+    Loads the model once, then serves the page at / (printed as `longlive studio: URL`), the API under /api
+    (documented at /docs) and, with --osc, OSC on 127.0.0.1. Each session is kept in --sessions-dir/ID/.
+    Exit codes: 2 bad option, 3 model, 4 port busy or sessions folder not writable, 130/143 Ctrl-C/SIGTERM
+    (the running session ends as `longlive live`'s does).
+    """
+    from .models.spec import resolve_spec
+    from .serve.server import bind, check_host, check_sessions_dir, token_from_env
+    from .signals import StopSignals
+    from .storyboard.schema import parse_time
+
+    setup_logging(quiet=quiet, debug=debug)
+    with _errors_to_exit(debug), StopSignals() as stop:
+        token = token_from_env(token)
+        check_host(host, token)
+        ahead_s = parse_time(ahead, field="--ahead")
+        quantization = _quantization(quantize, int8, scheme)
+        load: dict[str, Any] = dict(device=device.value, dtype=dtype.value, options=_speed(locals()))
+        load |= dict(offline=offline, int8=quantization, rope=_value(rope), loras=lora or (), decoder=decoder)
+        resolve_spec(model, _value(rope), lora or (), decoder)  # the model spec, as `live` checks it
+        folder = check_sessions_dir(sessions_dir)
+        sock = bind(host, port)
+        code = _run_serve(
+            model,
+            load,
+            sock,
+            folder,
+            token=token,
+            host=host,
+            osc_port=osc,
+            stop=stop,
+            save_latents=save_latents,
+            ahead_s=ahead_s,
+        )
+    raise typer.Exit(code)
+
+
+def _run_serve(
+    model: str,
+    load: dict[str, Any],
+    sock: Any,
+    folder: Path,
+    *,
+    token: str | None,
+    host: str,
+    osc_port: int | None,
+    stop: StopSignals,
+    save_latents: bool,
+    ahead_s: float,
+) -> int:
+    """Bind OSC, load the model (text encoder kept), serve until a signal; the exit code."""
+    from .serve.server import serve_forever, studio_url
+
+    osc = None
+    try:
+        if osc_port is not None:
+            from .serve.osc import OscServer
+
+            osc = OscServer(osc_port)
+        if stop.requested():
+            typer.echo("stopped before loading: nothing was made", err=True)
+            return stop.exit_code
+        from .api import LongLive  # torch, FastAPI: only now
+        from .serve.app import create_app
+        from .serve.studio import Studio
+
+        ll = LongLive.from_pretrained(model, **load)
+        ll.load()
+        ll.text_encoder(keep=True)
+        studio = Studio(ll, sessions_dir=folder, save_latents=save_latents, ahead_s=ahead_s)
+        app = create_app(studio, token=token, hosts=[host])
+        if osc is not None:
+            osc.start(studio)
+
+        def listening(port: int) -> None:
+            typer.echo(f"longlive studio: {studio_url(host, port, token)}", err=True)
+            if osc is not None:
+                typer.echo(f"longlive OSC: udp://127.0.0.1:{osc.port}/longlive/...", err=True)
+
+        code = serve_forever(app, sock, studio=studio, stop=stop, on_listening=listening, osc=osc)
+        osc = None  # stopped by serve_forever
+        return code
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: abandon at once
+        typer.echo("aborted: the unfinished video was removed", err=True)
+        return stop.exit_code
+    finally:
+        if osc is not None:
+            osc.stop()
+        sock.close()
+
+
 # --------------------------------------------------------------------------- report
 @app.command("report", cls=_Command)
 def report_command(

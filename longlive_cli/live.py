@@ -173,17 +173,26 @@ class LiveSchedule:
             target = prompt.embedding
             future.add_done_callback(lambda done: _chain(done, target))
 
-    def submit(self, text: str) -> None:
+    def submit(self, text: str, *, transition: tuple[float, str] | None = None, cut: bool = False) -> None:
         """A new prompt: start encoding it now; it takes effect at the next block that starts (after the
-        transition in progress, if any), with the transition ``:transition`` asked for, if any. Ignored once
-        the session is over (:meth:`close`)."""
+        transition in progress, if any). Ignored once the session is over (:meth:`close`).
+
+        Args:
+            text: the prompt (checked by the caller).
+            transition: ``(seconds, blend)`` it blends in over; None: the one ``:transition`` asked for, if
+                any (:attr:`next_transition`, then cleared).
+            cut: it starts a new shot; also when ``:cut`` asked for one (:attr:`next_cut`, then cleared).
+                Passing both here lets a caller on another thread (``longlive serve``) give a prompt its
+                transition and cut in one call, without racing on the ``next_*`` fields.
+        """
         prompt = _Prompt(text, time.monotonic())
-        if self.next_transition is not None:
-            prompt.transition_s, prompt.blend = self.next_transition
-            prompt.transition_blocks = transition_blocks(prompt.transition_s, self.geometry)
-            self.next_transition = None
-        prompt.cut, self.next_cut = self.next_cut, False
         with self._lock:
+            if transition is None:
+                transition, self.next_transition = self.next_transition, None
+            if transition is not None:
+                prompt.transition_s, prompt.blend = transition
+                prompt.transition_blocks = transition_blocks(prompt.transition_s, self.geometry)
+            prompt.cut, self.next_cut = cut or self.next_cut, False
             if self.closed:
                 log.info("the video is finished: ignored a prompt that came after it")
                 return
