@@ -122,6 +122,16 @@ def metrics(driver: Any) -> dict:
     return driver.execute_script("return window.studioMetrics")
 
 
+def shown(driver: Any) -> int:
+    """Switches whose first frame the page has shown; exits when the session ended before."""
+    state = driver.find_element(By.ID, "state").text.lower()
+    if state in ("finished", "interrupted", "failed"):
+        raise SystemExit(
+            f"the session ended ({state}) before the switches were done: use a longer --duration"
+        )
+    return sum(s["latencyS"] is not None for s in metrics(driver)["switches"])
+
+
 def fill(driver: Any, element_id: str, text: str) -> None:
     driver.execute_script("document.getElementById(arguments[0]).value = arguments[1];", element_id, text)
 
@@ -148,7 +158,7 @@ def run(args: argparse.Namespace, url: str) -> None:
             box.send_keys(PROMPTS[i % len(PROMPTS)])
             box.send_keys(Keys.ENTER)
             wait(
-                lambda i=i: sum(s["latencyS"] is not None for s in metrics(driver)["switches"]) >= i,
+                lambda i=i: shown(driver) >= i,
                 30,
                 f"switch {i} on screen",
             )
@@ -174,7 +184,7 @@ def report(data: dict, url: str) -> None:
         session = json.load(response)
     switches = [s for s in data["switches"] if s["latencyS"] is not None]
     blocks = [b["delayS"] for b in data["blocks"] if b["delayS"] is not None]
-    server = [p["latency_s"] for p in session["prompts"] if p.get("latency_s") is not None]
+    server = [p["latency_s"] for p in session["prompts"] if p["block"] > 0 and p.get("latency_s") is not None]
     size = f"{session['width']}x{session['height']}"
     speed = f"generation {session['fps']:.1f} fps (video {session['video_fps']} fps)"
     shown = f"frames shown {data['frames']}, live-edge jumps {data['video']['jumps']}"
@@ -194,7 +204,9 @@ def main() -> None:
     parser.add_argument("--ahead", default="2s", help="the server's pacing buffer (longlive serve --ahead)")
     parser.add_argument("--switches", type=int, default=10)
     parser.add_argument("--every", type=float, default=2.5, help="seconds between prompts")
-    parser.add_argument("--duration", default="60s")
+    parser.add_argument(
+        "--duration", default="240s", help="planned; the session is stopped after the switches"
+    )
     parser.add_argument("--load-timeout", type=float, default=600, help="seconds for the model to load")
     parser.add_argument("--screenshot", default=None, help="save a PNG of the page after the 4th switch")
     parser.add_argument(

@@ -142,6 +142,7 @@ function resolveFromLog(record, matches, done) {
 function switchShown(record, frame) {
   record.shownAt = frame.at;
   record.latencyS = (frame.at - record.sentAt) / 1000;
+  if (state.session && state.session.id === record.session) renderTimeline(state.session);
 }
 
 function blockShown(record, frame) {
