@@ -655,9 +655,11 @@ class Studio:
         from ..api import check_seed
 
         try:
-            plan = self._plan_storyboard(text, check_seed(seed))
+            checked = check_seed(seed)
         except InputError as err:
             raise ApiError(400, str(err), "seed") from None
+        try:
+            plan = self._plan_storyboard(text, checked)
         except StoryboardError as err:
             raise ApiError(400, str(err), "storyboard") from None
         with self._lock:
