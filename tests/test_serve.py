@@ -511,3 +511,15 @@ def test_serve_refuses_before_loading(tmp_path):
         timeout=60,
     )
     assert run.returncode == 4 and "--sessions-dir" in run.stderr
+
+
+def test_help_imports_neither_torch_nor_fastapi():
+    code = (
+        "import sys\nfrom longlive_cli.cli import main\n"
+        "for argv in (['longlive', '--help'], ['longlive', 'serve', '--help']):\n"
+        "    sys.argv = argv\n    try:\n        main()\n    except SystemExit:\n        pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'fastapi', 'uvicorn', 'pythonosc') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert "--sessions-dir" in run.stdout and "--osc" in run.stdout and "serve" in run.stdout
+    assert run.stdout.strip().splitlines()[-1] == "HEAVY []"

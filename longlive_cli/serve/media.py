@@ -385,7 +385,9 @@ class LiveVideo:
         self.frames_encoded = 0  # frames handed to ffmpeg (after pacing)
         self.fragments = 0
         self.complete_bytes = 0  # bytes of ``file`` that hold whole boxes (a playable prefix)
-        self.first_sent: float | None = None  # time.monotonic() of the first frame sent to ffmpeg
+        self.last_sent: float | None = None  # time.monotonic() of the last frame sent to ffmpeg
+        self.waited_s = 0.0  # seconds the stream waited for a frame past its due time (not paused)
+        self.paused = False  # the session is paused: a wait is not the stream falling behind
         self.error: str | None = None
         gop = str(max(1, block_frames))
         cmd = h264_command(
@@ -433,10 +435,9 @@ class LiveVideo:
         }
 
     def behind_s(self) -> float:
-        """Seconds the paced stream fell behind real time so far (0 when it keeps up or is not paced)."""
-        if self._pacer is None or self.first_sent is None:
-            return 0.0
-        return max(0.0, time.monotonic() - self.first_sent - self.frames_sent / self.fps - 0.25)
+        """Seconds the paced stream waited for frames so far (generation slower than real time; time
+        paused not counted; 0 without pacing)."""
+        return self.waited_s if self._pacer is not None else 0.0
 
     @property
     def frames_sent(self) -> int:
@@ -460,8 +461,10 @@ class LiveVideo:
         try:
             self._stdin.write(memoryview(data).cast("B"))  # type: ignore[arg-type]
             self._stdin.flush()
-            if self.first_sent is None:
-                self.first_sent = time.monotonic()
+            now = time.monotonic()
+            if self.last_sent is not None and not self.paused:
+                self.waited_s += max(0.0, now - self.last_sent - 1.5 / self.fps)
+            self.last_sent = now
             self.frames_encoded += len(data)
         except (BrokenPipeError, ValueError, OSError) as err:
             self.error = f"the live video's ffmpeg stopped ({type(err).__name__})"

@@ -226,6 +226,10 @@ class LiveJob(_Job):
 
     def pause(self, paused: bool) -> None:
         self.schedule.pause(paused)
+        if self.video is not None:
+            self.video.paused = paused
+            if not paused:
+                self.video.last_sent = None  # the wait while paused is not the stream falling behind
         if self.state in ("running", "paused"):
             self.state = "paused" if paused else "running"
 
