@@ -5,11 +5,13 @@ stopped by SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -239,7 +241,9 @@ def test_video_websocket_sends_init_then_a_playable_fragmented_mp4(client, tmp_p
     assert init["fps"] == 16 and init["mime"].startswith('video/mp4; codecs="avc1.42')
     kinds = [box[0] for box in _boxes(segment)]
     assert kinds[:2] == [b"ftyp", b"moov"]
-    assert all([box[0] for box in _boxes(f)] == [b"moof", b"mdat"] for f in fragments)
+    for message in fragments:  # whole fragments: moof + mdat, one or several
+        kinds = [box[0] for box in _boxes(message)]
+        assert kinds == [b"moof", b"mdat"] * (len(kinds) // 2) and kinds
     (tmp_path / "ws.mp4").write_bytes(segment + b"".join(fragments))
     frames, stream = decoded_frames(tmp_path / "ws.mp4")
     assert frames == ended(client)["video_s"] * 16 == 9 + 12 * 3 and "64x48" in stream
@@ -361,40 +365,118 @@ def test_docs_are_served_without_any_cdn(client):
 
 
 # --------------------------------------------------------------------------- the real command
-def start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One `longlive serve --port 0 --ahead 0` for the tests below (the last one stops it with SIGTERM)."""
+    sessions = tmp_path_factory.mktemp("served")
+    args = ["serve", "--model", "tiny-random", "--device", "cpu", "--port", "0", "--ahead", "0"]
     proc = subprocess.Popen(
-        [*CMD, "serve", "--model", "tiny-random", "--device", "cpu", "--port", "0", *args],
+        [*CMD, *args, "--sessions-dir", str(sessions)],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         env=ENV,
         text=True,
     )
     assert proc.stderr is not None
-    deadline = time.monotonic() + 120
+    url, said = None, []
     for line in proc.stderr:
+        said.append(line)
         if line.startswith("longlive studio: "):
-            return proc, line.split(": ", 1)[1].strip()
-        assert time.monotonic() < deadline, line
-    raise AssertionError(f"serve exited {proc.wait()}")
+            url = line.split(": ", 1)[1].strip()
+            break
+    assert url is not None, f"serve exited {proc.poll()}: {''.join(said)}"
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    yield proc, url, sessions, stderr
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
-def test_serve_process_runs_a_session_and_sigterm_keeps_a_playable_recording(tmp_path):
-    sessions = tmp_path / "sessions"
-    proc, url = start_serve(tmp_path, "--sessions-dir", str(sessions), "--ahead", "0.5s")
-    try:
-        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0/")
-        with httpx.Client(base_url=url, timeout=10) as http:
-            assert http.get("/api/health").json()["ok"]
-            session = http.post("/api/session", json=SESSION | {"duration": "30s"}).json()
-            deadline = time.monotonic() + 60
-            while http.get("/api/session").json()["blocks_done"] < 2:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+class WsViewer(threading.Thread):
+    """A `/api/video` client on a real socket that keeps every message."""
+
+    def __init__(self, url: str) -> None:
+        from websockets.sync.client import connect
+
+        super().__init__(daemon=True)
+        self.ws = connect(url.replace("http://", "ws://") + "api/video", open_timeout=20, max_size=None)
+        self.ws.__enter__()
+        self.messages: list = []
+
+    def run(self) -> None:
+        with contextlib.suppress(Exception):
+            for message in self.ws:
+                self.messages.append(json.loads(message) if isinstance(message, str) else message)
+
+    def kill(self) -> None:
+        """Gone without a goodbye (a closed tab, a dead process)."""
+        self.ws.socket.close()
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def test_twenty_viewers_do_not_stop_generation_and_killed_viewers_rejoin_with_a_valid_stream(
+    served, tmp_path
+):
+    proc, url, _, _ = served
+    viewers = [WsViewer(url) for _ in range(20)]
+    for v in viewers:
+        v.start()
+    before = rss_mib(proc.pid)
+    with httpx.Client(base_url=url, timeout=10) as http:
+        assert http.post("/api/session", json=SESSION | {"duration": "240s"}).status_code == 201
+        deadline, peak = time.monotonic() + 2.5, before
+        while time.monotonic() < deadline:
+            peak = max(peak, rss_mib(proc.pid))
+            time.sleep(0.1)
+        for v in viewers[:5]:
+            v.kill()
+        rejoined = [WsViewer(url) for _ in range(5)]
+        for v in rejoined:
+            v.start()
+        first = http.get("/api/session").json()
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            peak = max(peak, rss_mib(proc.pid))
+            time.sleep(0.1)
+        later = http.get("/api/session").json()
+        assert later["state"] == "running" and later["blocks_done"] > first["blocks_done"] >= 2
+        assert later["viewers"] == 20
+        http.post("/api/session/stop")
+        deadline = time.monotonic() + 30
+        while http.get("/api/session").json()["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert peak - before < 200, (before, peak)  # bounded: no per-viewer backlog grows with the session
+    time.sleep(0.5)
+    for i, v in enumerate([*viewers[5:], *rejoined]):
+        init, segment, fragments = fragments_of(v.messages)
+        assert init["width"] == 64 and isinstance(segment, bytes)
+        (tmp_path / f"v{i}.mp4").write_bytes(segment + b"".join(fragments))
+        frames, stream = decoded_frames(tmp_path / f"v{i}.mp4")
+        assert frames >= 1 and "64x48" in stream
+    for v in [*viewers[5:], *rejoined]:
+        v.ws.close()
+
+
+def test_serve_process_runs_a_session_and_sigterm_keeps_a_playable_recording(served):
+    proc, url, sessions, stderr = served
+    with httpx.Client(base_url=url, timeout=10) as http:
+        assert http.get("/api/health").json()["ok"]
+        session = http.post("/api/session", json=SESSION | {"duration": "240s"}).json()
+        deadline = time.monotonic() + 60
+        while http.get("/api/session").json()["blocks_done"] < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    time.sleep(0.2)
+    assert "Traceback" not in "".join(stderr)
     folder = sessions / session["id"]
     assert "stopped at" in (folder / "session.yaml").read_text()
     assert decoded_frames(folder / "recording.partial.mp4")[0] >= 9 + 12
@@ -429,3 +511,15 @@ def test_serve_refuses_before_loading(tmp_path):
         timeout=60,
     )
     assert run.returncode == 4 and "--sessions-dir" in run.stderr
+
+
+def test_help_imports_neither_torch_nor_fastapi():
+    code = (
+        "import sys\nfrom longlive_cli.cli import main\n"
+        "for argv in (['longlive', '--help'], ['longlive', 'serve', '--help']):\n"
+        "    sys.argv = argv\n    try:\n        main()\n    except SystemExit:\n        pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'fastapi', 'uvicorn', 'pythonosc') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert "--sessions-dir" in run.stdout and "--osc" in run.stdout and "serve" in run.stdout
+    assert run.stdout.strip().splitlines()[-1] == "HEAVY []"

@@ -448,10 +448,18 @@ async def _pump(ws: WebSocket, box: Any) -> None:
             await ws.close()
 
 
+class _Static(StaticFiles):
+    """The page's assets; 404 (not an error) while the folder is not there."""
+
+    async def check_config(self) -> None:
+        if self.directory is not None and Path(self.directory).is_dir():
+            await super().check_config()
+
+
 def _page_routes(app: FastAPI) -> None:
     import swagger_ui_bundle
 
-    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    app.mount("/static", _Static(directory=STATIC, check_dir=False), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -30,7 +30,16 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["LiveVideo", "Mailbox", "VideoHub", "Viewer", "codec_string", "is_keyframe_fragment", "read_box"]
+__all__ = [
+    "InitSegment",
+    "LiveVideo",
+    "Mailbox",
+    "VideoHub",
+    "Viewer",
+    "codec_string",
+    "is_keyframe_fragment",
+    "read_box",
+]
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +155,23 @@ def codec_string(init: bytes) -> str:
 
 
 # --------------------------------------------------------------------------- viewers
+class InitSegment(bytes):
+    """An init segment (``ftyp`` + ``moov``) in a viewer's queue: sent alone, never dropped."""
+
+
 class Mailbox:
     """Messages for one WebSocket client, filled from any thread (:meth:`put`), read on the event loop
-    (:meth:`get`); at most ``limit`` kept (the oldest go first). :meth:`close` ends :meth:`get`."""
+    (:meth:`get`); at most ``limit`` kept (the oldest go first). :meth:`close` ends :meth:`get`. The loop is
+    woken once per batch of messages, not once per message."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = 512) -> None:
         self._loop = loop
         self._ready = asyncio.Event()
         self._lock = threading.Lock()
         self._queue: deque[dict[str, Any] | bytes | str] = deque()
-        self._bytes = 0
+        self._bytes = 0  # of queued fragments (bytes that are not an InitSegment)
+        self._fragments = 0
+        self._signalled = False
         self.limit = limit
         self.dropped = 0
         self.closed = False
@@ -166,7 +182,14 @@ class Mailbox:
                 self._queue.popleft()
                 self.dropped += 1
             self._queue.append(message)
-        self._wake()
+            wake = self._arm()
+        if wake:
+            self._wake()
+
+    def _arm(self) -> bool:
+        """Called with the lock held: True when the reader must be woken (it is not already)."""
+        wake, self._signalled = not self._signalled, True
+        return wake
 
     def _wake(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: the server is going away
@@ -177,21 +200,37 @@ class Mailbox:
         self._wake()
 
     async def get(self) -> dict[str, Any] | bytes | str | None:
-        """The next message (waits for one); None once closed."""
+        """The next message (waits for one); fragments queued one after another come as one ``bytes``
+        (whole fragments, in order); None once closed."""
         while not self.closed:
             with self._lock:
                 if self._queue:
                     message = self._queue.popleft()
-                    if isinstance(message, bytes):
-                        self._bytes = max(0, self._bytes - len(message))
-                    return message
+                    if not isinstance(message, bytes) or isinstance(message, InitSegment):
+                        return message
+                    parts = [message]
+                    while self._queue and _is_fragment(self._queue[0]):
+                        parts.append(self._queue.popleft())  # type: ignore[arg-type]
+                    self._fragments -= len(parts)
+                    data = b"".join(parts)
+                    self._bytes = max(0, self._bytes - len(data))
+                    return data
                 self._ready.clear()
+                self._signalled = False
             await self._ready.wait()
         return None
 
     @property
     def queued_bytes(self) -> int:
         return self._bytes
+
+    @property
+    def queued_fragments(self) -> int:
+        return self._fragments
+
+
+def _is_fragment(message: Any) -> bool:
+    return isinstance(message, bytes) and not isinstance(message, InitSegment)
 
 
 class Viewer(Mailbox):
@@ -205,15 +244,22 @@ class Viewer(Mailbox):
         super().__init__(loop)
         self.need_keyframe = True  # a new viewer starts at a keyframe
 
-    def put_control(self, message: dict[str, Any] | bytes) -> None:
-        """A message that is never dropped (``init``, ``idle``, the init segment): the queue restarts."""
+    def _drop_fragments(self) -> None:
+        self.dropped += self._fragments
+        self._queue = deque(m for m in self._queue if not _is_fragment(m))
+        self._bytes = self._fragments = 0
+
+    def put_control(self, message: dict[str, Any] | InitSegment) -> None:
+        """A message that is never dropped (``init``, ``idle``, the init segment); the fragments queued
+        before it go (they belong to the video before)."""
         with self._lock:
-            self._queue = deque(m for m in self._queue if not isinstance(m, bytes))  # old fragments go
-            self._bytes = 0
+            self._drop_fragments()
             self._queue.append(message)
-            if isinstance(message, bytes):
+            if isinstance(message, InitSegment):
                 self.need_keyframe = True
-        self._wake()
+            wake = self._arm()
+        if wake:
+            self._wake()
 
     def put_fragment(self, fragment: bytes, keyframe: bool) -> None:
         with self._lock:
@@ -221,11 +267,8 @@ class Viewer(Mailbox):
                 self.dropped += 1
                 return
             full = self._bytes + len(fragment) > VIEWER_QUEUE_BYTES
-            if full or sum(isinstance(m, bytes) for m in self._queue) >= VIEWER_QUEUE_FRAGMENTS:
-                lost = [m for m in self._queue if isinstance(m, bytes)]
-                self.dropped += len(lost)
-                self._queue = deque(m for m in self._queue if not isinstance(m, bytes))
-                self._bytes = 0
+            if full or self._fragments >= VIEWER_QUEUE_FRAGMENTS:
+                self._drop_fragments()
                 if not keyframe:
                     self.need_keyframe = True
                     self.dropped += 1
@@ -233,7 +276,10 @@ class Viewer(Mailbox):
             self.need_keyframe = False
             self._queue.append(fragment)
             self._bytes += len(fragment)
-        self._wake()
+            self._fragments += 1
+            wake = self._arm()
+        if wake:
+            self._wake()
 
 
 class VideoHub:
@@ -333,13 +379,15 @@ class LiveVideo:
         from ..video import h264_command
 
         self.hub, self.session, self.width, self.height, self.fps = hub, session, width, height, fps
-        self.init_segment: bytes | None = None
+        self.init_segment: InitSegment | None = None
         self.mime = 'video/mp4; codecs="avc1.42E01E"'
         self.frames_in = 0  # frames written by the session
         self.frames_encoded = 0  # frames handed to ffmpeg (after pacing)
         self.fragments = 0
         self.complete_bytes = 0  # bytes of ``file`` that hold whole boxes (a playable prefix)
-        self.first_sent: float | None = None  # time.monotonic() of the first frame sent to ffmpeg
+        self.last_sent: float | None = None  # time.monotonic() of the last frame sent to ffmpeg
+        self.waited_s = 0.0  # seconds the stream waited for a frame past its due time (not paused)
+        self.paused = False  # the session is paused: a wait is not the stream falling behind
         self.error: str | None = None
         gop = str(max(1, block_frames))
         cmd = h264_command(
@@ -387,10 +435,9 @@ class LiveVideo:
         }
 
     def behind_s(self) -> float:
-        """Seconds the paced stream fell behind real time so far (0 when it keeps up or is not paced)."""
-        if self._pacer is None or self.first_sent is None:
-            return 0.0
-        return max(0.0, time.monotonic() - self.first_sent - self.frames_sent / self.fps - 0.25)
+        """Seconds the paced stream waited for frames so far (generation slower than real time; time
+        paused not counted; 0 without pacing)."""
+        return self.waited_s if self._pacer is not None else 0.0
 
     @property
     def frames_sent(self) -> int:
@@ -414,8 +461,10 @@ class LiveVideo:
         try:
             self._stdin.write(memoryview(data).cast("B"))  # type: ignore[arg-type]
             self._stdin.flush()
-            if self.first_sent is None:
-                self.first_sent = time.monotonic()
+            now = time.monotonic()
+            if self.last_sent is not None and not self.paused:
+                self.waited_s += max(0.0, now - self.last_sent - 1.5 / self.fps)
+            self.last_sent = now
             self.frames_encoded += len(data)
         except (BrokenPipeError, ValueError, OSError) as err:
             self.error = f"the live video's ffmpeg stopped ({type(err).__name__})"
@@ -431,7 +480,8 @@ class LiveVideo:
                 kind, data = box
                 if kind == b"moof":
                     if self.init_segment is None:
-                        self.init_segment, self.mime = init, f'video/mp4; codecs="{codec_string(init)}"'
+                        self.init_segment = InitSegment(init)
+                        self.mime = f'video/mp4; codecs="{codec_string(init)}"'
                         default_flags = _trex_flags(init)
                         self._file.write(init)
                         self.complete_bytes += len(init)

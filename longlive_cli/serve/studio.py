@@ -226,6 +226,10 @@ class LiveJob(_Job):
 
     def pause(self, paused: bool) -> None:
         self.schedule.pause(paused)
+        if self.video is not None:
+            self.video.paused = paused
+            if not paused:
+                self.video.last_sent = None  # the wait while paused is not the stream falling behind
         if self.state in ("running", "paused"):
             self.state = "paused" if paused else "running"
 
@@ -655,9 +659,11 @@ class Studio:
         from ..api import check_seed
 
         try:
-            plan = self._plan_storyboard(text, check_seed(seed))
+            checked = check_seed(seed)
         except InputError as err:
             raise ApiError(400, str(err), "seed") from None
+        try:
+            plan = self._plan_storyboard(text, checked)
         except StoryboardError as err:
             raise ApiError(400, str(err), "storyboard") from None
         with self._lock:
