@@ -262,6 +262,29 @@ def test_a_session_from_the_page_plays_takes_a_typed_prompt_and_reproduces(
         "the switch's frame on screen",
     )[0]
     assert switch["block"] == prompt["block"] and 0 < switch["latencyS"] < 15
+    # ...and, per block, the delay from its block_done event to its first frame on screen.
+    delays = [
+        b["delayS"] for b in js(browser, "return window.studioMetrics.blocks") if b["delayS"] is not None
+    ]
+    assert delays and all(d < 10 for d in delays)
+    # The switch's thumbnail loads from the server, at most 160 px wide.
+    thumb = wait_until(
+        lambda: js(
+            browser,
+            "const i = document.querySelector(arguments[0]); return i && i.complete && i.naturalWidth;",
+            f"#timeline li.switch[data-block='{prompt['block']}'] img",
+        ),
+        10,
+        "the switch's thumbnail",
+    )
+    assert 0 < thumb <= 160
+    # The recording link serves the MP4 made so far, while the session runs.
+    head = js(
+        browser,
+        "return fetch(document.getElementById('download-video').href)"
+        ".then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b.slice(4, 8))));",
+    )
+    assert bytes(head) == b"ftyp"
     save_screenshot(browser, tmp_path, "studio.png")
 
     # The session ends (8 s planned); its storyboard, downloaded by the page, regenerates its latents.
