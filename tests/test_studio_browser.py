@@ -344,7 +344,7 @@ def test_the_storyboard_tab_validates_and_renders(browser, server):
     set_text(browser, "storyboard-text", STORYBOARD.replace("at: 1.5s", "at: 9s"))
     browser.find_element(By.ID, "validate").click()
     plan = browser.find_element(By.ID, "plan")
-    wait_until(lambda: "line 7" in plan.text, 10, "the error with its line (7: `at: 9s`)")
+    wait_until(lambda: "line 7, column 5" in plan.text, 10, "the error with its line and column (`at: 9s`)")
     assert "error" in (plan.get_attribute("class") or "")
 
     # A good one: the plan, then a render with progress and a playable result.
