@@ -224,7 +224,7 @@ def test_a_session_from_the_page_plays_takes_a_typed_prompt_and_reproduces(
     set_text(browser, "new-prompt", "a lighthouse at dusk")
     set_text(browser, "seed", str(SEED))
     set_text(browser, "resolution", f"{WIDTH}x{HEIGHT}")
-    set_text(browser, "duration", "8s")
+    set_text(browser, "duration", "10s")
     browser.find_element(By.ID, "start").click()
     session = wait_until(lambda: (r := server.get("/api/session"))[0] == 200 and r[1], 20, "the session")
     assert session["width"] == WIDTH and session["seed"] == SEED
@@ -287,7 +287,18 @@ def test_a_session_from_the_page_plays_takes_a_typed_prompt_and_reproduces(
     assert bytes(head) == b"ftyp"
     save_screenshot(browser, tmp_path, "studio.png")
 
-    # The session ends (8 s planned); its storyboard, downloaded by the page, regenerates its latents.
+    # A reload rejoins the running session: its timeline at once, its video from the latest keyframe.
+    browser.refresh()
+    wait_until(
+        lambda: browser.find_elements(
+            By.CSS_SELECTOR, f"#timeline li.switch[data-block='{prompt['block']}']"
+        ),
+        10,
+        "the timeline after a reload",
+    )
+    wait_until(lambda: js(browser, video)[0] > prompt["at_s"], 10, "the video after a reload")
+
+    # The session ends (10 s planned); its storyboard, downloaded by the page, regenerates its latents.
     final = wait_until(
         lambda: (s := server.get("/api/session")[1])["state"] in ("finished", "interrupted", "failed") and s,
         40,

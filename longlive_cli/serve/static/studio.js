@@ -493,7 +493,8 @@ function onEvent(raw) {
   } catch {
     return;
   }
-  if (event.render) {
+  // A render job's progress (its pipeline events carry `render`: the job id) and its end (`render` event).
+  if (event.render || event.event === "render") {
     onRenderUpdate(event);
     return;
   }
