@@ -161,6 +161,7 @@ def test_a_session_takes_prompts_at_blocks_pauses_and_its_storyboard_reproduces_
     assert recording.headers["content-type"] == "video/mp4"
     (tmp_path / "r.mp4").write_bytes(recording.content)
     assert decoded_frames(tmp_path / "r.mp4")[0] == 9 + 12 * (n - 1)
+    assert decoded_frames(folder / "live.mp4")[0] == 9 + 12 * (n - 1)  # the viewers' fMP4: every frame
     assert client.get(f"/api/sessions/{done['id']}/storyboard").text == story.text
 
 
