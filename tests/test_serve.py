@@ -161,6 +161,7 @@ def test_a_session_takes_prompts_at_blocks_pauses_and_its_storyboard_reproduces_
     assert recording.headers["content-type"] == "video/mp4"
     (tmp_path / "r.mp4").write_bytes(recording.content)
     assert decoded_frames(tmp_path / "r.mp4")[0] == 9 + 12 * (n - 1)
+    assert decoded_frames(folder / "live.mp4")[0] == 9 + 12 * (n - 1)  # the viewers' fMP4: every frame
     assert client.get(f"/api/sessions/{done['id']}/storyboard").text == story.text
 
 
@@ -427,6 +428,11 @@ def test_twenty_viewers_do_not_stop_generation_and_killed_viewers_rejoin_with_a_
     viewers = [WsViewer(url) for _ in range(20)]
     for v in viewers:
         v.start()
+    from websockets.sync.client import connect
+
+    stalled = [connect(url.replace("http://", "ws://") + "api/video", max_queue=1) for _ in range(2)]
+    for ws in stalled:
+        ws.__enter__()  # connected, never read: its socket fills, then the server drops its fragments
     before = rss_mib(proc.pid)
     with httpx.Client(base_url=url, timeout=10) as http:
         assert http.post("/api/session", json=SESSION | {"duration": "240s"}).status_code == 201
@@ -446,7 +452,7 @@ def test_twenty_viewers_do_not_stop_generation_and_killed_viewers_rejoin_with_a_
             time.sleep(0.1)
         later = http.get("/api/session").json()
         assert later["state"] == "running" and later["blocks_done"] > first["blocks_done"] >= 2
-        assert later["viewers"] == 20
+        assert later["viewers"] == 22
         http.post("/api/session/stop")
         deadline = time.monotonic() + 30
         while http.get("/api/session").json()["state"] == "running":
@@ -462,6 +468,8 @@ def test_twenty_viewers_do_not_stop_generation_and_killed_viewers_rejoin_with_a_
         assert frames >= 1 and "64x48" in stream
     for v in [*viewers[5:], *rejoined]:
         v.ws.close()
+    for ws in stalled:
+        ws.socket.close()
 
 
 def test_serve_process_runs_a_session_and_sigterm_keeps_a_playable_recording(served):
@@ -523,3 +531,20 @@ def test_help_imports_neither_torch_nor_fastapi():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
     assert "--sessions-dir" in run.stdout and "--osc" in run.stdout and "serve" in run.stdout
     assert run.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_live_schedule_submit_takes_the_transition_and_cut_with_the_prompt():
+    from longlive_cli.live import LiveSchedule
+
+    schedule = LiveSchedule(None, 10, lambda: False)
+    schedule.submit("first")
+    assert schedule.wait_for_first(timeout=1) == "first"
+    schedule.next_transition = (0.75, "linear")  # a `:transition` typed by someone else
+    schedule.submit("second", transition=(1.5, "slerp"), cut=True)
+    assert schedule.next_transition == (0.75, "linear") and not schedule.next_cut
+    assert schedule.segment_for_block(1) == 1 and schedule.is_cut(1)
+    assert schedule.transition_of(1) == (1.5, "slerp") and schedule.transition(1).method == "slerp"
+    schedule.submit("third")  # no transition given: the one `:transition` asked for
+    assert schedule.next_transition is None
+    assert schedule.segment_for_block(3) == 2 and schedule.transition_of(2) == (0.75, "linear")
+    schedule.close()

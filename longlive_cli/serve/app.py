@@ -111,6 +111,7 @@ class Guard:
             if len(body) > limit:
                 await _send_json(send, 413, f"the body is over the limit of {limit // 2**20} MiB")
                 return
+        scope["longlive.body_bytes"] = len(body)
         await self._guarded(scope, _replay(body), self._with_cookie(scope, send))
 
     def _refusal(self, scope: dict, headers: dict[str, str]) -> tuple[int, str] | None:
@@ -287,7 +288,7 @@ def _session_routes(app: FastAPI, studio: Studio) -> None:
     @app.post("/api/session", status_code=201)
     async def start(body: SessionBody, request: Request) -> dict[str, Any]:
         """Start a live session (409 while a session or render runs)."""
-        if body.image is None and int(request.headers.get("content-length") or 0) > MAX_BODY:
+        if body.image is None and request.scope.get("longlive.body_bytes", 0) > MAX_BODY:
             raise ApiError(413, f"the body is over the limit of {MAX_BODY // 2**20} MiB (without an image)")
         fields = body.model_dump(exclude={"prompt"})
         return await asyncio.to_thread(lambda: studio.start_session(body.prompt, **fields))

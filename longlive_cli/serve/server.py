@@ -108,7 +108,12 @@ def serve_forever(
     import uvicorn
 
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", ws="websockets", timeout_graceful_shutdown=3
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
