@@ -113,6 +113,7 @@ def serve_forever(
         access_log=False,
         lifespan="off",
         ws="websockets-sansio",
+        ws_max_size=65536,  # clients send nothing the server needs: a larger message closes the socket
         timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)

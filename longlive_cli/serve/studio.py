@@ -216,7 +216,6 @@ class LiveJob(_Job):
         self.reader = PromptReader(
             self.schedule, stdin=io.BytesIO(), transitions=studio.transitions, shots=studio.shots
         )
-        self._first_frame_latency: float | None = None
 
     # ------------------------------------------------------------------ steering (any thread)
     def submit(self, text: str, transition: tuple[float, str] | None, cut: bool) -> None:
