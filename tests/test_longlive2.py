@@ -41,6 +41,17 @@ RES = "64x32"  # 2 tokens per latent frame: the parity runs stay fast
 H, W = 2, 4  # latent size at 64x32 (16x)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread for these toy-sized tensors: with two, on the 2 shared cores of CI, the threads
+    mostly wait for each other (the tiny Wan2.2 VAE decoding 96 latent frames: 9.9 s with 2 threads, 0.48 s
+    with 1). Both sides of every parity check run in this process, so the comparison is unchanged."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ------------------------------------------------------------------------------------------ geometry, presets
 def test_geometry_has_the_official_numbers():
     g = WAN22
