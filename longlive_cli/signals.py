@@ -34,7 +34,8 @@ def quiet_exit_until_a_command_starts() -> None:
 def command_started() -> None:
     """A command starts: Python's own Ctrl-C (``KeyboardInterrupt``) is back, unless someone else has
     installed a handler since; a command that generates installs :class:`StopSignals` first thing."""
-    if signal.getsignal(signal.SIGINT) is _interrupted_at_startup:
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGINT) is _interrupted_at_startup:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
