@@ -1,5 +1,5 @@
 """``python -m longlive_cli``: the ``longlive`` command."""
 
-from .signals import run_cli
+from .entry import run_cli
 
 run_cli()

@@ -1234,7 +1234,7 @@ def main_options(
 
 
 def main() -> None:
-    """The CLI's entry point (the console script is :func:`longlive_cli.signals.run_cli`, which calls it).
+    """The CLI's entry point (the console script is :func:`longlive_cli.entry.run_cli`, which calls it).
     Until a command starts (:meth:`_Command.invoke`), Ctrl-C exits 130 quietly."""
     from .signals import quiet_exit_until_a_command_starts
 

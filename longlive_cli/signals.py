@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import EXIT_SIGINT, EXIT_SIGTERM
 
-__all__ = ["StopSignals", "command_started", "quiet_exit_until_a_command_starts", "run_cli"]
+__all__ = ["StopSignals", "command_started", "quiet_exit_until_a_command_starts"]
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,6 @@ def command_started() -> None:
     main = threading.current_thread() is threading.main_thread()
     if main and signal.getsignal(signal.SIGINT) is _interrupted_at_startup:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def run_cli() -> None:
-    """The ``longlive`` console script: Ctrl-C exits 130 quietly from here on, before the CLI's imports
-    (Typer, Rich, the model registry: a few hundred ms), until a command starts."""
-    quiet_exit_until_a_command_starts()
-    from .cli import main
-
-    main()
 
 
 class StopSignals:

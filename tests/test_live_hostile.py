@@ -344,7 +344,7 @@ if moment == "import":  # while the console script imports the CLI (Typer, Rich,
             interrupt()
         return real_import(name, *args, **kwargs)
     builtins.__import__ = patched
-    from longlive_cli.signals import run_cli
+    from longlive_cli.entry import run_cli
     run_cli()
     sys.exit(0)
 from longlive_cli import cli
