@@ -9,8 +9,8 @@
 # the end says what passed, failed or was skipped, with the numbers the steps printed.
 set -u
 # `gpu_check.sh bench ARGS...`: one `longlive bench` of the 1.3B architecture at 832x480 on CUDA (BENCH_MODEL,
-# BENCH_DEVICE, BENCH_RESOLUTION change that; a test runs it on the CPU); its JSON, then one summary line (the
-# line the table shows).
+# BENCH_DEVICE, BENCH_RESOLUTION change that: the 5B step sets longlive-2.0-5b at 1280x704; a test runs it on the
+# CPU); its JSON, then one summary line (the line the table shows).
 if [ "${1:-}" = bench ]; then
   shift
   python3 -m longlive_cli bench -m "${BENCH_MODEL:-longlive-1.3b}" --device "${BENCH_DEVICE:-cuda}" \
@@ -96,6 +96,10 @@ step conv3d_bf16 30 yes python3 -m pytest -q -p no:cacheprovider tests/test_gpu.
 step gpu_tests 180 yes python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
 step tiny_cli_defaults 90 yes sh -c 'printf "duration: 4s\nprompts:\n  - {at: 0s, text: a}\n  - {at: 2s, text: b}\n" > /tmp/s.yaml && python3 -m longlive_cli generate /tmp/s.yaml -o /tmp/s.mp4 -m tiny-random -f'
 step bench_13b_bf16_fast 150 yes bash "$0" bench --blocks 16 --compare-plain
+# Optional: LongLive 2.0 (issue 22), the 5B architecture with random bf16 weights at its native 1280x704
+# (10 GB of weights, a 9.7 GiB KV cache; 6 blocks: the 32-frame window is full from block 4 on).
+step bench_5b_bf16_1280x704 150 no env BENCH_MODEL=longlive-2.0-5b BENCH_RESOLUTION=1280x704 \
+  bash "$0" bench --blocks 6
 # Optional, most telling first (issue 15 point 9): does overlapped decode pay, do the VAE's speed options.
 step bench_13b_no_overlap 80 no bash "$0" bench --blocks 12 --no-overlap
 step vae_speed_832x480 120 no python3 benchmarks/vae_speed.py --device cuda --dtype bf16 --blocks 4 --rounds 3

@@ -1,5 +1,5 @@
 """``python -m longlive_cli``: the ``longlive`` command."""
 
-from .cli import main
+from .entry import run_cli
 
-main()
+run_cli()

@@ -21,6 +21,7 @@ Torch-free (``longlive validate`` reads it).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,13 @@ class Architecture:
         sampler_defaults: :class:`~longlive_cli.models.spec.SamplerConfig` keyword arguments it defaults to.
         tiny_random: ``"module:function"`` of its tiny random model, ``build(seed) -> (transformer, vae,
             ...)`` (``base: null`` specs such as ``tiny-random``); imported only when asked for.
+        transformer_config: ``"module:function"`` giving the full-size backbone's ``WanTransformer3DModel``
+            keyword arguments (the config of :attr:`base_repo`, known without a download: the memory check
+            and ``bench``'s random weights read it).
+        vae_config: ``"module:function"`` giving the full-size VAE's ``AutoencoderKLWan`` keyword arguments;
+            empty: diffusers' defaults, which are the Wan2.1 VAE.
+        tiny_transformer_config: ``"module:function"`` giving the tiny random transformer's keyword arguments.
+        tiny_vae_size: ``(parameters, first-stage width)`` of the tiny random VAE (the memory check).
         base_repo: the diffusers-layout Hub repo of the base model (configs, text encoder, tokenizer, VAE).
         official: where the official inference lives (for messages and docs).
     """
@@ -87,8 +95,27 @@ class Architecture:
     sampler: str
     sampler_defaults: dict[str, Any] = field(default_factory=dict)
     tiny_random: str = ""
+    transformer_config: str = ""
+    vae_config: str = ""
+    tiny_transformer_config: str = ""
+    tiny_vae_size: tuple[int, int] = (0, 0)
     base_repo: str = ""
     official: str = ""
+
+    def known_transformer_config(self, *, tiny: bool = False) -> dict[str, Any]:
+        """The ``WanTransformer3DModel`` kwargs of the full-size backbone (or of the tiny random one)."""
+        return _call(self.tiny_transformer_config if tiny else self.transformer_config)
+
+    def known_vae_config(self) -> dict[str, Any]:
+        """The ``AutoencoderKLWan`` kwargs of the full-size VAE (``{}``: diffusers' defaults, Wan2.1's)."""
+        return _call(self.vae_config) if self.vae_config else {}
+
+
+def _call(ref: str) -> Any:
+    """The result of the function named ``"module:function"`` (imported only now: this module stays
+    torch-free)."""
+    module, _, function = ref.partition(":")
+    return getattr(importlib.import_module(module), function)()
 
 
 LONGLIVE_1 = Architecture(
@@ -97,6 +124,9 @@ LONGLIVE_1 = Architecture(
     latent_space=WAN21_LATENTS,
     sampler="longlive",
     tiny_random="longlive_cli.models.loaders:build_tiny_random",
+    transformer_config="longlive_cli.models.spec:wan_1_3b_transformer_config",
+    tiny_transformer_config="longlive_cli.models.spec:tiny_transformer_config",
+    tiny_vae_size=(14_779, 4),  # tiny_vae_config()
     base_repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
     official="NVlabs/LongLive v1.0",
 )
@@ -106,6 +136,10 @@ LONGLIVE_2 = Architecture(
     latent_space=WAN22_LATENTS,
     sampler="longlive2",
     tiny_random="longlive_cli.models.wan22:build_tiny_random_2",
+    transformer_config="longlive_cli.models.wan22:wan22_5b_transformer_config",
+    vae_config="longlive_cli.models.wan22:wan22_vae_config",
+    tiny_transformer_config="longlive_cli.models.wan22:tiny_transformer_config_2",
+    tiny_vae_size=(38_340, 4),  # tiny_vae_config_2()
     sampler_defaults={
         "name": "longlive2",
         "local_attn_size": 32,

@@ -43,9 +43,10 @@ from . import precision
 from .api import LongLive
 from .events import BlockDone, Finished, GenerationStarted
 from .latents import read_latents
-from .models.loaders import Model, tiny_random_parts, wan_1_3b_transformer_config
+from .models.loaders import Model, tiny_random_parts
 from .models.spec import ModelSpec, components, fetch_components, resolve_model
 from .models.transformer import CausalWanTransformer
+from .registry import architecture_info
 from .runtime import DTYPE_NAMES, DTYPES, RuntimeOptions, StageTimes, resolve_device, resolve_dtype
 from .system import hardware
 
@@ -56,19 +57,18 @@ PROMPT_TOKENS = 64
 
 def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, seed: int) -> Model:
     """The spec's architecture with random weights: the tiny preset as it is; otherwise the transformer config
-    from the cache if it is there (else the known one: Wan2.1-T2V-1.3B's, or Wan2.2-TI2V-5B's for
-    LongLive 2.0) and the VAE's architecture (Wan2.1's, or Wan2.2's)."""
+    from the cache if it is there (else the one its :class:`~longlive_cli.architectures.Architecture`
+    declares: Wan2.1-T2V-1.3B's, or Wan2.2-TI2V-5B's for LongLive 2.0), built directly on ``device`` in
+    ``dtype``, and the VAE's architecture (Wan2.1's, or Wan2.2's)."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-    from .models import wan22
-
-    v2 = spec.architecture == "longlive-2.0"
+    arch = architecture_info(spec.architecture)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if spec.base is None:
             wan, vae = tiny_random_parts(spec, seed)
         else:
-            config = wan22.wan22_5b_transformer_config() if v2 else wan_1_3b_transformer_config()
+            config = arch.known_transformer_config()
             try:
                 path = fetch_components(
                     spec, [p for p in components(spec) if p.role == "transformer_config"], offline=True
@@ -77,8 +77,15 @@ def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, seed: int) -
                 config = {k: v for k, v in config.items() if not k.startswith("_")}
             except Exception:  # not cached: the known architecture
                 pass
-            vae = AutoencoderKLWan(**wan22.wan22_vae_config()) if v2 else AutoencoderKLWan()
-            wan = WanTransformer3DModel(**config)
+            vae = AutoencoderKLWan(**arch.known_vae_config())
+            # built on the device in the run's dtype: the 5B in float32 first would need 20 GB
+            previous = torch.get_default_dtype()
+            torch.set_default_dtype(dtype)
+            try:
+                with torch.device(device):
+                    wan = WanTransformer3DModel(**config)
+            finally:
+                torch.set_default_dtype(previous)
     vae_dtype = DTYPES[precision.vae_dtype(device, DTYPE_NAMES[dtype])]  # the rule the loaders follow
     wan = wan.to(device) if dtype == torch.float32 else wan.to(device, dtype)
     vae = vae.to(device) if vae_dtype == torch.float32 else vae.to(device, vae_dtype)

@@ -372,6 +372,14 @@ class _Command(typer.core.TyperCommand):
         if self.help:
             self.help = self.help.replace("[", "\\[")
 
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command with Python's own Ctrl-C behaviour back (``KeyboardInterrupt``) in place of
+        :func:`main`'s start-up handler; a command that generates installs its stop handlers first thing."""
+        from .signals import command_started
+
+        command_started()
+        return super().invoke(ctx)
+
     def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)  # with --help, which Click adds here
         for param in params:
@@ -592,14 +600,16 @@ def live(
     finishes the video without --duration, and only ends the reading with it. Exit codes: 0 done, 2 bad
     option or no first prompt, 3 model, 4 output, 130/143 Ctrl-C/SIGTERM.
     """
-    from .jsonl import JsonLines
-    from .live import LiveOptions, check_options
-    from .models.spec import check_image, resolve_spec
     from .signals import StopSignals
 
-    setup_logging(quiet=quiet or json_out, debug=debug)
-    # Ctrl-C / SIGTERM are a stop request from here on, also during the checks and the load.
+    # Ctrl-C / SIGTERM are a stop request from here on (first: the imports below take a while), also during
+    # the checks and the load.
     with _errors_to_exit(debug), StopSignals() as stop:
+        from .jsonl import JsonLines
+        from .live import LiveOptions, check_options
+        from .models.spec import check_image, resolve_spec
+
+        setup_logging(quiet=quiet or json_out, debug=debug)
         if with_report:
             _check_report_target(output, force)
         quantization = _quantization(quantize, int8, scheme)
@@ -1370,5 +1380,9 @@ def main_options(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """The CLI's entry point (the console script is :func:`longlive_cli.entry.run_cli`, which calls it).
+    Until a command starts (:meth:`_Command.invoke`), Ctrl-C exits 130 quietly."""
+    from .signals import quiet_exit_until_a_command_starts
+
+    quiet_exit_until_a_command_starts()
     app()

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .architectures import ARCHITECTURES, architecture_of
 from .errors import InputError
 from .models.spec import (
     KNOWN_DTYPES,
@@ -36,8 +37,6 @@ from .models.spec import (
     ModelSpec,
     components,
     parse_source,
-    tiny_transformer_config,
-    wan_1_3b_transformer_config,
 )
 from .precision import BYTES_PER_ELEMENT, PartDtypes, safetensors_header, stored_dtype
 
@@ -382,8 +381,11 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-#: The transformer configs known without a file, by base repo (every preset runs on Wan2.1-T2V-1.3B).
-KNOWN_TRANSFORMER_CONFIGS = {"Wan-AI/Wan2.1-T2V-1.3B-Diffusers": wan_1_3b_transformer_config}
+#: The transformer configs known without a file, by base repo: each architecture's base
+#: (:attr:`longlive_cli.architectures.Architecture.transformer_config`; Wan2.1-T2V-1.3B, Wan2.2-TI2V-5B).
+KNOWN_TRANSFORMER_CONFIGS = {
+    a.base_repo: a.known_transformer_config for a in ARCHITECTURES.values() if a.transformer_config
+}
 
 
 def transformer_config(spec: ModelSpec, paths: Mapping[str, Path]) -> dict:
@@ -398,12 +400,8 @@ def transformer_config(spec: ModelSpec, paths: Mapping[str, Path]) -> dict:
         import json
 
         return json.loads(safetensors_header(paths["quantized"])["__metadata__"]["transformer_config"])
-    if spec.base is None and spec.architecture == "longlive-2.0":
-        from .models.wan22 import tiny_transformer_config_2
-
-        return tiny_transformer_config_2()
-    if spec.base is None:
-        return tiny_transformer_config()
+    if spec.base is None:  # the architecture's tiny random transformer
+        return architecture_of(spec.architecture).known_transformer_config(tiny=True)
     if "transformer_config" in paths:
         return _json(paths["transformer_config"])
     if "transformer" in paths:
@@ -443,8 +441,8 @@ def _text_encoder_arch(spec: ModelSpec, paths: Mapping[str, Path]) -> TextEncode
 def _decoder_size(spec: ModelSpec, paths: Mapping[str, Path]) -> tuple[int, int]:
     """``(parameters, first-stage width)`` of the decoder: the Wan VAE's, or a fast decoder's (its working
     memory is estimated as the Wan VAE's: an upper bound)."""
-    if spec.base is None:  # tiny_vae_config(), or the tiny Wan2.2 VAE for LongLive 2.0
-        return (38_340, 4) if spec.architecture == "longlive-2.0" else (14_779, 4)
+    if spec.base is None:  # the architecture's tiny random VAE (Wan2.1's or Wan2.2's layout)
+        return architecture_of(spec.architecture).tiny_vae_size
     if "decoder" in paths:
         return _params(paths["decoder"]), _WAN_VAE_BASE_DIM
     if spec.decoder != "wan":  # a fast decoder not downloaded yet: its weights are small

@@ -43,8 +43,9 @@ def _source_value(value: str | None, spec: ModelSpec) -> str | None:
 
 
 def quantized_spec_data(spec: ModelSpec, scheme: str) -> dict[str, Any]:
-    """The ``longlive-model.yaml`` mapping of a quantized copy of ``spec``."""
-    data: dict[str, Any] = {"base": _source_value(spec.base, spec)}
+    """The ``longlive-model.yaml`` mapping of a quantized copy of ``spec``: its ``architecture`` first (the
+    sampler, latent space and tiny random model follow from it), then its sources and numbers."""
+    data: dict[str, Any] = {"architecture": spec.architecture, "base": _source_value(spec.base, spec)}
     for key in ("text_encoder", "tokenizer", "vae"):
         if getattr(spec, key) is not None:
             data[key] = _source_value(getattr(spec, key), spec)

@@ -13,9 +13,30 @@ from typing import Any
 
 from .errors import EXIT_SIGINT, EXIT_SIGTERM
 
-__all__ = ["StopSignals"]
+__all__ = ["StopSignals", "command_started", "quiet_exit_until_a_command_starts"]
 
 log = logging.getLogger(__name__)
+
+
+def _interrupted_at_startup(signum: int, frame: Any) -> None:
+    """Ctrl-C while the CLI starts (its imports, the command line read), before a command has started:
+    nothing was made, so exit 130 quietly, as a stop does later (not a ``KeyboardInterrupt`` traceback from
+    an import, nor Click's "Aborted!" and exit 1)."""
+    raise SystemExit(EXIT_SIGINT)
+
+
+def quiet_exit_until_a_command_starts() -> None:
+    """Make Ctrl-C exit 130 quietly until :func:`command_started` (main thread only; else nothing)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupted_at_startup)
+
+
+def command_started() -> None:
+    """A command starts: Python's own Ctrl-C (``KeyboardInterrupt``) is back, unless someone else has
+    installed a handler since; a command that generates installs :class:`StopSignals` first thing."""
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGINT) is _interrupted_at_startup:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class StopSignals:

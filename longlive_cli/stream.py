@@ -150,7 +150,8 @@ class RealtimePacer:
 
     :meth:`write` blocks while the buffer is full (generation ahead of real time waits); when a frame is due
     and the buffer is empty, ``on_behind(seconds of video sent so far)`` is called once for that underrun
-    and the clock restarts with the next frame. :meth:`close` sends what is buffered, at pace, then stops.
+    and the clock restarts with the next frame; never once ``inner`` has ended (its ``alive`` is false: a
+    dead stream is not behind). :meth:`close` sends what is buffered, at pace, then stops.
     """
 
     def __init__(
@@ -181,7 +182,7 @@ class RealtimePacer:
             try:
                 frame = self._queue.get(timeout=max(0.0, due - time.monotonic()) if due is not None else None)
             except queue.Empty:
-                if self.on_behind is not None:
+                if self.on_behind is not None and getattr(self.inner, "alive", True):
                     self.on_behind(self.frames_sent / self.fps)
                 frame = self._queue.get()
                 due = None  # restart the clock: no burst to catch up

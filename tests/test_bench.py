@@ -123,6 +123,52 @@ def test_gpu_check_bench_step_prints_its_summary_line_last():
     assert "--blocks" in bad.stderr
 
 
+def test_gpu_check_has_an_optional_5b_step_after_the_required_ones():
+    """The 5B (LongLive 2.0) bench step comes after every required step, is optional (skipped when the
+    deadline is near) and runs the 5B at its native size."""
+    import shlex
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.sh"
+    text = script.read_text().replace("\\\n", " ")
+    steps = [shlex.split(line) for line in text.splitlines() if line.startswith("step ")]
+    names = [s[1] for s in steps]
+    five = next(i for i, s in enumerate(steps) if "BENCH_MODEL=longlive-2.0-5b" in s)
+    assert steps[five][3] == "no" and "BENCH_RESOLUTION=1280x704" in steps[five]
+    assert all(s[3] == "no" for s in steps[five:]) and names.index("bench_13b_bf16_fast") < five
+
+
+def test_random_weights_follow_the_architecture_record_and_the_run_dtype(monkeypatch):
+    """``bench`` of a real 2.0 preset builds the architecture's declared transformer and VAE (Wan2.2's: 48
+    channels) directly in the run's dtype (the 5B in float32 first would be 20 GB). Here the record's configs
+    are swapped for the tiny ones; the real ones are checked to be the 5B's and the 1.3B's."""
+    import torch
+
+    from longlive_cli import bench
+    from longlive_cli.architectures import LONGLIVE_1, LONGLIVE_2, Architecture
+    from longlive_cli.models.spec import resolve_model
+    from longlive_cli.models.wan22 import tiny_transformer_config_2, tiny_vae_config_2
+
+    five, one = LONGLIVE_2.known_transformer_config(), LONGLIVE_1.known_transformer_config()
+    assert (five["num_layers"], five["in_channels"], five["ffn_dim"]) == (30, 48, 14336)
+    assert (one["num_layers"], one["in_channels"], one["ffn_dim"]) == (30, 16, 8960)
+    assert LONGLIVE_2.known_vae_config()["z_dim"] == 48 and LONGLIVE_1.known_vae_config() == {}
+
+    def not_cached(*args, **kwargs):
+        raise FileNotFoundError("not cached")
+
+    monkeypatch.setattr(bench, "fetch_components", not_cached)
+    monkeypatch.setattr(
+        Architecture, "known_transformer_config", lambda self, tiny=False: tiny_transformer_config_2()
+    )
+    monkeypatch.setattr(Architecture, "known_vae_config", lambda self: tiny_vae_config_2())
+    model = bench._random_model(resolve_model("longlive-2.0-5b"), "cpu", torch.bfloat16, seed=0)
+    wan = model.transformer.wan
+    assert wan.config.in_channels == 48 and {p.dtype for p in wan.parameters()} == {torch.bfloat16}
+    assert model.vae.config.z_dim == 48
+    assert torch.get_default_dtype() == torch.float32  # restored
+
+
 def test_bench_table_shows_every_figure_and_what_is_excluded():
     from longlive_cli.bench import format_report
 

@@ -325,3 +325,54 @@ def test_a_stream_that_fails_with_nothing_recorded_is_an_error_in_ffmpegs_words(
     code, stderr = live.finish()
     assert code == 4, stderr
     assert "Connection refused" in stderr and "Streamed" not in stderr and "recording goes on" not in stderr
+
+
+# --------------------------------------------------------------------------- Ctrl-C at start-up
+EARLY_SIGINT = """
+import builtins, os, signal, sys
+import typer
+
+def interrupt(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: inside the patched call
+
+moment = sys.argv[1]
+sys.argv = ["longlive", "live", *sys.argv[2:]]
+if moment == "import":  # while the console script imports the CLI (Typer, Rich, the registry)
+    real_import = builtins.__import__
+    def patched(name, *args, **kwargs):
+        if name == "cli":
+            interrupt()
+        return real_import(name, *args, **kwargs)
+    builtins.__import__ = patched
+    from longlive_cli.entry import run_cli
+    run_cli()
+    sys.exit(0)
+from longlive_cli import cli
+if moment == "parsing":  # while Click reads the command line, before the command starts
+    context = typer.main.get_command(cli.app).context_class  # Typer's own copy of Click's
+    real = context.__init__
+    def init(self, *args, **kwargs):
+        interrupt()
+        real(self, *args, **kwargs)
+    context.__init__ = init
+else:  # the first thing the live command does after its handlers are in
+    real_setup = cli.setup_logging
+    def setup(*args, **kwargs):
+        interrupt()
+        real_setup(*args, **kwargs)
+    cli.setup_logging = setup
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("moment", ["import", "parsing", "command-start"])
+def test_ctrl_c_at_start_up_exits_130_quietly(tmp_path, moment):
+    """A Ctrl-C before `live` has installed its signal handlers (while the CLI is imported, while the command
+    line is read) exits 130 with no traceback and no "Aborted!", as a stop does once they are in; nothing is
+    created."""
+    args = [sys.executable, "-c", EARLY_SIGINT, moment, *BASE, "-o", str(tmp_path / "s.mp4"), "--prompt", "a"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=DEADLINE_S, cwd=tmp_path)
+    assert proc.returncode == 130, proc.stderr
+    assert "Aborted" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "s.mp4").exists()
+    no_stray_files(tmp_path)

@@ -41,6 +41,17 @@ RES = "64x32"  # 2 tokens per latent frame: the parity runs stay fast
 H, W = 2, 4  # latent size at 64x32 (16x)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread for these toy-sized tensors: with two, on the 2 shared cores of CI, the threads
+    mostly wait for each other (the tiny Wan2.2 VAE decoding 96 latent frames: 9.9 s with 2 threads, 0.48 s
+    with 1). Both sides of every parity check run in this process, so the comparison is unchanged."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ------------------------------------------------------------------------------------------ geometry, presets
 def test_geometry_has_the_official_numbers():
     g = WAN22
@@ -444,19 +455,27 @@ def _png(path: Path, width: int = 90, height: int = 50, seed: int = 0) -> Path:
     return path
 
 
-def _official_image_latent(path: Path, base: Path, width: int, height: int) -> torch.Tensor:
-    """The official I2V conditioning (``ImagePromptDataset._load_image`` + ``encode_to_latent``), written
-    here:
-    RGB uint8 / 255, Resize((H, W), antialias) as torchvision does on tensors, Normalize(0.5, 0.5), float16,
-    then the VAE's mean normalized by the 48 per-channel constants."""
+def _official_pixels(path: Path, width: int, height: int) -> torch.Tensor:
+    """``ImagePromptDataset._load_image`` written here: RGB uint8 / 255, Resize((H, W), antialias) as
+    torchvision does on tensors (a stretch when the aspect ratio differs), Normalize(0.5, 0.5), float16;
+    ``[3, H, W]`` float32."""
     import numpy as np
     from PIL import Image
 
     with Image.open(path) as img:
         array = np.array(img.convert("RGB"))
     x = torch.from_numpy(array).permute(2, 0, 1).contiguous().float() / 255.0
-    x = torch.nn.functional.interpolate(x[None], size=(height, width), mode="bilinear", antialias=True)[0]
-    x = ((x - 0.5) / 0.5).to(torch.float16).float()
+    if x.shape[1:] != (height, width):
+        x = torch.nn.functional.interpolate(x[None], size=(height, width), mode="bilinear", antialias=True)[0]
+    return ((x - 0.5) / 0.5).to(torch.float16).float()
+
+
+def _official_image_latent(path: Path, base: Path, width: int, height: int) -> torch.Tensor:
+    """The official I2V conditioning (``ImagePromptDataset._load_image`` + ``encode_to_latent``), written
+    here:
+    RGB uint8 / 255, Resize((H, W), antialias) as torchvision does on tensors, Normalize(0.5, 0.5), float16,
+    then the VAE's mean normalized by the 48 per-channel constants."""
+    x = _official_pixels(path, width, height)
     vae = AutoencoderKLWan.from_pretrained(str(base / "vae")).eval()
     with torch.no_grad():
         mu = vae.encode(x[None, :, None]).latent_dist.mode()
@@ -466,7 +485,7 @@ def _official_image_latent(path: Path, base: Path, width: int, height: int) -> t
 
 
 def test_image_to_video_with_two_shots_equals_the_official_inference(release, reference, tmp_path):
-    photo = _png(tmp_path / "photo.png")
+    photo = _png(tmp_path / "photo.png", width=96, height=48)  # the video's aspect: resized, not cropped
     prompts, num_blocks = [(0, "a lighthouse at dusk", False), (2, "a ship in a storm", True)], 4
     board = story(prompts, num_blocks).replace("prompts:", "image: photo.png\nprompts:")
     got = run_generate(release, board, tmp_path)
@@ -488,9 +507,33 @@ def test_image_to_video_with_two_shots_equals_the_official_inference(release, re
     )
     assert (want[:, 1:8] - t2v[:, 1:8]).abs().max() > 1e-3
     # --image overrides image: (here: a different picture gives a different video)
-    other = _png(tmp_path / "other.png", seed=1)
+    other = _png(tmp_path / "other.png", width=96, height=48, seed=1)
     again = run_generate(release, board, tmp_path, "--image", str(other), "--force")
     assert (again[:, :1] - got[:, :1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("size", "box"),
+    [((128, 40), (24, 0, 80, 40)), ((60, 51), (0, 10, 60, 30))],
+    ids=["wider", "taller"],
+)
+def test_image_of_another_aspect_is_centre_cropped_then_resized_by_the_official_rule(tmp_path, size, box):
+    """64x32 video: a 128x40 image keeps its centre 80x40, a 60x51 one its centre 60x30 (offset 10.5 rounded
+    down), each then resized as the official loader resizes; the official stretch of the whole image
+    differs."""
+    from PIL import Image
+
+    from longlive_cli.images import centre_crop_box, load_image
+
+    photo = _png(tmp_path / "photo.png", *size)
+    assert centre_crop_box(*size, 64, 32) == box
+    left, top, w, h = box
+    with Image.open(photo) as img:
+        img.crop((left, top, left + w, top + h)).save(tmp_path / "centre.png")
+    got = load_image(photo, 64, 32)[0, :, 0]
+    assert torch.equal(got, _official_pixels(tmp_path / "centre.png", 64, 32))
+    assert (got - _official_pixels(photo, 64, 32)).abs().max() > 0.1  # not stretched
+    assert centre_crop_box(96, 48, 64, 32) == (0, 0, 96, 48) and centre_crop_box(65, 32, 64, 32)[2] == 64
 
 
 def _run_image(tmp_path: Path, image_line: str, *extra: str, model: str = "tiny-random-2"):
