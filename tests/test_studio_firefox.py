@@ -4,7 +4,8 @@ headless, driven over WebDriver BiDi by ``tests/browsers.py`` (no geckodriver), 
 
 One server and one browser for the module; the tests run in file order: the page loads and can play the
 server's codec through Media Source Extensions, then a session started from the page's form plays in the
-``<video>`` and takes a prompt typed into ``#prompt`` + Enter. Skipped (with the reason) where Firefox is
+``<video>`` and takes a prompt typed into ``#prompt`` + Enter, then the Stop button ends it and the storyboard
+tab validates and renders an MP4 that Firefox plays. Skipped (with the reason) where Firefox or libavcodec is
 missing.
 """
 
@@ -233,5 +234,59 @@ def test_a_session_from_the_page_plays_and_takes_a_typed_prompt(firefox, server,
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(artifacts) / shot.name)
+    errors = [line for line in firefox.console if line.startswith("error")]
+    assert not errors, errors
+
+
+STORYBOARD = """\
+fps: 16
+duration: 3s
+resolution: 64x48
+seed: 3
+prompts:
+  - at: 0s
+    text: a red fox in the snow
+  - at: 1.5s
+    text: the fox runs into the forest
+"""
+
+
+def test_stop_then_the_storyboard_tab_validates_and_renders_a_playable_mp4(firefox, server):
+    # The page's Stop button ends the session.
+    firefox.evaluate("document.getElementById('stop').click();")
+    wait_until(
+        lambda: server.get("/api/session")[1].get("state") not in ("starting", "running", "paused"),
+        30,
+        "the session to stop",
+    )
+    firefox.evaluate("document.getElementById('tab-storyboard').click();")
+
+    def validate(text: str) -> None:
+        firefox.evaluate(
+            f"const e = document.getElementById('storyboard-text'); e.value = {json.dumps(text)};"
+            "e.dispatchEvent(new Event('input', {bubbles: true}));"
+            "document.getElementById('validate').click();"
+        )
+
+    plan = "const p = document.getElementById('plan'); return [p.textContent, p.className];"
+    validate(STORYBOARD.replace("at: 1.5s", "at: 9s"))
+    _text, kind = wait_until(
+        lambda: (r := firefox.evaluate(plan)) and "line 8, column 5" in r[0] and r,
+        10,
+        "the error with its line",
+    )
+    assert "error" in kind
+    validate(STORYBOARD)
+    wait_until(lambda: "blocks" in (t := firefox.evaluate(plan)[0]) and "line" not in t, 10, "the plan")
+
+    # The render plays in Firefox's own <video> (a whole MP4, not Media Source Extensions).
+    firefox.evaluate("document.getElementById('render').click();")
+    rendered = (
+        "const v = document.getElementById('render-video');"
+        "return !v.hidden && v.readyState >= 1 && v.duration > 0"
+        " ? [v.duration, v.videoWidth, v.videoHeight] : null;"
+    )
+    duration, width, height = wait_until(lambda: firefox.evaluate(rendered), 40, "the rendered video")
+    assert abs(duration - 45 / 16) < 0.2 and (width, height) == (64, 48)  # 3 s -> 45 frames at 16 fps
     errors = [line for line in firefox.console if line.startswith("error")]
     assert not errors, errors
