@@ -71,6 +71,7 @@ class Firefox:
         self.stderr: list[str] = []
         self._ids = itertools.count(1)
         self._address: str | None = None
+        self.context = ""  # the top-level browsing context (the tab), set once the session is up
         self._found = threading.Event()
         args = ["--headless", "--no-remote", "--profile", str(profile), "--remote-debugging-port=0"]
         self.proc = subprocess.Popen(
@@ -131,7 +132,8 @@ class Firefox:
             elif message.get("id") == ident:
                 if message.get("type") == "error":
                     raise BidiError(f"{method}: {message.get('error')}: {message.get('message')}")
-                return message["result"]
+                result: dict[str, Any] = message["result"]
+                return result
 
     def navigate(self, url: str) -> None:
         self.command("browsingContext.navigate", {"context": self.context, "url": url, "wait": "complete"})
