@@ -10,18 +10,11 @@ Skipped (with the reason) where chromium, chromedriver or selenium is missing.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +33,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (th
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
+from studio_server import Server, server_env, wait_until  # noqa: E402
 
 CHROMIUM_FLAGS = [
     "--headless=new",
@@ -55,95 +49,17 @@ CHROMIUM_FLAGS = [
 ]
 WIDTH, HEIGHT = 64, 48
 SEED = 11
-URL_LINE = re.compile(r"longlive studio: (http://\S+)")
-
-
-class Server:
-    """A ``longlive serve`` subprocess on a free port; its standard error is collected on a thread."""
-
-    def __init__(self, sessions: Path, env: dict[str, str]) -> None:
-        self.sessions = sessions
-        self.lines: list[str] = []
-        self.url: str | None = None
-        self._found = threading.Event()
-        cmd = [sys.executable, "-c", "from longlive_cli.cli import main; main()", "serve"]
-        args = ["--model", "tiny-random", "--device", "cpu", "--port", "0", "--sessions-dir", str(sessions)]
-        self.proc = subprocess.Popen(
-            [*cmd, *args, "--save-latents"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            match = URL_LINE.search(line)
-            if match and self.url is None:
-                self.url = match.group(1)
-                self._found.set()
-        self._found.set()  # the server ended: wake the waiter
-
-    def wait_url(self, timeout: float) -> str:
-        self._found.wait(timeout)
-        assert self.url, f"longlive serve printed no URL in {timeout} s: {''.join(self.lines)[-2000:]}"
-        return self.url
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._reader.join(timeout=5)
-
-    def get(self, path: str) -> tuple[int, Any]:
-        """GET ``path`` (bounded); the JSON body, or the bytes when it is not JSON."""
-        assert self.url
-        try:
-            with urllib.request.urlopen(self.url.rstrip("/") + path, timeout=10) as response:
-                status, body, kind = response.status, response.read(), response.headers.get_content_type()
-        except urllib.error.HTTPError as err:
-            status, body, kind = err.code, err.read(), err.headers.get_content_type()
-        return status, json.loads(body) if kind == "application/json" else body
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
-    """The server's and `generate`'s environment: empty caches, offline (as conftest's isolated_caches)."""
-    root = tmp_path_factory.mktemp("caches")
-    return {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_CACHE": str(root / "hub"),
-        "LONGLIVE_CACHE": str(root / "longlive"),
-    }
+    return server_env(tmp_path_factory.mktemp("caches"))
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, env) -> Iterator[Server]:
     sessions = tmp_path_factory.mktemp("sessions")
-    srv = Server(sessions, env)
+    srv = Server(sessions, env, "--save-latents")
     try:
         srv.wait_url(timeout=90)
         yield srv

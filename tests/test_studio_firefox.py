@@ -14,21 +14,15 @@ from __future__ import annotations
 import ctypes.util
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browsers import Firefox
+from studio_server import Server, server_env, wait_until
 
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
 # Firefox on Linux decodes H.264 through the system's FFmpeg (libavcodec, loaded at run time): without it
@@ -43,86 +37,11 @@ pytestmark = pytest.mark.skipif(
 
 WIDTH, HEIGHT = 64, 48
 SEED = 7
-URL_LINE = re.compile(r"longlive studio: (http://\S+)")
-
-
-class Server:
-    """A ``longlive serve`` subprocess on a free port; its standard error is collected on a thread."""
-
-    def __init__(self, sessions: Path, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.url: str | None = None
-        self._found = threading.Event()
-        cmd = [sys.executable, "-c", "from longlive_cli.cli import main; main()", "serve"]
-        args = ["--model", "tiny-random", "--device", "cpu", "--port", "0", "--sessions-dir", str(sessions)]
-        self.proc = subprocess.Popen(
-            [*cmd, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            match = URL_LINE.search(line)
-            if match and self.url is None:
-                self.url = match.group(1)
-                self._found.set()
-        self._found.set()  # the server ended: wake the waiter
-
-    def wait_url(self, timeout: float) -> str:
-        self._found.wait(timeout)
-        assert self.url, f"longlive serve printed no URL in {timeout} s: {''.join(self.lines)[-2000:]}"
-        return self.url
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._reader.join(timeout=5)
-
-    def get(self, path: str) -> tuple[int, Any]:
-        """GET ``path`` (bounded): the status and the JSON body."""
-        assert self.url
-        try:
-            with urllib.request.urlopen(self.url.rstrip("/") + path, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("caches")
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_CACHE": str(root / "hub"),
-        "LONGLIVE_CACHE": str(root / "longlive"),
-    }
+    env = server_env(tmp_path_factory.mktemp("caches"))
     srv = Server(tmp_path_factory.mktemp("sessions"), env)
     try:
         srv.wait_url(timeout=90)
