@@ -602,8 +602,7 @@ def live(
     """
     from .signals import StopSignals
 
-    # Ctrl-C / SIGTERM are a stop request from here on (first: the imports below take a while), also during
-    # the checks and the load.
+    # Ctrl-C / SIGTERM: a stop request from here on (the imports below take a while, then checks, load)
     with _errors_to_exit(debug), StopSignals() as stop:
         from .jsonl import JsonLines
         from .live import LiveOptions, check_options
