@@ -187,14 +187,18 @@ def assert_parity(got: torch.Tensor, want: torch.Tensor) -> None:
     assert err <= 1e-4, f"relative error {err:.2e}"
 
 
+def official(reference, texts: list[str], **options) -> torch.Tensor:
+    """The official 2.0 inference (tests/official_v2.py) of ``texts``, one per block, at the test's size and
+    seed 5: latents ``[1, F, 48, H, W]``."""
+    model, encode = reference
+    return official_v2_latents(model, encode, texts, latent_height=H, latent_width=W, seed=5, **options)
+
+
 def test_one_prompt_over_12_blocks_equals_the_official_inference(release, reference, tmp_path):
     story = f"duration: {381 / 24}\nresolution: {RES}\nseed: 5\n"
     story += "prompts: [{at: 0s, text: a lighthouse at dusk}]\n"
     got = run_generate(release, story, tmp_path)
-    model, encode = reference
-    want = official_v2_latents(
-        model, encode, ["a lighthouse at dusk"] * 12, latent_height=H, latent_width=W, seed=5
-    )
+    want = official(reference, ["a lighthouse at dusk"] * 12)
     assert got.shape == (1, 96, 48, H, W)
     assert_parity(got, want)
 
@@ -264,25 +268,12 @@ def test_shots_equal_the_official_inference(release, reference, tmp_path, scenar
     prompts, num_blocks = SHOTS[scenario]
     spec = "spec.yaml" if multi_shot_sink else "spec-no-shot-sink.yaml"
     got = run_generate(release, story(prompts, num_blocks), tmp_path, spec=spec)
-    model, encode = reference
-    want = official_v2_latents(
-        model,
-        encode,
-        block_texts(prompts, num_blocks),
-        latent_height=H,
-        latent_width=W,
-        seed=5,
-        multi_shot_sink=multi_shot_sink,
-    )
+    want = official(reference, block_texts(prompts, num_blocks), multi_shot_sink=multi_shot_sink)
     assert_parity(got, want)
     # the shot structure matters: without the cut the latents differ from the shot's first block on
-    plain = official_v2_latents(
-        model,
-        encode,
+    plain = official(
+        reference,
         [t.removeprefix(PREFIX) for t in block_texts(prompts, num_blocks)],
-        latent_height=H,
-        latent_width=W,
-        seed=5,
         multi_shot_sink=multi_shot_sink,
     )
     first_cut = 8 * next(b for b, _, cut in prompts if cut)
@@ -293,20 +284,9 @@ def test_shots_equal_the_official_inference(release, reference, tmp_path, scenar
 def test_shot_clean_recache_equals_the_official_inference(release, reference, tmp_path):
     prompts, num_blocks = SHOTS["cut-after-window-full"][0], 7
     got = run_generate(release, story(prompts, num_blocks), tmp_path, spec="spec-clean-recache.yaml")
-    model, encode = reference
-    want = official_v2_latents(
-        model,
-        encode,
-        block_texts(prompts, num_blocks),
-        latent_height=H,
-        latent_width=W,
-        seed=5,
-        shot_clean_recache=True,
-    )
+    want = official(reference, block_texts(prompts, num_blocks), shot_clean_recache=True)
     assert_parity(got, want)
-    default = official_v2_latents(
-        model, encode, block_texts(prompts, num_blocks), latent_height=H, latent_width=W, seed=5
-    )
+    default = official(reference, block_texts(prompts, num_blocks))
     assert torch.equal(want[:, :48], default[:, :48])  # the reset comes after the cut block's denoising
     assert (want[:, 48:] - default[:, 48:]).abs().max() > 1e-3
 
@@ -489,22 +469,11 @@ def test_image_to_video_with_two_shots_equals_the_official_inference(release, re
     prompts, num_blocks = [(0, "a lighthouse at dusk", False), (2, "a ship in a storm", True)], 4
     board = story(prompts, num_blocks).replace("prompts:", "image: photo.png\nprompts:")
     got = run_generate(release, board, tmp_path)
-    model, encode = reference
     image = _official_image_latent(photo, release / "base", 64, 32)
-    want = official_v2_latents(
-        model,
-        encode,
-        block_texts(prompts, num_blocks),
-        latent_height=H,
-        latent_width=W,
-        seed=5,
-        image_latent=image,
-    )
+    want = official(reference, block_texts(prompts, num_blocks), image_latent=image)
     assert_parity(got, want)
     assert torch.allclose(got[:, :1], image, rtol=0, atol=1e-6)  # frame 0 is the image's latent
-    t2v = official_v2_latents(
-        model, encode, block_texts(prompts, num_blocks), latent_height=H, latent_width=W, seed=5
-    )
+    t2v = official(reference, block_texts(prompts, num_blocks))
     assert (want[:, 1:8] - t2v[:, 1:8]).abs().max() > 1e-3
     # --image overrides image: (here: a different picture gives a different video)
     other = _png(tmp_path / "other.png", width=96, height=48, seed=1)

@@ -238,3 +238,18 @@ def test_memory_estimate_is_logged_before_loading(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="longlive_cli"):
         ll.check_memory([ll.plan(LIGHTHOUSE_STORY)])
     assert "memory estimate: peak RAM" in caplog.text and "available" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["longlive-1.0", "longlive-2.0"])
+def test_the_declared_tiny_vae_size_is_the_tiny_vaes(name):
+    """The architecture record's ``tiny_vae_size`` (the memory check's tiny-random VAE, written by hand so the
+    check stays torch-free) is the parameter count and first-stage width of the VAE the tiny preset builds."""
+    from diffusers import AutoencoderKLWan
+
+    from longlive_cli.architectures import ARCHITECTURES
+    from longlive_cli.models.vae import tiny_vae_config
+    from longlive_cli.models.wan22 import tiny_vae_config_2
+
+    config = {"longlive-1.0": tiny_vae_config, "longlive-2.0": tiny_vae_config_2}[name]()
+    params = sum(p.numel() for p in AutoencoderKLWan(**config).parameters())
+    assert ARCHITECTURES[name].tiny_vae_size == (params, config["base_dim"])
